@@ -1,0 +1,136 @@
+// The generation loop around the recursion: one target pass per iteration, then the stop rules
+// (end-of-generation token, token budget, stop strings, abort, full context), streaming text as
+// it becomes final. Cutting a pass's tokens at a stop keeps exactness: a prefix of the target's
+// stream is distributed as the target's prefix.
+
+import type { HsdDecoder } from "./hsd.js";
+import { TextAssembler } from "./text.js";
+
+export interface Vocabulary {
+  isEndOfGeneration(token: number): boolean;
+  /** The bytes of one token's text (may be part of a UTF-8 character). */
+  tokenPiece(token: number): Uint8Array;
+}
+
+export type StopReason = "eos" | "max-tokens" | "stop-string" | "aborted" | "context-full";
+
+export interface GenerateOptions {
+  maxTokens: number;
+  /** Generation ends before the first occurrence of any of these strings. */
+  stop?: readonly string[];
+  /** Checked before every target pass; generation ends cleanly and the engine stays usable. */
+  signal?: AbortSignal;
+}
+
+export interface GenerationChunk {
+  tokens: number[];
+  text: string;
+}
+
+export interface RunStats {
+  tokens: number;
+  targetPasses: number;
+  wallMs: number;
+  msPerToken: number;
+  tokensPerSecond: number;
+  /** Time outside the models' score() calls: the engine's own overhead. */
+  engineMs: number;
+  levels: ReturnType<import("./level.js").LevelStats["toJSON"]>[];
+}
+
+export interface GenerationResult {
+  tokens: number[];
+  text: string;
+  stopReason: StopReason;
+  stats: RunStats;
+}
+
+export async function* generate(
+  decoder: HsdDecoder,
+  vocabulary: Vocabulary,
+  prompt: Int32Array,
+  options: GenerateOptions,
+): AsyncGenerator<GenerationChunk, GenerationResult, void> {
+  if (prompt.length === 0) throw new Error("generate: the prompt is empty (no tokens to condition on)");
+  if (!Number.isInteger(options.maxTokens) || options.maxTokens < 1) {
+    throw new Error(`generate: maxTokens must be a positive integer, got ${options.maxTokens}`);
+  }
+  const contextLimit = Math.min(...decoder.levels.map((level) => level.contextSize));
+  if (prompt.length + 1 > contextLimit) {
+    throw new PromptTooLongError(prompt.length, contextLimit);
+  }
+  const slack = decoder.maxDraftBlock + 1;
+  const sequence = new Int32Array(contextLimit + slack);
+  sequence.set(prompt);
+  let committed = prompt.length;
+
+  const text = new TextAssembler(options.stop ?? []);
+  const output: number[] = [];
+  decoder.resetStats();
+  let targetPasses = 0;
+  let stopReason: StopReason | null = null;
+  const started = performance.now();
+
+  while (stopReason === null) {
+    if (options.signal?.aborted) {
+      stopReason = "aborted";
+      break;
+    }
+    if (committed + slack > contextLimit) {
+      stopReason = "context-full";
+      break;
+    }
+    const emitted = await decoder.step(sequence, committed);
+    targetPasses++;
+    const fresh: number[] = [];
+    for (let j = 0; j < emitted; j++) {
+      const token = sequence[committed + j]!;
+      if (vocabulary.isEndOfGeneration(token)) {
+        stopReason = "eos";
+        break;
+      }
+      fresh.push(token);
+      if (text.push(vocabulary.tokenPiece(token))) {
+        stopReason = "stop-string";
+        break;
+      }
+      if (output.length + fresh.length >= options.maxTokens) {
+        stopReason = "max-tokens";
+        break;
+      }
+    }
+    committed += emitted;
+    output.push(...fresh);
+    const piece = text.takeReady();
+    if (fresh.length > 0 || piece.length > 0) yield { tokens: fresh, text: piece };
+  }
+  const tail = text.finish();
+  if (tail.length > 0) yield { tokens: [], text: tail };
+
+  const wallMs = performance.now() - started;
+  const scoreMs = decoder.stats.reduce((sum, s) => sum + s.scoreMs, 0);
+  return {
+    tokens: output,
+    text: text.fullText,
+    stopReason,
+    stats: {
+      tokens: output.length,
+      targetPasses,
+      wallMs,
+      msPerToken: output.length === 0 ? 0 : wallMs / output.length,
+      tokensPerSecond: wallMs === 0 ? 0 : (output.length * 1000) / wallMs,
+      engineMs: wallMs - scoreMs,
+      levels: decoder.stats.map((s) => s.toJSON()),
+    },
+  };
+}
+
+export class PromptTooLongError extends Error {
+  constructor(
+    readonly promptTokens: number,
+    readonly contextSize: number,
+  ) {
+    super(`the prompt is ${promptTokens} tokens but the context holds ${contextSize}: shorten the prompt or raise --context-size`);
+    this.name = "PromptTooLongError";
+  }
+}

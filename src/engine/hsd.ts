@@ -1,0 +1,173 @@
+// Hierarchical speculative decoding: the recursion of hsd-notes §2.
+//
+//   draft(i, ctx):  i == 0 → T_0 tokens sampled one by one from M_0
+//                   else   → repeat { d = draft(i-1, ctx+block); block += verify(i, d) } until |block| >= T_i
+//   verify(i, d):   one pass of M_i over d; accept x with min(1, p(x)/q(x)), else emit y ~ norm(max(0, p-q))
+//                   and stop; if all are accepted, emit a bonus y ~ p from the same pass.
+//                   Every emitted token carries M_i's OWN distribution p upward — that is what keeps it exact.
+//   step():         verify(K, draft(K-1, committed))   — K = 0 is autoregressive, K = 1 classic speculation.
+//
+// All levels write into one working sequence: a block proposed at index `at` lives in
+// sequence[at ..], and a verifier overwrites a rejected draft in place with its replacement.
+// Level i's distribution for the j-th token of its current block is row j of rows[i], written
+// there directly by the model's pass (no copies).
+
+import { DistributionRows, LevelStats, type LevelModel } from "./level.js";
+import { sampleResidual, sampleRow } from "./sampling.js";
+import type { Rng } from "../util/rng.js";
+
+/**
+ * Deliberately wrong variants of the algorithm, for tests only: they show that the statistical
+ * exactness test can tell a broken verifier from a correct one.
+ */
+export type VerificationMutation = "hand-up-lower-q" | "no-residual" | "no-bonus";
+
+export interface DecoderOptions {
+  /** T_0 … T_{K-1}: the block length each draft level aims for. */
+  thresholds: readonly number[];
+  greedy: boolean;
+  rng: Rng;
+  mutation?: VerificationMutation;
+}
+
+export class HsdDecoder {
+  readonly levels: readonly LevelModel[];
+  readonly thresholds: readonly number[];
+  readonly greedy: boolean;
+  stats: LevelStats[];
+  /** Longest block the top draft level can return (the target scores one more row). */
+  readonly maxDraftBlock: number;
+  private readonly rows: DistributionRows[];
+  private readonly rng: Rng;
+  private readonly mutation: VerificationMutation | undefined;
+  private seq: Int32Array = new Int32Array(0);
+
+  constructor(levels: readonly LevelModel[], options: DecoderOptions) {
+    if (levels.length === 0) throw new Error("HsdDecoder: at least one model (the target) is needed");
+    if (options.thresholds.length !== levels.length - 1) {
+      throw new Error(
+        `HsdDecoder: ${levels.length} models need ${levels.length - 1} thresholds (one per draft level), got ${options.thresholds.length}`,
+      );
+    }
+    for (const t of options.thresholds) {
+      if (!Number.isInteger(t) || t < 1) throw new Error(`HsdDecoder: thresholds must be integers >= 1, got ${t}`);
+    }
+    const vocab = levels[levels.length - 1]!.vocabSize;
+    for (const level of levels) {
+      if (level.vocabSize !== vocab) {
+        throw new Error(`HsdDecoder: ${level.name} has ${level.vocabSize} tokens, the target has ${vocab}: vocabularies must match`);
+      }
+    }
+    this.levels = levels;
+    this.thresholds = options.thresholds;
+    this.greedy = options.greedy;
+    this.rng = options.rng;
+    this.mutation = options.mutation;
+    this.stats = levels.map((level) => new LevelStats(level.name));
+
+    // Block bounds: level 0 returns exactly T_0; level i stops once it reaches T_i, and its
+    // last round adds at most (block below + 1), so it returns at most T_i + maxBlock(i-1).
+    const capacity: number[] = [];
+    let maxBlock = 0;
+    for (let i = 0; i < levels.length - 1; i++) {
+      maxBlock = i === 0 ? options.thresholds[0]! : options.thresholds[i]! + maxBlock;
+      capacity.push(maxBlock);
+    }
+    capacity.push(maxBlock + 1);
+    this.maxDraftBlock = maxBlock;
+    this.rows = capacity.map((c) => new DistributionRows(c, vocab, options.greedy));
+  }
+
+  /** Start counting afresh (each generation reports its own statistics). */
+  resetStats(): void {
+    this.stats = this.levels.map((level) => new LevelStats(level.name));
+  }
+
+  get depth(): number {
+    return this.levels.length - 1;
+  }
+
+  /**
+   * One target pass. sequence[0 .. committed) is the accepted text; returns how many tokens the
+   * pass appended (>= 1). Tokens beyond the returned count in `sequence` are scratch.
+   */
+  async step(sequence: Int32Array, committed: number): Promise<number> {
+    if (committed < 1) throw new Error("HsdDecoder.step: the context must hold at least one token");
+    if (sequence.length < committed + this.maxDraftBlock + 1) {
+      throw new Error("HsdDecoder.step: the sequence buffer is too small for one more block");
+    }
+    this.seq = sequence;
+    const K = this.depth;
+    const drafted = K > 0 ? await this.draft(K - 1, committed) : 0;
+    return this.verify(K, committed, drafted, 0);
+  }
+
+  /** Level i proposes a block at sequence[at ..]; returns its length (>= T_i). */
+  private async draft(i: number, at: number): Promise<number> {
+    const target = this.thresholds[i]!;
+    if (i === 0) {
+      for (let t = 0; t < target; t++) {
+        await this.score(0, at + t, 1, t);
+        this.seq[at + t] = this.greedy ? this.rows[0]!.argmax[t]! : sampleRow(this.rows[0]!, t, this.rng);
+      }
+      return target;
+    }
+    let length = 0;
+    while (length < target) {
+      const proposed = await this.draft(i - 1, at + length);
+      length += await this.verify(i, at + length, proposed, length);
+    }
+    return length;
+  }
+
+  /**
+   * M_i checks the n tokens that level i-1 proposed at sequence[at .. at+n), in ONE pass that also
+   * yields the bonus row. Its rows land at rows[i][rowOffset ..]. Returns tokens emitted (accepted + 1).
+   */
+  private async verify(i: number, at: number, n: number, rowOffset: number): Promise<number> {
+    await this.score(i, at + n, n + 1, rowOffset);
+    const p = this.rows[i]!;
+    const q = i > 0 ? this.rows[i - 1]! : p;
+    for (let j = 0; j < n; j++) {
+      const x = this.seq[at + j]!;
+      if (this.accepts(p, rowOffset + j, q, j, x)) {
+        if (this.mutation === "hand-up-lower-q" && !this.greedy) p.row(rowOffset + j).set(q.row(j));
+        continue;
+      }
+      this.seq[at + j] = this.replacement(p, rowOffset + j, q, j);
+      this.stats[i - 1]!.recordVerdicts(n, j);
+      return j + 1;
+    }
+    if (n > 0) this.stats[i - 1]!.recordVerdicts(n, n);
+    if (this.mutation === "no-bonus" && n > 0) return n;
+    this.seq[at + n] = this.greedy ? p.argmax[rowOffset + n]! : sampleRow(p, rowOffset + n, this.rng);
+    return n + 1;
+  }
+
+  /** Speculative sampling's test: keep x with probability min(1, p(x) / q(x)). Greedy: x must be M_i's argmax. */
+  private accepts(p: DistributionRows, pRow: number, q: DistributionRows, qRow: number, x: number): boolean {
+    if (this.greedy) return p.argmax[pRow] === x;
+    const px = p.prob(pRow, x);
+    const qx = q.prob(qRow, x);
+    return px >= qx || this.rng.next() * qx < px;
+  }
+
+  private replacement(p: DistributionRows, pRow: number, q: DistributionRows, qRow: number): number {
+    if (this.greedy) return p.argmax[pRow]!;
+    if (this.mutation === "no-residual") return sampleRow(p, pRow, this.rng);
+    return sampleResidual(p, pRow, q, qRow, this.rng);
+  }
+
+  /** Level i scores sequence[0 .. length) and writes its last `rows` next-token rows at rowOffset. */
+  private async score(i: number, length: number, rows: number, rowOffset: number): Promise<void> {
+    const level = this.levels[i]!;
+    const stats = this.stats[i]!;
+    const started = performance.now();
+    const evaluatedBefore = level.tokensEvaluated;
+    const pending = level.score(this.seq, length, length - rows, this.rows[i]!, rowOffset);
+    if (pending) await pending;
+    stats.scoreMs += performance.now() - started;
+    stats.passes++;
+    stats.tokensEvaluated += level.tokensEvaluated - evaluatedBefore;
+  }
+}

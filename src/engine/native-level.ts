@@ -1,0 +1,91 @@
+// A level of the hierarchy backed by a llama.cpp context (hsd-notes §3): before each pass the
+// KV cache is cut back to the longest common prefix of what it holds and the sequence it is
+// asked to score, and the missing tokens (catch-up: replacements and bonus tokens chosen above)
+// go into the same pass as the drafts.
+
+import type { DistributionRows, LevelModel } from "./level.js";
+import type { EvaluateTarget, NativeContext } from "../native/types.js";
+
+export type EvaluationMode = "sync" | "async";
+
+export class NativeLevel implements LevelModel {
+  readonly vocabSize: number;
+  readonly contextSize: number;
+  tokensEvaluated = 0;
+  /** The tokens in the KV cache, position by position. */
+  private readonly cached: Int32Array;
+  private cachedLength = 0;
+  private readonly target: EvaluateTarget = { probs: null, argmax: new Int32Array(0), rowOffset: 0 };
+
+  constructor(
+    readonly name: string,
+    readonly context: NativeContext,
+    vocabSize: number,
+    readonly mode: EvaluationMode = "async",
+  ) {
+    this.vocabSize = vocabSize;
+    this.contextSize = context.contextSize;
+    this.cached = new Int32Array(context.contextSize);
+  }
+
+  score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): Promise<void> | void {
+    if (length > this.contextSize) {
+      throw new ContextOverflowError(this.name, length, this.contextSize);
+    }
+    const outputs = length - firstRow;
+    if (outputs > this.context.batchSize) {
+      throw new Error(`${this.name}: ${outputs} output rows in one pass exceed the batch size ${this.context.batchSize}`);
+    }
+    let start = Math.min(commonPrefix(this.cached, this.cachedLength, sequence, length), firstRow);
+
+    // A long prompt goes through in batch-sized chunks; only the last chunk produces rows.
+    const lastChunkStart = Math.min(firstRow, Math.max(start, length - this.context.batchSize));
+    while (start < lastChunkStart) {
+      const end = Math.min(start + this.context.batchSize, lastChunkStart);
+      this.context.evaluateSync(sequence.subarray(start, end), start, end - start, NO_ROWS);
+      this.remember(sequence, start, end);
+      start = end;
+    }
+
+    this.target.probs = rows.probs;
+    this.target.argmax = rows.argmax;
+    this.target.rowOffset = rowOffset;
+    const tokens = sequence.subarray(start, length);
+    const firstOutput = firstRow - start;
+    if (this.mode === "sync") {
+      this.context.evaluateSync(tokens, start, firstOutput, this.target);
+      this.remember(sequence, start, length);
+      return;
+    }
+    // The cache is invalid while the decode runs: mark it empty, and record what it holds
+    // only once the pass succeeded (a failed or aborted pass must not leave a stale record).
+    this.cachedLength = Math.min(this.cachedLength, start);
+    return this.context.evaluate(tokens, start, firstOutput, this.target).then(() => this.remember(sequence, start, length));
+  }
+
+  private remember(sequence: Int32Array, start: number, end: number): void {
+    this.cached.set(sequence.subarray(start, end), start);
+    this.cachedLength = end;
+    this.tokensEvaluated += end - start;
+  }
+}
+
+const NO_ROWS: EvaluateTarget = { probs: null, argmax: new Int32Array(0), rowOffset: 0 };
+
+export class ContextOverflowError extends Error {
+  constructor(
+    readonly model: string,
+    readonly needed: number,
+    readonly contextSize: number,
+  ) {
+    super(`${model}: the sequence needs ${needed} tokens but the context holds ${contextSize}; use a shorter prompt, fewer --max-tokens, or a larger --context-size`);
+    this.name = "ContextOverflowError";
+  }
+}
+
+function commonPrefix(a: Int32Array, aLength: number, b: Int32Array, bLength: number): number {
+  const n = Math.min(aLength, bLength);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}

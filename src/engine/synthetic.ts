@@ -1,0 +1,74 @@
+// In-memory models with known next-token distributions, for testing the recursion's exactness
+// without GGUF files: the exact law of the target's output can be enumerated and compared with
+// what HSD samples.
+
+import type { DistributionRows, LevelModel } from "./level.js";
+
+/** A next-token law: writes probabilities for the token after `context[0 .. length)` into `out`. */
+export type NextTokenLaw = (context: Int32Array, length: number, out: Float32Array) => void;
+
+export class SyntheticLevel implements LevelModel {
+  readonly contextSize = 1 << 20;
+  tokensEvaluated = 0;
+  private readonly scratch: Float32Array;
+
+  constructor(
+    readonly name: string,
+    readonly vocabSize: number,
+    readonly law: NextTokenLaw,
+  ) {
+    this.scratch = new Float32Array(vocabSize);
+  }
+
+  score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): void {
+    this.tokensEvaluated += length - firstRow;
+    for (let t = firstRow; t < length; t++) {
+      const row = rowOffset + t - firstRow;
+      this.law(sequence, t + 1, this.scratch);
+      let best = 0;
+      for (let x = 1; x < this.vocabSize; x++) if (this.scratch[x]! > this.scratch[best]!) best = x;
+      rows.argmax[row] = best;
+      if (rows.probs) rows.probs.set(this.scratch, row * this.vocabSize);
+    }
+  }
+}
+
+/**
+ * A family of related laws over a small vocabulary: level `k` of `levels` is the target's law
+ * blurred by a level-specific perturbation that shrinks as k grows, so that neighbouring levels
+ * agree more than distant ones, as real model families do. The law depends on the last two
+ * tokens, so block boundaries and catch-up tokens matter.
+ */
+export function syntheticFamily(vocabSize: number, levels: number, seed: number): NextTokenLaw[] {
+  const laws: NextTokenLaw[] = [];
+  for (let k = 0; k < levels; k++) {
+    const blur = (levels - 1 - k) / Math.max(1, levels - 1); // 1 for the smallest, 0 for the target
+    laws.push((context, length, out) => {
+      const a = length >= 1 ? context[length - 1]! : vocabSize;
+      const b = length >= 2 ? context[length - 2]! : vocabSize;
+      let total = 0;
+      for (let x = 0; x < vocabSize; x++) {
+        const base = hashUnit(seed, a, b, x, -1) * 3;
+        const noise = (hashUnit(seed, a, b, x, k) - 0.5) * 4 * blur;
+        const w = Math.exp(base + noise);
+        out[x] = w;
+        total += w;
+      }
+      for (let x = 0; x < vocabSize; x++) out[x] = out[x]! / total;
+    });
+  }
+  return laws;
+}
+
+/** A deterministic value in [0, 1) from small integers (an integer hash, not a PRNG stream). */
+function hashUnit(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const part of parts) {
+    h = Math.imul(h ^ (part & 0xffff), 0x01000193) >>> 0;
+    h = Math.imul(h ^ (part >>> 16), 0x01000193) >>> 0;
+    h ^= h >>> 15;
+  }
+  h = Math.imul(h, 0x2c1b3c6d) >>> 0;
+  h ^= h >>> 12;
+  return (h >>> 0) / 4294967296;
+}

@@ -1,0 +1,87 @@
+// The contract between the C++ addon (native/) and the TypeScript layer.
+// C++ holds no policy: it loads models, runs llama_decode, turns logits into sampling
+// distributions, and rolls KV caches back. Every decision lives in TypeScript.
+
+/** How logits become the distribution that every level samples from (the target's settings). */
+export interface SamplingTransform {
+  /** true: only the argmax of the raw logits is produced (ties go to the lowest token id). */
+  greedy: boolean;
+  /** > 0. Logits are divided by it before the softmax. Ignored when greedy. */
+  temperature: number;
+  /** 0 = off; otherwise keep the k most probable tokens. */
+  topK: number;
+  /** 1 = off; keep the smallest most-probable set whose mass reaches topP. */
+  topP: number;
+  /** 0 = off; drop tokens whose probability is below minP * (max probability). */
+  minP: number;
+}
+
+export interface ModelLoadOptions {
+  /** Layers to offload to the GPU (0 = CPU only; a large number = all). */
+  gpuLayers?: number;
+  /** Load the vocabulary only (no weights): for scanning folders and fingerprints. */
+  vocabOnly?: boolean;
+}
+
+export interface ContextOptions {
+  /** Context length in tokens (KV cache size). */
+  contextSize: number;
+  /** Largest number of tokens in one evaluate() call. */
+  batchSize: number;
+  /** ggml threads for decoding. */
+  threads: number;
+}
+
+export interface NativeModel {
+  readonly path: string;
+  readonly vocabSize: number;
+  readonly trainContextSize: number;
+  readonly parameterCount: number;
+  readonly sizeBytes: number;
+  readonly description: string;
+  readonly bosToken: number; // -1 when none
+  readonly eosToken: number; // -1 when none
+  /** All GGUF metadata key/value pairs, values as strings (llama_model_meta_*). */
+  metadata(): Record<string, string>;
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
+  /** The text piece of one token, as bytes (a token may hold part of a UTF-8 character). */
+  tokenPiece(token: number): Uint8Array;
+  /** End of generation (EOS, EOT, …) per llama_vocab_is_eog. */
+  isEndOfGeneration(token: number): boolean;
+  /** Hex digest over every token's text, score-free type/attribute, and the special token ids. */
+  vocabFingerprint(): string;
+  createContext(options: ContextOptions): NativeContext;
+  dispose(): void;
+}
+
+/** Result rows of one evaluate(): one row per requested output position. */
+export interface EvaluateTarget {
+  /**
+   * Distributions, row-major [row][vocab]; row r of this pass is written at rowOffset + r.
+   * null in greedy mode (only argmax is produced).
+   */
+  probs: Float32Array | null;
+  /** argmax (of raw logits) per row, written at rowOffset + r. Always filled. */
+  argmax: Int32Array;
+  rowOffset: number;
+}
+
+export interface NativeContext {
+  readonly contextSize: number;
+  readonly batchSize: number;
+  /** Tokens currently in the KV cache (sequence 0), i.e. the next free position. */
+  readonly position: number;
+  setSampling(transform: SamplingTransform): void;
+  /**
+   * Truncate the KV cache to `position` tokens, then decode `tokens` at positions position.. in
+   * one llama_decode, producing outputs for tokens[firstOutput ..]. The row for token j is the
+   * distribution of the NEXT token after it. Resolves when done; runs off the JS thread.
+   */
+  evaluate(tokens: Int32Array, position: number, firstOutput: number, target: EvaluateTarget): Promise<void>;
+  /** The same, on the calling thread (micro-benchmarks, tests). */
+  evaluateSync(tokens: Int32Array, position: number, firstOutput: number, target: EvaluateTarget): void;
+  /** Drop every cached token at index >= position. */
+  truncate(position: number): void;
+  dispose(): void;
+}

@@ -1,0 +1,190 @@
+// Exactness of the HSD recursion on in-memory models whose laws are known exactly.
+import { expect } from "chai";
+import { HsdDecoder, type VerificationMutation } from "../src/engine/hsd.js";
+import { SyntheticLevel, syntheticFamily } from "../src/engine/synthetic.js";
+import { generate, type Vocabulary } from "../src/engine/generate.js";
+import { Rng } from "../src/util/rng.js";
+import { chiSquareFit } from "./helpers/stats.js";
+
+const VOCAB = 5;
+const PREFIX = 3; // the test compares the law of the first 3 generated tokens: 125 outcomes
+const SAMPLES = 20000;
+/**
+ * The correct algorithm must give p > 1e-6 and a wrong one p < 1e-6. Every run uses fixed
+ * seeds, so the outcome is deterministic; 1e-6 is far enough in the tail that a correct
+ * implementation would need a one-in-a-million draw to fail with any new seed.
+ */
+const P_THRESHOLD = 1e-6;
+
+function family(levels: number) {
+  const laws = syntheticFamily(VOCAB, levels, 7);
+  return laws.map((law, k) => new SyntheticLevel(`M${k}`, VOCAB, law));
+}
+
+/** Exact law of the first `n` tokens the target generates after `prompt`. */
+function exactPrefixLaw(target: SyntheticLevel, prompt: number[], n: number): Map<string, number> {
+  const law = new Map<string, number>();
+  const seq = new Int32Array(prompt.length + n);
+  seq.set(prompt);
+  const probs = new Float32Array(VOCAB);
+  const walk = (depth: number, mass: number) => {
+    if (depth === n) {
+      law.set(Array.from(seq.subarray(prompt.length)).join(","), mass);
+      return;
+    }
+    target.law(seq, prompt.length + depth, probs);
+    const copy = Float64Array.from(probs);
+    for (let x = 0; x < VOCAB; x++) {
+      seq[prompt.length + depth] = x;
+      walk(depth + 1, mass * copy[x]!);
+    }
+  };
+  walk(0, 1);
+  return law;
+}
+
+/** Samples the first PREFIX tokens SAMPLES times with HSD and counts each outcome. */
+async function samplePrefixes(levels: SyntheticLevel[], thresholds: number[], seed: number, mutation?: VerificationMutation) {
+  const decoder = new HsdDecoder(levels, { thresholds, greedy: false, rng: new Rng(seed), mutation });
+  const prompt = [1, 3];
+  const seq = new Int32Array(64);
+  const counts = new Map<string, number>();
+  let tokens = 0;
+  let passes = 0;
+  for (let s = 0; s < SAMPLES; s++) {
+    seq.set(prompt);
+    let committed = prompt.length;
+    while (committed < prompt.length + PREFIX) {
+      committed += await decoder.step(seq, committed);
+      passes++;
+    }
+    tokens += committed - prompt.length;
+    const key = Array.from(seq.subarray(prompt.length, prompt.length + PREFIX)).join(",");
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const expected = exactPrefixLaw(levels[levels.length - 1]!, prompt, PREFIX);
+  return { fit: chiSquareFit(counts, expected, SAMPLES), tokensPerPass: tokens / passes };
+}
+
+const HIERARCHIES: { name: string; levels: number; thresholds: number[] }[] = [
+  { name: "K=1 (single draft, T=3)", levels: 2, thresholds: [3] },
+  { name: "K=2 (T=2,3)", levels: 3, thresholds: [2, 3] },
+  { name: "K=3 (T=1,2,4)", levels: 4, thresholds: [1, 2, 4] },
+];
+
+describe("HSD recursion on synthetic models", function () {
+  describe("sampling is exact: the first tokens follow the target's law", function () {
+    for (const h of HIERARCHIES) {
+      it(`${h.name}`, async function () {
+        const { fit } = await samplePrefixes(family(h.levels), h.thresholds, 1234);
+        expect(fit.pValue, `chi2=${fit.chiSquare.toFixed(1)} dof=${fit.degreesOfFreedom} TV=${fit.totalVariation.toFixed(4)}`).to.be.greaterThan(P_THRESHOLD);
+      });
+    }
+    it("autoregressive (K=0) with the same sampler", async function () {
+      const { fit } = await samplePrefixes(family(1), [], 99);
+      expect(fit.pValue).to.be.greaterThan(P_THRESHOLD);
+    });
+  });
+
+  describe("mutation check: the test above detects broken verifiers", function () {
+    for (const h of HIERARCHIES) {
+      it(`sampling the replacement from p instead of the residual fails (${h.name})`, async function () {
+        const { fit } = await samplePrefixes(family(h.levels), h.thresholds, 1234, "no-residual");
+        expect(fit.pValue, `TV=${fit.totalVariation.toFixed(4)}`).to.be.lessThan(P_THRESHOLD);
+      });
+    }
+    for (const h of HIERARCHIES.filter((x) => x.levels >= 3)) {
+      it(`handing the lower level's q upward fails (${h.name})`, async function () {
+        const { fit } = await samplePrefixes(family(h.levels), h.thresholds, 1234, "hand-up-lower-q");
+        expect(fit.pValue, `TV=${fit.totalVariation.toFixed(4)}`).to.be.lessThan(P_THRESHOLD);
+      });
+    }
+    // Skipping the bonus token changes only WHEN a round stops, a rule that looks at tokens
+    // already drawn, so the output law stays exact (hsd-notes §2's induction). What it breaks is
+    // speed: each full acceptance wastes the target's extra row. The test pins both facts.
+    for (const h of HIERARCHIES) {
+      it(`skipping the bonus token stays exact but emits fewer tokens per target pass (${h.name})`, async function () {
+        const good = await samplePrefixes(family(h.levels), h.thresholds, 1234);
+        const mutant = await samplePrefixes(family(h.levels), h.thresholds, 1234, "no-bonus");
+        expect(mutant.fit.pValue).to.be.greaterThan(P_THRESHOLD);
+        expect(mutant.tokensPerPass).to.be.lessThan(good.tokensPerPass * 0.97);
+      });
+    }
+  });
+
+  describe("greedy output equals the target's greedy output", function () {
+    const vocab: Vocabulary = { isEndOfGeneration: () => false, tokenPiece: (t) => new TextEncoder().encode(`<${t}>`) };
+    async function greedyTokens(levels: SyntheticLevel[], thresholds: number[]): Promise<number[]> {
+      const decoder = new HsdDecoder(levels, { thresholds, greedy: true, rng: new Rng(1) });
+      const it = generate(decoder, vocab, Int32Array.from([2, 4]), { maxTokens: 60 });
+      let r = await it.next();
+      while (!r.done) r = await it.next();
+      return r.value.tokens;
+    }
+    for (const h of [...HIERARCHIES, { name: "K=3 (T=4,4,4)", levels: 4, thresholds: [4, 4, 4] }, { name: "K=2 (T=5,1)", levels: 3, thresholds: [5, 1] }]) {
+      it(h.name, async function () {
+        const levels = family(h.levels);
+        const reference = await greedyTokens([levels[levels.length - 1]!], []);
+        expect(reference).to.have.length(60);
+        expect(await greedyTokens(levels, h.thresholds)).to.deep.equal(reference);
+      });
+    }
+  });
+
+  describe("generation loop", function () {
+    const vocab: Vocabulary = {
+      isEndOfGeneration: (t) => t === 0,
+      tokenPiece: (t) => new TextEncoder().encode(String.fromCharCode(97 + t)),
+    };
+    it("stops at max tokens exactly, even mid-block", async function () {
+      const levels = family(3);
+      const decoder = new HsdDecoder(levels.slice(1), { thresholds: [6], greedy: false, rng: new Rng(5) });
+      const it = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 7 });
+      let r = await it.next();
+      const streamed: number[] = [];
+      while (!r.done) {
+        streamed.push(...r.value.tokens);
+        r = await it.next();
+      }
+      expect(r.value.tokens).to.have.length(7);
+      expect(streamed).to.deep.equal(r.value.tokens);
+      expect(r.value.stopReason).to.equal("max-tokens");
+    });
+    it("stops at a stop string and cuts the text before it", async function () {
+      const levels = family(2);
+      const decoder = new HsdDecoder(levels, { thresholds: [3], greedy: true, rng: new Rng(5) });
+      const free = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 40 });
+      let r = await free.next();
+      while (!r.done) r = await free.next();
+      const stop = r.value.text.slice(10, 13);
+      const cut = r.value.text.indexOf(stop);
+      const it = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 40, stop: [stop] });
+      let shown = "";
+      let s = await it.next();
+      while (!s.done) {
+        shown += s.value.text;
+        s = await it.next();
+      }
+      expect(s.value.stopReason).to.equal("stop-string");
+      expect(s.value.text).to.equal(r.value.text.slice(0, cut));
+      expect(shown).to.equal(s.value.text);
+    });
+    it("an aborted run ends cleanly and the decoder is reusable", async function () {
+      const levels = family(3);
+      const decoder = new HsdDecoder(levels, { thresholds: [2, 2], greedy: true, rng: new Rng(5) });
+      const controller = new AbortController();
+      const it = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 50, signal: controller.signal });
+      await it.next();
+      controller.abort();
+      let r = await it.next();
+      while (!r.done) r = await it.next();
+      expect(r.value.stopReason).to.equal("aborted");
+      expect(r.value.tokens.length).to.be.lessThan(50);
+      const again = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 20 });
+      let a = await again.next();
+      while (!a.done) a = await again.next();
+      expect(a.value.tokens).to.have.length(20);
+      expect(a.value.tokens.slice(0, r.value.tokens.length)).to.deep.equal(r.value.tokens);
+    });
+  });
+});
