@@ -5,6 +5,7 @@
 
 import type { HsdDecoder } from "./hsd.js";
 import { TextAssembler } from "./text.js";
+import { PromptTooLongError } from "../errors.js";
 
 export interface Vocabulary {
   isEndOfGeneration(token: number): boolean;
@@ -123,14 +124,4 @@ export async function* generate(
       levels: decoder.stats.map((s) => s.toJSON()),
     },
   };
-}
-
-export class PromptTooLongError extends Error {
-  constructor(
-    readonly promptTokens: number,
-    readonly contextSize: number,
-  ) {
-    super(`the prompt is ${promptTokens} tokens but the context holds ${contextSize}: shorten the prompt or raise --context-size`);
-    this.name = "PromptTooLongError";
-  }
 }

@@ -5,6 +5,7 @@
 
 import type { DistributionRows, LevelModel } from "./level.js";
 import type { EvaluateTarget, NativeContext } from "../native/types.js";
+import { ContextOverflowError } from "../errors.js";
 
 export type EvaluationMode = "sync" | "async";
 
@@ -38,18 +39,19 @@ export class NativeLevel implements LevelModel {
     }
     let start = Math.min(commonPrefix(this.cached, this.cachedLength, sequence, length), firstRow);
 
+    this.target.probs = rows.probs;
+    this.target.argmax = rows.argmax;
+    this.target.rowOffset = rowOffset;
+
     // A long prompt goes through in batch-sized chunks; only the last chunk produces rows.
     const lastChunkStart = Math.min(firstRow, Math.max(start, length - this.context.batchSize));
     while (start < lastChunkStart) {
       const end = Math.min(start + this.context.batchSize, lastChunkStart);
-      this.context.evaluateSync(sequence.subarray(start, end), start, end - start, NO_ROWS);
+      this.context.evaluateSync(sequence.subarray(start, end), start, end - start, this.target);
       this.remember(sequence, start, end);
       start = end;
     }
 
-    this.target.probs = rows.probs;
-    this.target.argmax = rows.argmax;
-    this.target.rowOffset = rowOffset;
     const tokens = sequence.subarray(start, length);
     const firstOutput = firstRow - start;
     if (this.mode === "sync") {
@@ -67,19 +69,6 @@ export class NativeLevel implements LevelModel {
     this.cached.set(sequence.subarray(start, end), start);
     this.cachedLength = end;
     this.tokensEvaluated += end - start;
-  }
-}
-
-const NO_ROWS: EvaluateTarget = { probs: null, argmax: new Int32Array(0), rowOffset: 0 };
-
-export class ContextOverflowError extends Error {
-  constructor(
-    readonly model: string,
-    readonly needed: number,
-    readonly contextSize: number,
-  ) {
-    super(`${model}: the sequence needs ${needed} tokens but the context holds ${contextSize}; use a shorter prompt, fewer --max-tokens, or a larger --context-size`);
-    this.name = "ContextOverflowError";
   }
 }
 

@@ -1,0 +1,272 @@
+// The script API: open a folder (or files), plan, generate, dispose.
+//
+//   const hsd = await Hsd.open({ models: "./models" });
+//   const run = hsd.generate("Once upon a time", { maxTokens: 64 });
+//   for await (const chunk of run) process.stdout.write(chunk.text);
+//   console.log((await run.result).stats);
+//   await hsd.dispose();
+
+import { fileURLToPath } from "node:url";
+import { basename, resolve } from "node:path";
+import { scanModelFolder, type RejectedFile } from "../models/scan.js";
+import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
+import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
+import { defaultThreads, loadModel, nativeBackend } from "../native/index.js";
+import type { NativeContext, NativeModel } from "../native/types.js";
+import { NativeLevel, type EvaluationMode } from "../engine/native-level.js";
+import { HsdDecoder } from "../engine/hsd.js";
+import { generate, type GenerationChunk, type GenerationResult } from "../engine/generate.js";
+import { Rng } from "../util/rng.js";
+import { toTransform, type SamplingSettings } from "./sampling.js";
+import { calibrate, type Calibration, type CalibrationOptions } from "../calibration/calibrate.js";
+import { planFromCalibration, type PlanReport } from "./plan.js";
+
+/** The model family that ships with the package: used when no folder is given. */
+export const BUNDLED_MODELS_DIR = fileURLToPath(new URL("../../models/tiny", import.meta.url));
+
+export interface OpenOptions {
+  /** A folder of GGUF files (default: the bundled family). */
+  models?: string;
+  /** Explicit GGUF files instead of a folder; the largest is the target unless `target` says otherwise. */
+  files?: string[];
+  /** The target model's file (name inside the folder, or a path). */
+  target?: string;
+  /** ggml threads per model (default: physical cores). */
+  threads?: number;
+  /** Layers to offload to the GPU (default 0 = CPU; 999 = all). */
+  gpuLayers?: number;
+  /** KV cache size of each model's context (default min(model's training context, 4096)). */
+  contextSize?: number;
+  /** "async" runs decodes off the JS thread; "sync" blocks it but saves a thread hop per pass. */
+  evaluation?: EvaluationMode;
+}
+
+export interface Hierarchy {
+  /** Files, smallest first, ending with the target. */
+  files: string[];
+  /** One threshold per draft model. */
+  thresholds: number[];
+}
+
+export interface GenerateRequest {
+  maxTokens?: number;
+  sampling?: SamplingSettings;
+  /** "auto" (default): the optimiser's pick, from the calibration cache or a fresh calibration. */
+  hierarchy?: "auto" | Hierarchy;
+  stop?: string[];
+  signal?: AbortSignal;
+}
+
+export interface GenerationReport extends GenerationResult {
+  hierarchy: Hierarchy;
+  seed: number;
+  plan: PlanReport | null;
+}
+
+export interface PlanRequest {
+  sampling?: SamplingSettings;
+  prompts?: string[];
+  maxThreshold?: number;
+  recalibrate?: boolean;
+  onProgress?: CalibrationOptions["onProgress"];
+}
+
+interface LoadedModel {
+  info: ModelInfo;
+  native: NativeModel;
+  context: NativeContext;
+  level: NativeLevel;
+}
+
+export class Hsd {
+  private disposed = false;
+  /** Contexts hold one sequence each, so generations on one instance run one at a time. */
+  private busy = false;
+  private readonly planCache = new Map<string, PlanReport>();
+
+  private constructor(
+    /** Compatible models, smallest first; the last is the target. */
+    readonly models: readonly LoadedModel[],
+    /** Files that were found but cannot take part, with the reason. */
+    readonly rejected: readonly RejectedFile[],
+    readonly threads: number,
+    readonly device: string,
+  ) {}
+
+  static async open(options: OpenOptions = {}): Promise<Hsd> {
+    const threads = options.threads ?? defaultThreads();
+    if (!Number.isInteger(threads) || threads < 1) throw new InvalidOptionError(`threads must be a positive integer, got ${threads}`);
+    const gpuLayers = options.gpuLayers ?? 0;
+    let infos: ModelInfo[];
+    let rejected: RejectedFile[];
+    if (options.files && options.files.length > 0) {
+      infos = await Promise.all(options.files.map((f) => readModelInfo(resolve(f))));
+      const target = options.target ? infos.find((m) => m.path === resolve(options.target!) || m.file === options.target) : infos.reduce((a, b) => (b.parameterCount > a.parameterCount ? b : a));
+      if (!target) throw new ModelFolderError(`--target ${options.target}: not among the given files`);
+      for (const m of infos) {
+        if (m.vocabFingerprint !== target.vocabFingerprint) {
+          throw new VocabularyMismatchError(`${m.path}: its vocabulary differs from the target ${target.file}'s, so it cannot draft for it`);
+        }
+      }
+      infos = [...infos.filter((m) => m !== target).sort((a, b) => a.parameterCount - b.parameterCount), target];
+      rejected = [];
+    } else {
+      const scan = await scanModelFolder(options.models ?? BUNDLED_MODELS_DIR, { target: options.target });
+      infos = scan.models;
+      rejected = scan.rejected;
+    }
+
+    const loaded: LoadedModel[] = [];
+    try {
+      for (const info of infos) {
+        const native = await loadModel(info.path, { gpuLayers });
+        try {
+          const contextSize = options.contextSize ?? Math.min(native.trainContextSize || 4096, 4096);
+          const context = native.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads });
+          loaded.push({ info, native, context, level: new NativeLevel(info.file, context, native.vocabSize, options.evaluation ?? "sync") });
+        } catch (error) {
+          native.dispose();
+          throw error;
+        }
+      }
+    } catch (error) {
+      for (const m of loaded) {
+        m.context.dispose();
+        m.native.dispose();
+      }
+      throw error;
+    }
+    const device = `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}`;
+    return new Hsd(loaded, rejected, threads, device);
+  }
+
+  get target(): LoadedModel {
+    return this.models[this.models.length - 1]!;
+  }
+
+  /** Measure (or load from the cache) costs and acceptance for these models and settings. */
+  async calibrate(request: PlanRequest = {}): Promise<Calibration> {
+    this.checkOpen();
+    return calibrate(this.models, {
+      transform: toTransform(request.sampling),
+      threads: this.threads,
+      device: this.device,
+      maxThreshold: request.maxThreshold ?? 16,
+      prompts: request.prompts,
+      recalibrate: request.recalibrate,
+      onProgress: request.onProgress,
+    });
+  }
+
+  /** The optimiser's hierarchy for these settings, with predictions for it and its alternatives. */
+  async plan(request: PlanRequest = {}): Promise<PlanReport> {
+    const key = JSON.stringify({ t: toTransform(request.sampling), p: request.prompts ?? null, m: request.maxThreshold ?? 16 });
+    const cached = request.recalibrate ? undefined : this.planCache.get(key);
+    if (cached) return cached;
+    const calibration = await this.calibrate(request);
+    const report = planFromCalibration(calibration, this.models.map((m) => m.info), request.maxThreshold ?? 16);
+    this.planCache.set(key, report);
+    return report;
+  }
+
+  /** Streams text; `await run.result` for the whole report. */
+  generate(prompt: string, request: GenerateRequest = {}): GenerationRun {
+    this.checkOpen();
+    return new GenerationRun(this.runGeneration(prompt, request));
+  }
+
+  private async *runGeneration(prompt: string, request: GenerateRequest): AsyncGenerator<GenerationChunk, GenerationReport, void> {
+    if (prompt.trim().length === 0) throw new InvalidOptionError("the prompt is empty");
+    if (this.busy) throw new HsdError("another generation is running on this Hsd instance; await it first (or open a second instance)");
+    this.busy = true;
+    try {
+      return yield* this.generateUnlocked(prompt, request);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async *generateUnlocked(prompt: string, request: GenerateRequest): AsyncGenerator<GenerationChunk, GenerationReport, void> {
+    const maxTokens = request.maxTokens ?? 128;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidOptionError(`max tokens must be a positive integer, got ${maxTokens}`);
+    const transform = toTransform(request.sampling);
+    const seed = request.sampling?.seed ?? Math.floor(Math.random() * 2 ** 31);
+    let plan: PlanReport | null = null;
+    let hierarchy: Hierarchy;
+    if (request.hierarchy === undefined || request.hierarchy === "auto") {
+      plan = await this.plan({ sampling: request.sampling });
+      hierarchy = { files: plan.best.chain, thresholds: plan.best.thresholds };
+    } else {
+      hierarchy = request.hierarchy;
+    }
+    const levels = this.resolveHierarchy(hierarchy);
+    for (const m of levels) m.context.setSampling(transform);
+    const decoder = new HsdDecoder(levels.map((m) => m.level), { thresholds: hierarchy.thresholds, greedy: transform.greedy, rng: new Rng(seed) });
+    const target = this.target.native;
+    const tokens = target.tokenize(prompt, true, false);
+    const vocabulary = { isEndOfGeneration: (t: number) => target.isEndOfGeneration(t), tokenPiece: (t: number) => target.tokenPiece(t) };
+    const result = yield* generate(decoder, vocabulary, tokens, { maxTokens, stop: request.stop, signal: request.signal });
+    return { ...result, hierarchy: { files: levels.map((m) => m.info.file), thresholds: [...hierarchy.thresholds] }, seed, plan };
+  }
+
+  /** Maps a hierarchy's file names onto loaded models, checking order and shape. */
+  private resolveHierarchy(h: Hierarchy): LoadedModel[] {
+    if (h.files.length === 0) throw new InvalidOptionError("the hierarchy names no model");
+    if (h.thresholds.length !== h.files.length - 1) {
+      throw new InvalidOptionError(`the hierarchy has ${h.files.length} models, so it needs ${h.files.length - 1} thresholds, got ${h.thresholds.length}`);
+    }
+    const levels = h.files.map((f) => {
+      const m = this.models.find((x) => x.info.file === f || x.info.path === resolve(f) || x.info.file === basename(f));
+      if (!m) throw new InvalidOptionError(`hierarchy: ${f} is not one of the loaded models (${this.models.map((x) => x.info.file).join(", ")})`);
+      return m;
+    });
+    if (levels[levels.length - 1] !== this.target) throw new InvalidOptionError(`hierarchy: the last model must be the target ${this.target.info.file}`);
+    for (let i = 1; i < levels.length; i++) {
+      if (levels[i - 1]!.info.parameterCount >= levels[i]!.info.parameterCount) {
+        throw new InvalidOptionError(`hierarchy: models must go from smallest to largest (${levels[i - 1]!.info.file} is not smaller than ${levels[i]!.info.file})`);
+      }
+    }
+    return levels;
+  }
+
+  private checkOpen(): void {
+    if (this.disposed) throw new HsdError("this Hsd instance has been disposed");
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const m of this.models) {
+      m.context.dispose();
+      m.native.dispose();
+    }
+  }
+}
+
+/** A running generation: iterate it for text chunks, or await `result`. */
+export class GenerationRun implements AsyncIterable<GenerationChunk> {
+  private finished: GenerationReport | null = null;
+  private started = false;
+
+  constructor(private readonly source: AsyncGenerator<GenerationChunk, GenerationReport, void>) {}
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<GenerationChunk, void, void> {
+    if (this.started) throw new HsdError("a generation can be iterated once");
+    this.started = true;
+    let step = await this.source.next();
+    while (!step.done) {
+      yield step.value;
+      step = await this.source.next();
+    }
+    this.finished = step.value;
+  }
+
+  /** The whole report; drains the stream if nobody iterated it. */
+  get result(): Promise<GenerationReport> {
+    return (async () => {
+      if (!this.started) for await (const _ of this) void _;
+      if (!this.finished) throw new HsdError("the generation has not finished: await result after the loop");
+      return this.finished;
+    })();
+  }
+}

@@ -1,0 +1,128 @@
+// The two measurements the latency model needs, taken on the user's machine and settings
+// (hsd-notes §5): c_i(n), the time of one pass of n tokens through model i at a realistic
+// context depth, and a(lo, hi), how often drafts of lo survive the check of hi.
+
+import type { NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
+import type { PassCostSample } from "../planner/cost-model.js";
+import { Rng } from "../util/rng.js";
+import { DistributionRows } from "../engine/level.js";
+import { sampleRow } from "../engine/sampling.js";
+
+export interface CostMeasureOptions {
+  maxTokens: number;
+  /** Tokens already in the cache when a pass is timed. */
+  depth: number;
+  repetitions: number;
+  warmup: number;
+}
+
+/**
+ * Median wall time of a pass of n = 1 … maxTokens tokens (all rows produced, as in a
+ * verification pass), on `context` with `transform` applied, at position `depth`.
+ */
+export function measurePassCosts(
+  model: NativeModel,
+  context: NativeContext,
+  prefix: Int32Array,
+  transform: SamplingTransform,
+  options: CostMeasureOptions,
+  onStep?: () => void,
+): PassCostSample[] {
+  context.setSampling(transform);
+  const depth = Math.min(options.depth, prefix.length);
+  const rows = new DistributionRows(options.maxTokens, model.vocabSize, transform.greedy);
+  const target = { probs: rows.probs, argmax: rows.argmax, rowOffset: 0 };
+  context.evaluateSync(prefix.subarray(0, depth), 0, depth, target);
+  const block = new Int32Array(options.maxTokens);
+  for (let i = 0; i < block.length; i++) block[i] = prefix[(depth + i) % prefix.length]!;
+  const samples: PassCostSample[] = [];
+  for (let n = 1; n <= options.maxTokens; n++) {
+    const times: number[] = [];
+    for (let r = 0; r < options.warmup + options.repetitions; r++) {
+      const started = performance.now();
+      context.evaluateSync(block.subarray(0, n), depth, 0, target);
+      const ms = performance.now() - started;
+      if (r >= options.warmup) times.push(ms);
+    }
+    samples.push({ n, ms: median(times) });
+    onStep?.();
+  }
+  context.truncate(0);
+  return samples;
+}
+
+export interface AcceptanceMeasureOptions {
+  /** Tokens the target generates after each prompt; acceptance is averaged over them. */
+  continuationTokens: number;
+  seed: number;
+}
+
+/**
+ * a[lo][hi] for every ordered pair lo < hi: the mean over positions of the target's own
+ * continuations of P(accept) = sum_x min(p_lo(x), p_hi(x)) (sampling) or [argmax_lo = argmax_hi]
+ * (greedy). Each model scores each continuation in one pass.
+ */
+export function measureAcceptance(
+  models: readonly NativeModel[],
+  contexts: readonly NativeContext[],
+  prompts: readonly Int32Array[],
+  transform: SamplingTransform,
+  options: AcceptanceMeasureOptions,
+  onStep?: () => void,
+): number[][] {
+  const k = models.length;
+  const vocab = models[k - 1]!.vocabSize;
+  const L = options.continuationTokens;
+  for (const c of contexts) c.setSampling(transform);
+  const sums = Array.from({ length: k }, () => new Float64Array(k));
+  let positions = 0;
+  const rng = new Rng(options.seed);
+  const rows = Array.from({ length: k }, () => new DistributionRows(L + 1, vocab, transform.greedy));
+  const targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
+  for (const prompt of prompts) {
+    const sequence = new Int32Array(prompt.length + L);
+    sequence.set(prompt);
+    // The target writes the continuation, token by token, under the user's settings.
+    const target = contexts[k - 1]!;
+    const one = rows[k - 1]!;
+    target.evaluateSync(prompt, 0, prompt.length - 1, targets[k - 1]!);
+    for (let t = 0; t < L; t++) {
+      sequence[prompt.length + t] = transform.greedy ? one.argmax[0]! : sampleRow(one, 0, rng);
+      if (t + 1 < L) target.evaluateSync(sequence.subarray(prompt.length + t, prompt.length + t + 1), prompt.length + t, 0, targets[k - 1]!);
+    }
+    // Every model scores the whole continuation in one pass: rows for positions prompt-1 … end-2.
+    for (let m = 0; m < k; m++) {
+      contexts[m]!.evaluateSync(sequence.subarray(0, prompt.length + L - 1), 0, prompt.length - 1, targets[m]!);
+    }
+    for (let lo = 0; lo < k; lo++) {
+      for (let hi = lo + 1; hi < k; hi++) {
+        sums[lo]![hi]! += agreement(rows[lo]!, rows[hi]!, L, vocab, transform.greedy);
+      }
+    }
+    positions += L;
+    for (const c of contexts) c.truncate(0);
+    onStep?.();
+  }
+  return sums.map((row) => Array.from(row, (s) => s / positions));
+}
+
+function agreement(lo: DistributionRows, hi: DistributionRows, rows: number, vocab: number, greedy: boolean): number {
+  let total = 0;
+  for (let r = 0; r < rows; r++) {
+    if (greedy) {
+      total += lo.argmax[r] === hi.argmax[r] ? 1 : 0;
+      continue;
+    }
+    let overlap = 0;
+    const base = r * vocab;
+    for (let x = 0; x < vocab; x++) overlap += Math.min(lo.probs![base + x]!, hi.probs![base + x]!);
+    total += overlap;
+  }
+  return total;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}

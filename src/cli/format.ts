@@ -1,0 +1,83 @@
+// Text for people: the plan table, the run summary, the calibration progress bar.
+
+import cliProgress from "cli-progress";
+import type { PlanReport, PlannedChain } from "../api/plan.js";
+import type { GenerationReport } from "../api/hsd.js";
+import type { CalibrationOptions } from "../calibration/calibrate.js";
+
+const ms = (x: number) => `${x.toFixed(3)} ms`;
+
+function chainText(c: PlannedChain): string {
+  if (c.chain.length === 1) return `${c.chain[0]} alone (autoregressive)`;
+  return c.chain.map((f, i) => (i < c.thresholds.length ? `${f} [T=${c.thresholds[i]}]` : f)).join(" -> ");
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
+}
+
+export function formatPlan(plan: PlanReport, rejected: { file: string; reason: string }[]): string {
+  const out: string[] = [];
+  out.push(`Calibration: ${plan.calibration.device}, ${plan.calibration.threads} thread(s), ${plan.calibration.greedy ? "greedy" : "sampling"}, ${plan.calibration.prompts} prompts${plan.calibration.from_cache ? " (from cache)" : ""}`);
+  out.push("");
+  const header = ["model", "params", "size", "type", "c(1)", ...plan.candidates.map((_, i) => `a(.,${i})`)];
+  const rows = plan.candidates.map((c, lo) => [
+    `${lo}: ${c.file}`,
+    `${(c.parameters / 1e6).toFixed(2)}M`,
+    `${(c.file_size / 2 ** 20).toFixed(1)} MiB`,
+    c.quantisation,
+    ms(c.cost_ms_1),
+    ...plan.candidates.map((_, hi) => (hi > lo ? (plan.acceptance[lo]![hi]! as number).toFixed(3) : "")),
+  ]);
+  out.push(table([header, ...rows]));
+  out.push("a(lo,hi): acceptance of lo's drafts by hi, on the target's own continuations.");
+  out.push("");
+  out.push(`Chosen:        ${chainText(plan.best)}`);
+  out.push(`  predicted    ${ms(plan.best.predicted_ms_per_token)}/token, ${plan.best.predicted_speedup_vs_autoregressive.toFixed(2)}x vs autoregressive${plan.best.predicted_speedup_vs_best_single ? `, ${plan.best.predicted_speedup_vs_best_single.toFixed(3)}x vs the best single draft` : ""}`);
+  if (plan.best_single) out.push(`Best single:   ${chainText(plan.best_single)}: ${ms(plan.best_single.predicted_ms_per_token)}/token, ${plan.best_single.predicted_speedup_vs_autoregressive.toFixed(2)}x`);
+  out.push(`Autoregressive: ${ms(plan.autoregressive.predicted_ms_per_token)}/token`);
+  if (rejected.length > 0) {
+    out.push("");
+    out.push("Not used:");
+    for (const r of rejected) out.push(`  ${r.file}: ${r.reason}`);
+  }
+  return out.join("\n");
+}
+
+export function formatRunSummary(result: GenerationReport): string {
+  const s = result.stats;
+  const lines = [
+    `[hsd] ${s.tokens} tokens in ${(s.wallMs / 1000).toFixed(2)} s: ${s.tokensPerSecond.toFixed(1)} tokens/s, ${s.msPerToken.toFixed(3)} ms/token, ${s.targetPasses} target passes (${result.stopReason})`,
+    `[hsd] hierarchy: ${result.hierarchy.files.map((f, i) => (i < result.hierarchy.thresholds.length ? `${f} [T=${result.hierarchy.thresholds[i]}]` : f)).join(" -> ")}`,
+  ];
+  for (const level of s.levels.slice(0, -1)) {
+    lines.push(`[hsd]   ${level.name}: drafted ${level.drafted}, accepted ${level.accepted} (${(level.acceptanceRate * 100).toFixed(1)}% of judged), ${level.passes} passes`);
+  }
+  if (result.plan) lines.push(`[hsd] predicted ${result.plan.best.predicted_ms_per_token.toFixed(3)} ms/token, measured ${s.msPerToken.toFixed(3)}`);
+  return lines.join("\n");
+}
+
+/** A progress bar on stderr when it is a terminal; one line per finished phase otherwise. */
+export function progressReporter(): NonNullable<CalibrationOptions["onProgress"]> {
+  const tty = process.stderr.isTTY === true;
+  let bar: cliProgress.SingleBar | null = null;
+  let phase = "";
+  return (event) => {
+    if (event.phase !== phase) {
+      bar?.stop();
+      bar = null;
+      phase = event.phase;
+      if (tty) {
+        bar = new cliProgress.SingleBar({ stream: process.stderr, format: `calibrating ${event.phase.padEnd(10)} [{bar}] {value}/{total}`, hideCursor: true }, cliProgress.Presets.shades_classic);
+        bar.start(event.total, 0);
+      }
+    }
+    bar?.update(event.done);
+    if (event.done >= event.total) {
+      bar?.stop();
+      bar = null;
+      if (!tty) process.stderr.write(`calibrating ${event.phase}: done (${event.total} steps)\n`);
+    }
+  };
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// hsd: hierarchical speculative decoding from the command line.
+//   hsd run "Once upon a time"         stream text from the bundled family, hierarchy chosen automatically
+//   hsd plan --models DIR              what would be used, and why (measured costs, acceptance, prediction)
+//   hsd calibrate --models DIR         measure now and cache
+
+import { Command, InvalidArgumentError } from "commander";
+import { readFile } from "node:fs/promises";
+import { Hsd, type Hierarchy } from "../api/hsd.js";
+import { HsdError } from "../errors.js";
+import type { SamplingSettings } from "../api/sampling.js";
+import { formatPlan, formatRunSummary, progressReporter } from "./format.js";
+
+const int = (name: string, min: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+  return n;
+};
+const num = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+const list = (value: string) => value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+
+interface CommonOptions {
+  models?: string;
+  target?: string;
+  threads?: number;
+  gpuLayers?: number;
+  contextSize?: number;
+  json?: boolean;
+  greedy?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed?: number;
+  maxThreshold: number;
+  prompts?: string;
+  recalibrate?: boolean;
+}
+
+function withCommon(command: Command): Command {
+  return command
+    .option("--models <dir>", "folder of GGUF models sharing a tokenizer (default: the bundled family)")
+    .option("--target <file>", "the target model (default: the largest compatible model)")
+    .option("--threads <n>", "ggml threads per model (default: physical cores)", int("--threads", 1))
+    .option("--gpu-layers <n>", "layers to offload to the GPU (999 = all)", int("--gpu-layers", 0))
+    .option("--context-size <n>", "KV cache size per model", int("--context-size", 16))
+    .option("--greedy", "greedy decoding (the target's argmax at every step)")
+    .option("--temperature <x>", "sampling temperature (0 = greedy)", num("--temperature"))
+    .option("--top-k <n>", "keep the k most probable tokens (0 = off)", int("--top-k", 0))
+    .option("--top-p <x>", "nucleus sampling mass (1 = off)", num("--top-p"))
+    .option("--min-p <x>", "drop tokens below min-p times the top probability (0 = off)", num("--min-p"))
+    .option("--seed <n>", "sampler seed", int("--seed", 0))
+    .option("--max-threshold <n>", "largest block length the optimiser may choose", int("--max-threshold", 1), 16)
+    .option("--prompts <file>", "calibration prompts, one per line (default: built-in English prompts)")
+    .option("--recalibrate", "measure again instead of using the calibration cache")
+    .option("--json", "print one JSON object instead of text for people");
+}
+
+function sampling(o: CommonOptions): SamplingSettings {
+  const s: SamplingSettings = {};
+  if (o.greedy) s.greedy = true;
+  if (o.temperature !== undefined) s.temperature = o.temperature;
+  if (o.topK !== undefined) s.topK = o.topK;
+  if (o.topP !== undefined) s.topP = o.topP;
+  if (o.minP !== undefined) s.minP = o.minP;
+  if (o.seed !== undefined) s.seed = o.seed;
+  return s;
+}
+
+async function open(o: CommonOptions): Promise<Hsd> {
+  return Hsd.open({ models: o.models, target: o.target, threads: o.threads, gpuLayers: o.gpuLayers, contextSize: o.contextSize });
+}
+
+async function calibrationPrompts(o: CommonOptions): Promise<string[] | undefined> {
+  if (!o.prompts) return undefined;
+  let text: string;
+  try {
+    text = await readFile(o.prompts, "utf8");
+  } catch (error) {
+    throw new HsdError(`--prompts ${o.prompts}: cannot read it (${(error as NodeJS.ErrnoException).code ?? error})`);
+  }
+  const prompts = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
+  if (prompts.length === 0) throw new HsdError(`--prompts ${o.prompts}: the file has no non-empty line`);
+  return prompts;
+}
+
+const program = new Command()
+  .name("hsd")
+  .description("Hierarchical speculative decoding over llama.cpp: faster generation, exactly the target model's output")
+  .showHelpAfterError(false)
+  .configureOutput({ outputError: (message, write) => write(`hsd: ${message.replace(/^error: /, "").trim()}\n`) });
+
+withCommon(program.command("run").description("generate text (streams; --json prints one object at the end)"))
+  .argument("<prompt>", "the prompt")
+  .option("--max-tokens <n>", "tokens to generate at most", int("--max-tokens", 1), 128)
+  .option("--hierarchy <files>", "auto, or comma-separated model files smallest first ending with the target", "auto")
+  .option("--thresholds <list>", "with --hierarchy FILES: one block length per draft model, e.g. 4,3", list)
+  .option("--stop <text>", "stop before this text (repeatable)", (value: string, previous: string[]) => [...previous, value], [] as string[])
+  .action(async (prompt: string, o: CommonOptions & { maxTokens: number; hierarchy: string; thresholds?: string[]; stop?: string[] }) => {
+    if (prompt.trim().length === 0) throw new HsdError("the prompt is empty: give the text to continue, e.g. hsd run \"Once upon a time\"");
+    let hierarchy: "auto" | Hierarchy = "auto";
+    if (o.hierarchy !== "auto") {
+      const files = list(o.hierarchy);
+      const thresholds = (o.thresholds ?? []).map((t) => int("--thresholds", 1)(t));
+      if (thresholds.length !== files.length - 1) {
+        throw new HsdError(`--hierarchy names ${files.length} models, so --thresholds needs ${files.length - 1} numbers, got ${thresholds.length}`);
+      }
+      hierarchy = { files, thresholds };
+    }
+    const hsd = await open(o);
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once("SIGINT", onSignal);
+    try {
+      const prompts = await calibrationPrompts(o);
+      if (hierarchy === "auto") await hsd.plan({ sampling: sampling(o), prompts, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: progressReporter() });
+      const run = hsd.generate(prompt, { maxTokens: o.maxTokens, sampling: sampling(o), hierarchy, stop: o.stop, signal: controller.signal });
+      if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
+      const result = await run.result;
+      if (o.json) {
+        process.stdout.write(
+          JSON.stringify({ text: result.text, tokens: result.tokens, stop_reason: result.stopReason, seed: result.seed, hierarchy: result.hierarchy, stats: result.stats, plan: result.plan }) + "\n",
+        );
+      } else {
+        process.stdout.write("\n");
+        process.stderr.write(formatRunSummary(result) + "\n");
+      }
+      if (result.stopReason === "aborted") process.exitCode = 130;
+    } finally {
+      process.off("SIGINT", onSignal);
+      await hsd.dispose();
+    }
+  });
+
+withCommon(program.command("plan").description("show the candidates, the measured costs and acceptance, and the hierarchy the optimiser picks"))
+  .action(async (o: CommonOptions) => {
+    const hsd = await open(o);
+    try {
+      const plan = await hsd.plan({ sampling: sampling(o), prompts: await calibrationPrompts(o), maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: o.json ? undefined : progressReporter() });
+      const rejected = hsd.rejected.map((r) => ({ file: r.path, reason: r.reason }));
+      if (o.json) process.stdout.write(JSON.stringify({ ...plan, rejected }) + "\n");
+      else process.stdout.write(formatPlan(plan, rejected) + "\n");
+    } finally {
+      await hsd.dispose();
+    }
+  });
+
+withCommon(program.command("calibrate").description("measure pass costs and acceptance on this machine and cache them"))
+  .action(async (o: CommonOptions) => {
+    const hsd = await open(o);
+    try {
+      const calibration = await hsd.calibrate({ sampling: sampling(o), prompts: await calibrationPrompts(o), maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: progressReporter() });
+      if (o.json) process.stdout.write(JSON.stringify(calibration) + "\n");
+      else {
+        process.stdout.write(`calibrated ${calibration.models.length} models on ${calibration.device}, ${calibration.threads} thread(s), ${calibration.transform.greedy ? "greedy" : "sampling"}\n`);
+        for (const m of calibration.models) process.stdout.write(`  ${m.file}: c(1) = ${m.costs[0]!.ms.toFixed(3)} ms${m.fromCache ? " (cached)" : ""}\n`);
+      }
+    } finally {
+      await hsd.dispose();
+    }
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`hsd: ${message.split("\n")[0]}\n`);
+  if (process.env.HSD_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  process.exitCode = 1;
+});

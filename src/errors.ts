@@ -1,0 +1,47 @@
+// Every error hsd raises on purpose is an HsdError subclass whose message says what is wrong,
+// with which file or option, and what to do about it.
+
+export class HsdError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A GGUF file that cannot be read: missing, not GGUF, truncated, corrupt. */
+export class GgufFormatError extends HsdError {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+  }
+}
+
+/** The models folder (or --target inside it) cannot be used. */
+export class ModelFolderError extends HsdError {}
+
+/** Models whose vocabularies differ cannot verify each other's tokens. */
+export class VocabularyMismatchError extends HsdError {}
+
+/** A bad option value (CLI flag or API field). */
+export class InvalidOptionError extends HsdError {}
+
+export class PromptTooLongError extends HsdError {
+  constructor(
+    readonly promptTokens: number,
+    readonly contextSize: number,
+  ) {
+    super(`the prompt is ${promptTokens} tokens but the context holds ${contextSize}: shorten the prompt or raise --context-size`);
+  }
+}
+
+export class ContextOverflowError extends HsdError {
+  constructor(
+    readonly model: string,
+    readonly needed: number,
+    readonly contextSize: number,
+  ) {
+    super(`${model}: the sequence needs ${needed} tokens but the context holds ${contextSize}; use a shorter prompt, fewer --max-tokens, or a larger --context-size`);
+  }
+}

@@ -1,0 +1,78 @@
+// What hsd needs to know about a GGUF file before loading it: size, kind, and an exact
+// fingerprint of its vocabulary, so that models can be grouped by "can verify each other".
+
+import { createHash } from "node:crypto";
+import { basename } from "node:path";
+import { GGML_TYPE_NAMES, GgufFormatError, readGgufHeader, type GgufHeader, type GgufValue } from "./reader.js";
+
+export interface ModelInfo {
+  path: string;
+  file: string;
+  name: string;
+  architecture: string;
+  parameterCount: number;
+  fileSize: number;
+  /** The tensor type holding most of the weights' bytes (F16, Q4_K, …). */
+  quantisation: string;
+  vocabSize: number;
+  /** sha256 over the token texts, token types and special-token ids: equal means interchangeable ids. */
+  vocabFingerprint: string;
+  contextLength: number | null;
+}
+
+/** Special-token keys whose ids must agree for two models to stop and start alike. */
+const SPECIAL_KEYS = ["bos", "eos", "eot", "eom", "pad", "unknown", "seperator", "mask"].map((k) => `tokenizer.ggml.${k}_token_id`);
+
+export async function readModelInfo(path: string): Promise<ModelInfo> {
+  const header = await readGgufHeader(path);
+  const meta = header.metadata;
+  const architecture = String(meta.get("general.architecture") ?? "unknown");
+  const tokens = meta.get("tokenizer.ggml.tokens");
+  if (!Array.isArray(tokens) || tokens.length === 0) {
+    throw new GgufFormatError(path, "no vocabulary in its metadata (tokenizer.ggml.tokens is missing)");
+  }
+  const contextLength = meta.get(`${architecture}.context_length`);
+  return {
+    path,
+    file: basename(path),
+    name: String(meta.get("general.name") ?? basename(path)),
+    architecture,
+    parameterCount: header.parameterCount,
+    fileSize: header.fileSize,
+    quantisation: dominantType(header),
+    vocabSize: tokens.length,
+    vocabFingerprint: vocabFingerprint(meta),
+    contextLength: typeof contextLength === "number" ? contextLength : null,
+  };
+}
+
+export function vocabFingerprint(meta: Map<string, GgufValue>): string {
+  const hash = createHash("sha256");
+  const field = (value: unknown) => {
+    const text = typeof value === "string" ? value : JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+    hash.update(`${Buffer.byteLength(text ?? "")}:`);
+    hash.update(text ?? "");
+  };
+  field(meta.get("tokenizer.ggml.model") ?? null);
+  const tokens = meta.get("tokenizer.ggml.tokens") as GgufValue[];
+  const types = meta.get("tokenizer.ggml.token_type");
+  field(tokens.length);
+  for (let i = 0; i < tokens.length; i++) {
+    field(tokens[i]);
+    field(Array.isArray(types) ? (types[i] ?? null) : null);
+  }
+  for (const key of SPECIAL_KEYS) field(meta.get(key) ?? null);
+  return hash.digest("hex");
+}
+
+function dominantType(header: GgufHeader): string {
+  const bytesByType = new Map<number, number>();
+  for (const t of header.tensors) {
+    const elements = t.shape.reduce((a, b) => a * b, 1);
+    bytesByType.set(t.type, (bytesByType.get(t.type) ?? 0) + elements);
+  }
+  let best = -1;
+  let most = -1;
+  for (const [type, n] of bytesByType) if (n > most) [best, most] = [type, n];
+  return GGML_TYPE_NAMES[best] ?? `type ${best}`;
+}

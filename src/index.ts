@@ -1,0 +1,22 @@
+// hsd-llm: hierarchical speculative decoding over llama.cpp.
+export { Hsd, GenerationRun, BUNDLED_MODELS_DIR, type OpenOptions, type Hierarchy, type GenerateRequest, type GenerationReport, type PlanRequest } from "./api/hsd.js";
+export { DEFAULT_SAMPLING, type SamplingSettings } from "./api/sampling.js";
+export type { PlanReport, PlannedChain } from "./api/plan.js";
+export type { GenerationChunk, GenerationResult, RunStats, StopReason } from "./engine/generate.js";
+export { scanModelFolder, type FolderScan, type RejectedFile } from "./models/scan.js";
+export { readModelInfo, type ModelInfo } from "./gguf/model-info.js";
+export {
+  HsdError,
+  GgufFormatError,
+  ModelFolderError,
+  VocabularyMismatchError,
+  InvalidOptionError,
+  PromptTooLongError,
+  ContextOverflowError,
+} from "./errors.js";
+// Lower layers, for people who build their own loops.
+export { HsdDecoder } from "./engine/hsd.js";
+export { generate } from "./engine/generate.js";
+export { NativeLevel } from "./engine/native-level.js";
+export { SyntheticLevel, syntheticFamily } from "./engine/synthetic.js";
+export * as planner from "./planner/index.js";

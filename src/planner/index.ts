@@ -1,0 +1,75 @@
+/**
+ * hsd planner: the latency model of hierarchical speculative decoding and the optimiser that picks the chain of
+ * draft models and their thresholds (hsd-notes §4).
+ *
+ * - `expectedLatency(chain)`: exact expected ms per token of a given chain under i.i.d. acceptance, with
+ *   per-level predictions (passes per token, tokens per pass, block-length laws, ms per token by level).
+ * - `chooseHierarchy(input)`: the chain and thresholds with the lowest predicted ms per token; never predicted
+ *   slower than no draft or the best single draft. `exhaustiveSearch` and `dynamicProgramme` are the two
+ *   searches it picks from.
+ * - `simulate(...)`: Monte-Carlo of the recursion, to check the formula and measure the catch-up modelling gap.
+ * - Pass costs: `MeasuredPassCost` / `passCostFromSamples` from calibration samples {n, ms}.
+ *
+ * Serialisable input: `PlannerSpec` (pass costs as samples) -> `plannerInputFromSpec` -> `PlannerInput`.
+ */
+
+import { MeasuredPassCost, type PassCostSample } from "./cost-model.js";
+import type { PlannerInput } from "./optimizer.js";
+
+export {
+    type PassCost,
+    type PassCostSample,
+    MeasuredPassCost,
+    passCostFromSamples,
+    affinePassCost,
+} from "./cost-model.js";
+export {
+    type ChainSpec,
+    type LatencyPrediction,
+    type LevelPrediction,
+    CATCH_UP_TOKENS,
+    expectedLatency,
+    singleDraftLatency,
+} from "./latency.js";
+export {
+    type PlannerInput,
+    type Plan,
+    type SearchResult,
+    type SearchOptions,
+    type ChooseOptions,
+    chooseHierarchy,
+    dynamicProgramme,
+    exhaustiveSearch,
+    countChains,
+} from "./optimizer.js";
+export {
+    type SimulationInput,
+    type SimulationResult,
+    type SimulatedLevel,
+    simulate,
+    makeRng,
+} from "./simulate.js";
+
+/** JSON form of a `PlannerInput`: each model's pass cost as calibration samples. */
+export interface PlannerSpec {
+    models: { name: string; samples: PassCostSample[] }[];
+    /** acceptance[lo][hi] for lo < hi; other entries may be anything (e.g. 0 or null). */
+    acceptance: (number | null)[][];
+    maxThreshold: number;
+    maxDepth?: number;
+}
+
+/** Build a `PlannerInput` from its JSON form (pass costs become `MeasuredPassCost`s). */
+export function plannerInputFromSpec(spec: PlannerSpec): PlannerInput {
+    if (!spec || !Array.isArray(spec.models)) throw new Error("planner spec: models must be an array");
+    const input: PlannerInput = {
+        models: spec.models.map((m, i) => ({
+            name: m.name,
+            cost: new MeasuredPassCost(m.samples, `planner spec models[${i}] (${m.name}) samples`).cost,
+        })),
+        acceptance: spec.acceptance.map((row) => row.map((v) => (v === null ? Number.NaN : v))),
+        maxThreshold: spec.maxThreshold,
+    };
+    if (spec.maxDepth !== undefined) input.maxDepth = spec.maxDepth;
+    return input;
+}
