@@ -1,0 +1,123 @@
+// The CLI driven as a user drives it: a spawned process, its exit code, stdout and stderr.
+import { expect } from "chai";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { bundledFamily } from "./helpers/models.js";
+
+const CLI = fileURLToPath(new URL("../ts-lib/cli/main.js", import.meta.url));
+
+function hsd(args: string[], cacheDir: string) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, HSD_CACHE_DIR: cacheDir }, timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A copy of a GGUF file whose vocabulary differs in one token text (same length, still valid GGUF). */
+function withAlteredVocabulary(source: string, destination: string): void {
+  const bytes = readFileSync(source);
+  // The token " the" is stored GPT-2 byte-level as "Ġthe" (C4 A0 74 68 65), after its u64 length 5.
+  const needle = Buffer.from([5, 0, 0, 0, 0, 0, 0, 0, 0xc4, 0xa0, 0x74, 0x68, 0x65]);
+  const at = bytes.indexOf(needle);
+  if (at < 0) throw new Error(`token "Ġthe" not found in ${source}`);
+  bytes[at + 12] = 0x45; // "ĠthE"
+  writeFileSync(destination, bytes);
+}
+
+describe("hsd CLI (spawned process)", function () {
+  this.timeout(600_000);
+  const family = bundledFamily();
+  let cache: string;
+  before(() => {
+    cache = mkdtempSync(join(tmpdir(), "hsd-cli-cache-"));
+  });
+  after(() => rmSync(cache, { recursive: true, force: true }));
+
+  it("calibrate shows progress and fills the cache; plan --json then reads it", function () {
+    const c = hsd(["calibrate", "--threads", "1", "--greedy", "--max-threshold", "8"], cache);
+    expect(c.code, c.stderr).to.equal(0);
+    expect(c.stderr).to.match(/calibrating costs/);
+    expect(c.stdout).to.match(/calibrated \d+ models/);
+    const p = hsd(["plan", "--json", "--threads", "1", "--greedy", "--max-threshold", "8"], cache);
+    expect(p.code, p.stderr).to.equal(0);
+    const plan = JSON.parse(p.stdout);
+    expect(plan.calibration.from_cache).to.equal(true);
+    expect(plan.best.chain).to.be.an("array").that.is.not.empty;
+    expect(plan.best.chain[plan.best.chain.length - 1]).to.equal(basename(family.files[family.files.length - 1]!));
+    expect(plan.best.thresholds).to.have.length(plan.best.chain.length - 1);
+    expect(plan.best.predicted_ms_per_token).to.be.a("number").greaterThan(0);
+    expect(plan.autoregressive.predicted_ms_per_token).to.be.a("number").greaterThan(0);
+    expect(plan).to.have.property("best_single");
+    expect(plan.best.predicted_ms_per_token).to.be.at.most(plan.autoregressive.predicted_ms_per_token);
+    if (plan.best_single) expect(plan.best.predicted_ms_per_token).to.be.at.most(plan.best_single.predicted_ms_per_token + 1e-9);
+  });
+
+  it("plan prints a table for people", function () {
+    const p = hsd(["plan", "--threads", "1", "--greedy", "--max-threshold", "8"], cache);
+    expect(p.code, p.stderr).to.equal(0);
+    expect(p.stdout).to.match(/Chosen:/).and.match(/Autoregressive:/);
+  });
+
+  it("run --json prints text, token ids, hierarchy and stats", function () {
+    const r = hsd(["run", "--json", "--threads", "1", "--greedy", "--max-threshold", "8", "--max-tokens", "16", "Once upon a time"], cache);
+    expect(r.code, r.stderr).to.equal(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.text).to.be.a("string").that.is.not.empty;
+    expect(out.tokens).to.be.an("array");
+    expect(out.tokens.length).to.be.within(1, 16);
+    expect(out.hierarchy.files).to.be.an("array").that.is.not.empty;
+    expect(out.hierarchy.thresholds).to.have.length(out.hierarchy.files.length - 1);
+    expect(out.stats.msPerToken).to.be.a("number");
+    expect(out.stats.levels).to.have.length(out.hierarchy.files.length);
+  });
+
+  it("run streams text to stdout and a summary to stderr", function () {
+    const r = hsd(["run", "--threads", "1", "--seed", "7", "--max-tokens", "12", "--hierarchy", `${basename(family.files[0]!)},${basename(family.files[family.files.length - 1]!)}`, "--thresholds", "3", "The state of the Union is"], cache);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout.trim().length).to.be.greaterThan(0);
+    expect(r.stderr).to.match(/\[hsd\] \d+ tokens/);
+  });
+
+  it("a folder with a non-GGUF file, a truncated GGUF and another vocabulary plans with the good models and lists the bad", function () {
+    const dir = mkdtempSync(join(tmpdir(), "hsd-mixed-"));
+    try {
+      const [small, , , big] = family.files;
+      copyFileSync(small!, join(dir, "good-small.gguf"));
+      copyFileSync(big!, join(dir, "good-target.gguf"));
+      writeFileSync(join(dir, "notes.txt"), "not a model");
+      writeFileSync(join(dir, "fake.gguf"), "this is not a gguf file at all");
+      const whole = readFileSync(family.files[1]!);
+      writeFileSync(join(dir, "truncated.gguf"), whole.subarray(0, Math.floor(whole.length / 2)));
+      withAlteredVocabulary(family.files[2]!, join(dir, "other-vocab.gguf"));
+      const p = hsd(["plan", "--json", "--models", dir, "--threads", "1", "--greedy", "--max-threshold", "4"], cache);
+      expect(p.code, p.stderr).to.equal(0);
+      const plan = JSON.parse(p.stdout);
+      expect(plan.candidates.map((c: { file: string }) => c.file)).to.deep.equal(["good-small.gguf", "good-target.gguf"]);
+      const reasons = Object.fromEntries(plan.rejected.map((r: { file: string; reason: string }) => [basename(r.file), r.reason]));
+      expect(reasons["notes.txt"]).to.match(/not a \.gguf/);
+      expect(reasons["fake.gguf"]).to.match(/not a GGUF/);
+      expect(reasons["truncated.gguf"]).to.match(/truncated/);
+      expect(reasons["other-vocab.gguf"]).to.match(/vocabulary differs/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  for (const [name, args, pattern] of [
+    ["an unknown option", ["run", "--frobnicate", "x"], /unknown option '--frobnicate'/],
+    ["a missing folder", ["plan", "--models", "/nonexistent/models"], /\/nonexistent\/models/],
+    ["an empty prompt", ["run", ""], /prompt is empty/],
+    ["a bad number", ["run", "--max-tokens", "zero", "hi"], /--max-tokens/],
+    ["thresholds that do not fit the hierarchy", ["run", "--hierarchy", "a.gguf,b.gguf", "--thresholds", "1,2", "hi"], /--thresholds needs 1/],
+  ] as const) {
+    it(`${name} exits non-zero with a one-line reason`, function () {
+      const r = hsd([...args], cache);
+      expect(r.code).to.not.equal(0);
+      expect(r.stdout).to.equal("");
+      const lines = r.stderr.trim().split("\n");
+      expect(lines, r.stderr).to.have.length(1);
+      expect(lines[0]).to.match(/^hsd: /).and.match(pattern);
+    });
+  }
+});
