@@ -27,7 +27,8 @@ def main():
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--ftype", choices=("f16", "f32"), default="f16")
+    ap.add_argument("--ftype", choices=("f16", "f32", "q8_0", "q4_0"), default="f16",
+                    help="matrix type; q8_0/q4_0 are quantized with gguf-py's numpy reference quantizer")
     a = ap.parse_args()
     for p in (a.ckpt, a.tokenizer):
         if not os.path.exists(p):
@@ -46,7 +47,8 @@ def main():
     w.add_description(f"hsd bundled family member, {stats['non_embedding_params']} non-embedding params, "
                       f"{stats['train_tokens']} training tokens")
     w.add_license("MIT (weights); training text: see models/README.md")
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if a.ftype == "f16" else gguf.LlamaFileType.ALL_F32)
+    w.add_file_type({"f16": gguf.LlamaFileType.MOSTLY_F16, "f32": gguf.LlamaFileType.ALL_F32,
+                     "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[a.ftype])
     w.add_vocab_size(c["vocab_size"])
     w.add_context_length(c["context_length"])
     w.add_embedding_length(c["dim"])
@@ -70,20 +72,33 @@ def main():
     w.add_add_bos_token(False)
     w.add_add_eos_token(False)
 
+    quant = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}.get(a.ftype)
+
     def mat(t):
+        if quant is not None:
+            return gguf.quants.quantize(t.float().numpy().astype(np.float32), quant)
         return t.numpy().astype(np.float16 if a.ftype == "f16" else np.float32)
+
+    def add_matrix(name, t):
+        if quant is not None:
+            w.add_tensor(name, mat(t), raw_dtype=quant)
+        else:
+            w.add_tensor(name, mat(t))
 
     def vec(t):
         return t.numpy().astype(np.float32)
 
-    w.add_tensor("token_embd.weight", mat(sd["tok_emb.weight"]))
+    add_matrix("token_embd.weight", sd["tok_emb.weight"])
     names = {"attn_norm.weight": "attn_norm.weight", "wq.weight": "attn_q.weight", "wk.weight": "attn_k.weight",
              "wv.weight": "attn_v.weight", "wo.weight": "attn_output.weight", "ffn_norm.weight": "ffn_norm.weight",
              "w_gate.weight": "ffn_gate.weight", "w_up.weight": "ffn_up.weight", "w_down.weight": "ffn_down.weight"}
     for i in range(c["n_layers"]):
         for src, dst in names.items():
             t = sd[f"blocks.{i}.{src}"]
-            w.add_tensor(f"blk.{i}.{dst}", vec(t) if t.dim() == 1 else mat(t))
+            if t.dim() == 1:
+                w.add_tensor(f"blk.{i}.{dst}", vec(t))
+            else:
+                add_matrix(f"blk.{i}.{dst}", t)
     w.add_tensor("output_norm.weight", vec(sd["norm.weight"]))
 
     w.write_header_to_file()

@@ -2,7 +2,13 @@
 // C++ holds no policy: it loads models, runs llama_decode, turns logits into sampling
 // distributions, and rolls KV caches back. Every decision lives in TypeScript.
 
-/** How logits become the distribution that every level samples from (the target's settings). */
+/**
+ * How logits become the distribution that every level samples from (the target's settings).
+ * Order (native/sampling_transform.h): argmax of the raw logits (always; ties -> lowest id); unless greedy:
+ * logits / temperature -> softmax -> top-k -> top-p (mass measured over the top-k survivors) -> min-p ->
+ * renormalise; dropped tokens get exactly 0. "Most probable" orders by (probability desc, token id asc).
+ * A new context starts greedy.
+ */
 export interface SamplingTransform {
   /** true: only the argmax of the raw logits is produced (ties go to the lowest token id). */
   greedy: boolean;

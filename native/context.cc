@@ -1,0 +1,366 @@
+#include "context.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "addon.h"
+#include "logging.h"
+
+namespace hsd {
+
+ContextHandle::~ContextHandle() {
+  if (hasBatch) llama_batch_free(batch);
+  if (ctx != nullptr) llama_free(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The evaluation itself (any thread).
+
+std::string runEvaluate(ContextHandle& h, const EvalRequest& r) {
+  llama_memory_t mem = llama_get_memory(h.ctx);
+  if (!llama_memory_seq_rm(mem, 0, r.position, -1))
+    return "cannot truncate the KV cache to " + std::to_string(r.position) + " (llama_memory_seq_rm refused: this model's memory cannot roll back)";
+  h.position = r.position;
+
+  llama_batch& b = h.batch;
+  b.n_tokens = r.n;
+  for (int32_t i = 0; i < r.n; i++) {
+    b.token[i] = r.tokens[i];
+    b.pos[i] = r.position + i;
+    b.n_seq_id[i] = 1;
+    b.seq_id[i][0] = 0;
+    b.logits[i] = i >= r.firstOutput;  // only the rows the caller asked for
+  }
+  clearThreadErrors();
+  const int32_t rc = llama_decode(h.ctx, b);
+  if (rc != 0) {
+    std::string why = takeThreadErrors();
+    llama_memory_seq_rm(mem, 0, r.position, -1);
+    if (rc == 2 && h.abort) return "aborted";
+    return "llama_decode failed with code " + std::to_string(rc) + (why.empty() ? "" : ": " + why);
+  }
+  h.position = r.position + r.n;
+
+  const int32_t rows = r.n - r.firstOutput;
+  const size_t V = static_cast<size_t>(h.nVocab);
+  for (int32_t j = 0; j < rows; j++) {
+    const float* logits = llama_get_logits_ith(h.ctx, r.firstOutput + j);
+    if (logits == nullptr) return "llama.cpp returned no logits for batch row " + std::to_string(r.firstOutput + j);
+    const size_t row = static_cast<size_t>(r.rowOffset + j);
+    transformRow(logits, h.nVocab, r.transform, r.probs ? r.probs + row * V : nullptr, r.argmax + row, h.scratch);
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Async evaluation: one per context at a time. The worker keeps the context, its model and the caller's typed
+// arrays alive until it has finished; dispose() meanwhile only marks it cancelled (its promise then rejects).
+
+class EvaluateWorker : public Napi::AsyncWorker {
+ public:
+  EvaluateWorker(Napi::Env env, AddonContext* owner, Napi::Object ownerObj, std::shared_ptr<ContextHandle> h,
+                 const EvalRequest& r, const Napi::CallbackInfo& info)
+      : Napi::AsyncWorker(env, "hsd:evaluate"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        owner_(owner),
+        handle_(std::move(h)),
+        request_(r) {
+    ownerRef_ = Napi::Persistent(ownerObj);
+    tokensRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+    targetRef_ = Napi::Persistent(info[3].As<Napi::Object>());  // holds probs and argmax
+    Napi::Object target = info[3].As<Napi::Object>();
+    probsRef_ = Napi::Persistent(target.Get("probs").IsObject() ? target.Get("probs").As<Napi::Object>() : Napi::Object::New(env));
+    argmaxRef_ = Napi::Persistent(target.Get("argmax").As<Napi::Object>());
+  }
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void cancel(const std::string& reason) {
+    cancelReason_ = reason;
+    handle_->abort = true;
+  }
+
+  void Execute() override {
+    if (handle_->abort) return SetError("aborted");
+    std::string err = runEvaluate(*handle_, request_);
+    if (!err.empty()) SetError(err);
+  }
+
+  void OnOK() override { finish(nullptr); }
+  void OnError(const Napi::Error& e) override { finish(&e); }
+
+ private:
+  void finish(const Napi::Error* e) {
+    Napi::Env env = Env();
+    owner_->workerDone();
+    if (!cancelReason_.empty()) deferred_.Reject(Napi::Error::New(env, cancelReason_).Value());
+    else if (e != nullptr) deferred_.Reject(e->Value());
+    else deferred_.Resolve(env.Undefined());
+  }
+
+  Napi::Promise::Deferred deferred_;
+  AddonContext* owner_;
+  Napi::ObjectReference ownerRef_, tokensRef_, targetRef_, probsRef_, argmaxRef_;
+  std::shared_ptr<ContextHandle> handle_;
+  EvalRequest request_;
+  std::string cancelReason_;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+
+namespace {
+
+bool abortCallback(void* data) { return static_cast<std::atomic<bool>*>(data)->load(std::memory_order_relaxed); }
+
+int32_t intArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min, int64_t max) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(min) || d > static_cast<double>(max))
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer in [" + std::to_string(min) + ", " +
+                                                std::to_string(max) + "], got " + info[i].ToString().Utf8Value());
+  return static_cast<int32_t>(d);
+}
+
+template <typename T>
+bool isTyped(Napi::Value v, napi_typedarray_type type) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+}
+
+}  // namespace
+
+Napi::Function AddonContext::DefineClass(Napi::Env env) {
+  return ObjectWrap<AddonContext>::DefineClass(
+      env, "NativeContextHandle",
+      {
+          InstanceMethod("info", &AddonContext::Info),
+          InstanceMethod("position", &AddonContext::Position),
+          InstanceMethod("setSampling", &AddonContext::SetSampling),
+          InstanceMethod("evaluate", &AddonContext::Evaluate),
+          InstanceMethod("evaluateSync", &AddonContext::EvaluateSync),
+          InstanceMethod("truncate", &AddonContext::Truncate),
+          InstanceMethod("timeDecodeLoop", &AddonContext::TimeDecodeLoop),
+          InstanceMethod("dispose", &AddonContext::Dispose),
+          InstanceMethod("isDisposed", &AddonContext::IsDisposed),
+      });
+}
+
+Napi::Value AddonContext::Create(Napi::Env env, const std::shared_ptr<ModelHandle>& model, int32_t contextSize,
+                                 int32_t batchSize, int32_t threads) {
+  auto h = std::make_shared<ContextHandle>();
+  h->model = model;
+  h->nVocab = model->nVocab;
+
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = static_cast<uint32_t>(contextSize);
+  cp.n_batch = static_cast<uint32_t>(batchSize);
+  cp.n_ubatch = static_cast<uint32_t>(batchSize);  // one evaluate() = one physical batch = one graph
+  cp.n_seq_max = 1;
+  cp.n_threads = threads;
+  cp.n_threads_batch = threads;
+  cp.no_perf = true;
+  cp.abort_callback = abortCallback;
+  cp.abort_callback_data = &h->abort;
+  clearThreadErrors();
+  h->ctx = llama_init_from_model(model->model, cp);
+  if (h->ctx == nullptr) {
+    std::string why = takeThreadErrors();
+    throw Napi::Error::New(env, "llama.cpp could not create a context for '" + model->path + "' (contextSize " +
+                                    std::to_string(contextSize) + ", batchSize " + std::to_string(batchSize) + ")" +
+                                    (why.empty() ? "" : ": " + why));
+  }
+  h->contextSize = static_cast<int32_t>(llama_n_ctx(h->ctx));
+  h->batchSize = batchSize;
+  h->batch = llama_batch_init(batchSize, 0, 1);
+  h->hasBatch = true;
+  h->scratch.resize(h->nVocab);
+
+  return addonData(env).contextConstructor.New({Napi::External<std::shared_ptr<ContextHandle>>::New(env, &h)});
+}
+
+AddonContext::AddonContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonContext>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal())
+    throw Napi::TypeError::New(info.Env(), "native contexts are created by model.createContext()");
+  handle_ = *info[0].As<Napi::External<std::shared_ptr<ContextHandle>>>().Data();
+  model_ = handle_->model;
+  model_->contexts.insert(this);
+}
+
+AddonContext::~AddonContext() {
+  // Garbage-collected: a pending worker holds a reference to this object, so none is in flight here.
+  if (model_) model_->contexts.erase(this);
+}
+
+ContextHandle& AddonContext::live(Napi::Env env) {
+  if (!handle_) throw Napi::Error::New(env, "the context was disposed");
+  return *handle_;
+}
+
+void AddonContext::dispose(const std::string& reason) {
+  if (!handle_) return;
+  if (pending_ != nullptr) pending_->cancel(reason);  // its promise rejects; it frees the context when done
+  handle_.reset();
+  if (model_) model_->contexts.erase(this);
+  model_.reset();
+}
+
+Napi::Value AddonContext::Dispose(const Napi::CallbackInfo& info) {
+  dispose("the context was disposed while evaluate() was pending");
+  return info.Env().Undefined();
+}
+
+Napi::Value AddonContext::IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !handle_); }
+
+Napi::Value AddonContext::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ContextHandle& h = live(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("contextSize", h.contextSize);
+  o.Set("batchSize", h.batchSize);
+  o.Set("vocabSize", h.nVocab);
+  return o;
+}
+
+Napi::Value AddonContext::Position(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), live(info.Env()).position.load());
+}
+
+Napi::Value AddonContext::SetSampling(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  live(env);
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "setSampling(transform): transform must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto num = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("setSampling: ") + key + " must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+  };
+  Napi::Value g = o.Get("greedy");
+  if (!g.IsBoolean()) throw Napi::TypeError::New(env, "setSampling: greedy must be a boolean");
+  SamplingTransform t;
+  t.greedy = g.As<Napi::Boolean>().Value();
+  t.temperature = static_cast<float>(num("temperature"));
+  double k = num("topK");
+  if (k != std::floor(k) || k < 0 || k > 2147483647.0) throw Napi::RangeError::New(env, "setSampling: topK must be an integer >= 0");
+  t.topK = static_cast<int32_t>(k);
+  t.topP = static_cast<float>(num("topP"));
+  t.minP = static_cast<float>(num("minP"));
+  std::string err = validateTransform(t);
+  if (!err.empty()) throw Napi::RangeError::New(env, "setSampling: " + err);
+  transform_ = t;  // an evaluation in flight keeps the copy it started with
+  return env.Undefined();
+}
+
+void AddonContext::parseRequest(const Napi::CallbackInfo& info, EvalRequest& r, bool needTarget) {
+  Napi::Env env = info.Env();
+  ContextHandle& h = live(env);
+  if (pending_ != nullptr) throw Napi::Error::New(env, "an evaluate() is already in flight on this context: await it first (one evaluation per context at a time)");
+  if (info.Length() < 1 || !isTyped<int32_t>(info[0], napi_int32_array)) throw Napi::TypeError::New(env, "tokens must be an Int32Array");
+  Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
+  const int64_t n = static_cast<int64_t>(tokens.ElementLength());
+  if (n < 1 || n > h.batchSize)
+    throw Napi::RangeError::New(env, "tokens.length must be in [1, batchSize = " + std::to_string(h.batchSize) + "], got " + std::to_string(n));
+  const int32_t position = intArg(info, 1, "position", 0, h.position.load());
+  if (position + n > h.contextSize)
+    throw Napi::RangeError::New(env, "position + tokens.length = " + std::to_string(position + n) + " exceeds contextSize " +
+                                         std::to_string(h.contextSize));
+  const int32_t firstOutput = intArg(info, 2, "firstOutput", 0, n);
+  const int32_t* tokData = tokens.Data();
+  for (int64_t i = 0; i < n; i++)
+    if (tokData[i] < 0 || tokData[i] >= h.nVocab)
+      throw Napi::RangeError::New(env, "token id " + std::to_string(tokData[i]) + " at index " + std::to_string(i) +
+                                           " is outside the vocabulary [0, " + std::to_string(h.nVocab) + ")");
+  r.tokens = tokens.Data();
+  r.n = static_cast<int32_t>(n);
+  r.position = position;
+  r.firstOutput = firstOutput;
+  r.transform = transform_;
+  if (!needTarget) return;
+
+  if (info.Length() < 4 || !info[3].IsObject()) throw Napi::TypeError::New(env, "target must be an object { probs, argmax, rowOffset }");
+  Napi::Object target = info[3].As<Napi::Object>();
+  Napi::Value ro = target.Get("rowOffset");
+  double rowOffset = ro.IsNumber() ? ro.As<Napi::Number>().DoubleValue() : -1;
+  if (rowOffset != std::floor(rowOffset) || rowOffset < 0 || rowOffset > 1e9)
+    throw Napi::RangeError::New(env, "target.rowOffset must be an integer >= 0");
+  const int64_t rows = n - firstOutput;
+  const int64_t needRows = static_cast<int64_t>(rowOffset) + rows;
+  Napi::Value am = target.Get("argmax");
+  if (!isTyped<int32_t>(am, napi_int32_array)) throw Napi::TypeError::New(env, "target.argmax must be an Int32Array");
+  Napi::Int32Array argmax = am.As<Napi::Int32Array>();
+  if (static_cast<int64_t>(argmax.ElementLength()) < needRows)
+    throw Napi::RangeError::New(env, "target.argmax holds " + std::to_string(argmax.ElementLength()) + " rows, needs rowOffset + rows = " +
+                                         std::to_string(needRows));
+  r.argmax = argmax.Data();
+  r.rowOffset = static_cast<int32_t>(rowOffset);
+  r.probs = nullptr;
+  Napi::Value pv = target.Get("probs");
+  if (!transform_.greedy) {
+    if (!isTyped<float>(pv, napi_float32_array))
+      throw Napi::TypeError::New(env, "target.probs must be a Float32Array (sampling is not greedy)");
+    Napi::Float32Array probs = pv.As<Napi::Float32Array>();
+    const int64_t need = needRows * static_cast<int64_t>(h.nVocab);
+    if (static_cast<int64_t>(probs.ElementLength()) < need)
+      throw Napi::RangeError::New(env, "target.probs holds " + std::to_string(probs.ElementLength()) + " floats, needs (rowOffset + rows) * vocabSize = " +
+                                           std::to_string(need));
+    r.probs = probs.Data();
+  } else if (!pv.IsNull() && !pv.IsUndefined() && !isTyped<float>(pv, napi_float32_array)) {
+    throw Napi::TypeError::New(env, "target.probs must be null or a Float32Array");
+  }
+}
+
+Napi::Value AddonContext::EvaluateSync(const Napi::CallbackInfo& info) {
+  EvalRequest r;
+  parseRequest(info, r, true);
+  std::string err = runEvaluate(*handle_, r);
+  if (!err.empty()) throw Napi::Error::New(info.Env(), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value AddonContext::Evaluate(const Napi::CallbackInfo& info) {
+  EvalRequest r;
+  parseRequest(info, r, true);
+  auto* w = new EvaluateWorker(info.Env(), this, info.This().As<Napi::Object>(), handle_, r, info);
+  pending_ = w;
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value AddonContext::Truncate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ContextHandle& h = live(env);
+  if (pending_ != nullptr) throw Napi::Error::New(env, "cannot truncate while an evaluate() is in flight on this context");
+  const int32_t p = intArg(info, 0, "position", 0, INT32_MAX);
+  if (p >= h.position) return env.Undefined();
+  if (!llama_memory_seq_rm(llama_get_memory(h.ctx), 0, p, -1))
+    throw Napi::Error::New(env, "cannot truncate the KV cache (llama_memory_seq_rm refused: this model's memory cannot roll back)");
+  h.position = p;
+  return env.Undefined();
+}
+
+// timeDecodeLoop(tokens, position, firstOutput, repetitions) -> Float64Array of milliseconds.
+// The same truncate + llama_decode + transform as evaluateSync, timed inside C++: the baseline that measures
+// what the N-API layer adds. Output goes to buffers allocated once, before the loop.
+Napi::Value AddonContext::TimeDecodeLoop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EvalRequest r;
+  parseRequest(info, r, false);
+  const int32_t reps = intArg(info, 3, "repetitions", 1, 1 << 24);
+  const int32_t rows = r.n - r.firstOutput;
+  std::vector<float> probs(r.transform.greedy ? 0 : static_cast<size_t>(rows) * handle_->nVocab);
+  std::vector<int32_t> argmax(rows + 1);
+  r.probs = r.transform.greedy ? nullptr : probs.data();
+  r.argmax = argmax.data();
+  r.rowOffset = 0;
+  Napi::Float64Array out = Napi::Float64Array::New(env, reps);
+  for (int32_t i = 0; i < reps; i++) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string err = runEvaluate(*handle_, r);
+    auto t1 = std::chrono::steady_clock::now();
+    if (!err.empty()) throw Napi::Error::New(env, err);
+    out[i] = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  }
+  return out;
+}
+
+}  // namespace hsd

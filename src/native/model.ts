@@ -1,0 +1,104 @@
+// NativeModel over the addon: loading (async, off the JS thread), vocabulary, metadata, contexts.
+import { LlamaContext } from "./context.js";
+import { loadNative, type RawModelHandle } from "./load.js";
+import type { ContextOptions, ModelLoadOptions, NativeModel } from "./types.js";
+
+function checkInt(name: string, v: unknown, min: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${String(v)}`);
+  return v;
+}
+
+export class LlamaModel implements NativeModel {
+  readonly path: string;
+  readonly vocabSize: number;
+  readonly trainContextSize: number;
+  readonly parameterCount: number;
+  readonly sizeBytes: number;
+  readonly description: string;
+  readonly bosToken: number;
+  readonly eosToken: number;
+  /** End-of-turn token, -1 when none. */
+  readonly eotToken: number;
+  /** Whether the tokenizer adds BOS when asked to add special tokens. */
+  readonly addBos: boolean;
+  readonly vocabOnly: boolean;
+  /** @internal */
+  readonly handle: RawModelHandle;
+
+  /** @internal use loadModel() */
+  constructor(handle: RawModelHandle, path: string) {
+    this.handle = handle;
+    const info = handle.info();
+    this.path = path;
+    this.vocabSize = info.vocabSize;
+    this.trainContextSize = info.trainContextSize;
+    this.parameterCount = info.parameterCount;
+    this.sizeBytes = info.sizeBytes;
+    this.description = info.description;
+    this.bosToken = info.bosToken;
+    this.eosToken = info.eosToken;
+    this.eotToken = info.eotToken;
+    this.addBos = info.addBos;
+    this.vocabOnly = info.vocabOnly;
+  }
+
+  get disposed(): boolean {
+    return this.handle.isDisposed();
+  }
+
+  metadata(): Record<string, string> {
+    return this.handle.metadata();
+  }
+
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array {
+    return this.handle.tokenize(text, addSpecial, parseSpecial);
+  }
+
+  detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string {
+    return this.handle.detokenize(tokens, removeSpecial, unparseSpecial);
+  }
+
+  /** Special tokens are rendered as their text (e.g. "<|endoftext|>"). */
+  tokenPiece(token: number): Uint8Array {
+    return this.handle.tokenPiece(token);
+  }
+
+  isEndOfGeneration(token: number): boolean {
+    return this.handle.isEndOfGeneration(token);
+  }
+
+  /** SHA-256 hex over the vocabulary (see native/model.cc computeVocabFingerprint); cached. */
+  vocabFingerprint(): string {
+    return this.handle.vocabFingerprint();
+  }
+
+  createContext(options: ContextOptions): LlamaContext {
+    if (typeof options !== "object" || options === null) throw new TypeError("createContext(options): options must be an object");
+    const contextSize = checkInt("contextSize", options.contextSize, 1);
+    const batchSize = checkInt("batchSize", options.batchSize, 1);
+    const threads = checkInt("threads", options.threads, 1);
+    return new LlamaContext(this.handle.createContext({ contextSize, batchSize, threads }), this);
+  }
+
+  /**
+   * Frees the model and disposes every context created on it. An evaluate() still running on one of them
+   * rejects with an Error saying the model was disposed; the memory is freed when that decode has finished.
+   */
+  dispose(): void {
+    this.handle.dispose();
+  }
+}
+
+/**
+ * Loads a GGUF model. Rejects (never crashes) on a missing, non-GGUF, truncated or otherwise unloadable file,
+ * with an Error naming the path. gpuLayers: 0 (default) = CPU only, n = offload n layers, a large number = all.
+ */
+export async function loadModel(path: string, options: ModelLoadOptions = {}): Promise<LlamaModel> {
+  if (typeof path !== "string" || path === "") throw new TypeError("loadModel(path): path must be a non-empty string");
+  const gpuLayers = options.gpuLayers === undefined ? 0 : checkInt("gpuLayers", options.gpuLayers, 0);
+  const vocabOnly = options.vocabOnly ?? false;
+  if (typeof vocabOnly !== "boolean") throw new TypeError("vocabOnly must be a boolean");
+  const { addon } = loadNative();
+  const handle = await addon.loadModel(path, { gpuLayers, vocabOnly });
+  return new LlamaModel(handle, path);
+}
