@@ -145,7 +145,7 @@ Napi::Function AddonContext::DefineClass(Napi::Env env) {
 }
 
 Napi::Value AddonContext::Create(Napi::Env env, const std::shared_ptr<ModelHandle>& model, int32_t contextSize,
-                                 int32_t batchSize, int32_t threads) {
+                                 int32_t batchSize, int32_t threads, int32_t flashAttention) {
   auto h = std::make_shared<ContextHandle>();
   h->model = model;
   h->nVocab = model->nVocab;
@@ -158,6 +158,7 @@ Napi::Value AddonContext::Create(Napi::Env env, const std::shared_ptr<ModelHandl
   cp.n_threads = threads;
   cp.n_threads_batch = threads;
   cp.no_perf = true;
+  cp.flash_attn_type = static_cast<llama_flash_attn_type>(flashAttention);
   cp.abort_callback = abortCallback;
   cp.abort_callback_data = &h->abort;
   clearThreadErrors();

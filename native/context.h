@@ -51,7 +51,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
   static Napi::Function DefineClass(Napi::Env env);
   // Creates the llama_context; called by AddonModel::CreateContext.
   static Napi::Value Create(Napi::Env env, const std::shared_ptr<ModelHandle>& model, int32_t contextSize,
-                            int32_t batchSize, int32_t threads);
+                            int32_t batchSize, int32_t threads, int32_t flashAttention);
 
   explicit AddonContext(const Napi::CallbackInfo& info);
   ~AddonContext() override;

@@ -388,7 +388,10 @@ Napi::Value AddonModel::CreateContext(const Napi::CallbackInfo& info) {
   int32_t batchSize = required("batchSize", 1, 1 << 20);
   int32_t threads = required("threads", 1, 1024);
   if (batchSize > contextSize) throw Napi::RangeError::New(env, "createContext: batchSize must be <= contextSize");
-  return AddonContext::Create(env, handle_, contextSize, batchSize, threads);
+  // -1 auto (llama.cpp decides), 0 off, 1 on: on this project's CPU measurements flash attention made
+  // one-token passes cheaper but multi-token (verification) passes dearer, so the choice is the caller's.
+  int32_t flashAttention = intOption(o, "flashAttention", -1, -1, 1);
+  return AddonContext::Create(env, handle_, contextSize, batchSize, threads, flashAttention);
 }
 
 }  // namespace hsd

@@ -249,6 +249,18 @@ describe("native layer", function () {
       expect(d).to.be.at.most(1e-3);
     });
 
+    it("flash attention on and off give the same distributions; a bad mode is refused", function () {
+      const rows: Float32Array[] = [];
+      for (const flashAttention of ["on", "off"] as const) {
+        const c = model.createContext({ ...CTX, flashAttention });
+        c.setSampling(T1);
+        rows.push(evalRows(c, prompt.subarray(0, 12), 0, V).probs);
+        c.dispose();
+      }
+      expect(maxAbsDiff(rows[0]!, rows[1]!)).to.be.at.most(1e-3);
+      expect(() => model.createContext({ ...CTX, flashAttention: "maybe" as never })).to.throw(/flashAttention/);
+    });
+
     it("truncate + re-evaluate gives identical distributions (and really drops the KV entries)", function () {
       const a = prompt.subarray(0, 16);
       const first = evalRows(ctx, a, 0, V);

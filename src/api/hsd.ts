@@ -12,7 +12,7 @@ import { scanModelFolder, type RejectedFile } from "../models/scan.js";
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
 import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
 import { defaultThreads, loadModel, nativeBackend } from "../native/index.js";
-import type { NativeContext, NativeModel } from "../native/types.js";
+import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
 import { NativeLevel, type EvaluationMode } from "../engine/native-level.js";
 import { HsdDecoder } from "../engine/hsd.js";
 import { generate, type GenerationChunk, type GenerationResult } from "../engine/generate.js";
@@ -37,8 +37,10 @@ export interface OpenOptions {
   gpuLayers?: number;
   /** KV cache size of each model's context (default min(model's training context, 4096)). */
   contextSize?: number;
-  /** "async" runs decodes off the JS thread; "sync" blocks it but saves a thread hop per pass. */
+  /** "async" runs decodes off the JS thread; "sync" (default) blocks it but saves two thread hops per pass. */
   evaluation?: EvaluationMode;
+  /** Flash attention in every context: "auto" (default), "on" or "off". */
+  flashAttention?: FlashAttention;
 }
 
 export interface Hierarchy {
@@ -91,6 +93,7 @@ export class Hsd {
     readonly rejected: readonly RejectedFile[],
     readonly threads: number,
     readonly device: string,
+    readonly flashAttention: FlashAttention,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
@@ -122,7 +125,7 @@ export class Hsd {
         const native = await loadModel(info.path, { gpuLayers });
         try {
           const contextSize = options.contextSize ?? Math.min(native.trainContextSize || 4096, 4096);
-          const context = native.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads });
+          const context = native.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads, flashAttention: options.flashAttention });
           loaded.push({ info, native, context, level: new NativeLevel(info.file, context, native.vocabSize, options.evaluation ?? "sync") });
         } catch (error) {
           native.dispose();
@@ -137,7 +140,7 @@ export class Hsd {
       throw error;
     }
     const device = `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}`;
-    return new Hsd(loaded, rejected, threads, device);
+    return new Hsd(loaded, rejected, threads, device, options.flashAttention ?? "auto");
   }
 
   get target(): LoadedModel {
@@ -151,6 +154,7 @@ export class Hsd {
       transform: toTransform(request.sampling),
       threads: this.threads,
       device: this.device,
+      flashAttention: this.flashAttention,
       maxThreshold: request.maxThreshold ?? 16,
       prompts: request.prompts,
       recalibrate: request.recalibrate,

@@ -3,7 +3,7 @@
 
 import { stat } from "node:fs/promises";
 import type { ModelInfo } from "../gguf/model-info.js";
-import type { NativeModel, SamplingTransform } from "../native/types.js";
+import type { FlashAttention, NativeModel, SamplingTransform } from "../native/types.js";
 import type { PassCostSample } from "../planner/cost-model.js";
 import { CalibrationCache, cacheKey } from "./cache.js";
 import { measureAcceptance, measurePassCosts } from "./measure.js";
@@ -17,6 +17,7 @@ export interface CalibrationModel {
 export interface CalibrationOptions {
   transform: SamplingTransform;
   threads: number;
+  flashAttention?: FlashAttention;
   /** Names the hardware the numbers belong to (backend and GPU offload). */
   device: string;
   /** Largest threshold the optimiser may pick; costs are measured for n = 1 … maxThreshold + 2. */
@@ -72,7 +73,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
   for (let i = 0; i < prefix.length; i++) prefix[i] = joined[i % joined.length]!;
 
   const costKeys = await Promise.all(
-    models.map(async (m) => cacheKey({ v: 1, file: await fileIdentity(m.info.path), device: options.device, threads: options.threads, greedy: options.transform.greedy, maxTokens, depth })),
+    models.map(async (m) => cacheKey({ v: 1, file: await fileIdentity(m.info.path), device: options.device, threads: options.threads, flashAttention: options.flashAttention ?? "auto", greedy: options.transform.greedy, maxTokens, depth })),
   );
   const result: Calibration["models"] = [];
   const totalCostSteps = models.length * maxTokens;
@@ -86,7 +87,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
       options.onProgress?.({ phase: "costs", done: costSteps, total: totalCostSteps, model: m.info.file });
       continue;
     }
-    const context = m.native.createContext({ contextSize, batchSize: Math.max(maxTokens, depth), threads: options.threads });
+    const context = m.native.createContext({ contextSize, batchSize: Math.max(maxTokens, depth), threads: options.threads, flashAttention: options.flashAttention });
     try {
       const costs = measurePassCosts(m.native, context, prefix, options.transform, { maxTokens, depth, repetitions: 9, warmup: 3 }, () => {
         costSteps++;
@@ -104,7 +105,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
   const acceptanceFromCache = acceptance !== null;
   if (!acceptance) {
     const batch = longPrompt.length + continuationTokens + 1;
-    const contexts = models.map((m) => m.native.createContext({ contextSize: Math.max(contextSize, batch + 8), batchSize: batch, threads: options.threads }));
+    const contexts = models.map((m) => m.native.createContext({ contextSize: Math.max(contextSize, batch + 8), batchSize: batch, threads: options.threads, flashAttention: options.flashAttention }));
     try {
       let done = 0;
       acceptance = measureAcceptance(models.map((m) => m.native), contexts, promptTokens, options.transform, { continuationTokens, seed }, () => {

@@ -29,6 +29,7 @@ interface CommonOptions {
   threads?: number;
   gpuLayers?: number;
   contextSize?: number;
+  flashAttention?: "auto" | "on" | "off";
   json?: boolean;
   greedy?: boolean;
   temperature?: number;
@@ -48,6 +49,10 @@ function withCommon(command: Command): Command {
     .option("--threads <n>", "ggml threads per model (default: physical cores)", int("--threads", 1))
     .option("--gpu-layers <n>", "layers to offload to the GPU (999 = all)", int("--gpu-layers", 0))
     .option("--context-size <n>", "KV cache size per model", int("--context-size", 16))
+    .option("--flash-attention <mode>", "flash attention: auto, on or off", (v: string) => {
+      if (v !== "auto" && v !== "on" && v !== "off") throw new InvalidArgumentError("--flash-attention must be auto, on or off");
+      return v;
+    })
     .option("--greedy", "greedy decoding (the target's argmax at every step)")
     .option("--temperature <x>", "sampling temperature (0 = greedy)", num("--temperature"))
     .option("--top-k <n>", "keep the k most probable tokens (0 = off)", int("--top-k", 0))
@@ -72,7 +77,7 @@ function sampling(o: CommonOptions): SamplingSettings {
 }
 
 async function open(o: CommonOptions): Promise<Hsd> {
-  return Hsd.open({ models: o.models, target: o.target, threads: o.threads, gpuLayers: o.gpuLayers, contextSize: o.contextSize });
+  return Hsd.open({ models: o.models, target: o.target, threads: o.threads, gpuLayers: o.gpuLayers, contextSize: o.contextSize, flashAttention: o.flashAttention });
 }
 
 async function calibrationPrompts(o: CommonOptions): Promise<string[] | undefined> {

@@ -59,7 +59,7 @@ export interface RawModelHandle {
   tokenPiece(token: number): Uint8Array;
   isEndOfGeneration(token: number): boolean;
   vocabFingerprint(): string;
-  createContext(options: ContextOptions): RawContextHandle;
+  createContext(options: { contextSize: number; batchSize: number; threads: number; flashAttention: number }): RawContextHandle;
   dispose(): void;
   isDisposed(): boolean;
 }

@@ -77,7 +77,10 @@ export class LlamaModel implements NativeModel {
     const contextSize = checkInt("contextSize", options.contextSize, 1);
     const batchSize = checkInt("batchSize", options.batchSize, 1);
     const threads = checkInt("threads", options.threads, 1);
-    return new LlamaContext(this.handle.createContext({ contextSize, batchSize, threads }), this);
+    const fa = options.flashAttention ?? "auto";
+    if (fa !== "auto" && fa !== "on" && fa !== "off") throw new TypeError(`createContext: flashAttention must be "auto", "on" or "off", got ${String(fa)}`);
+    const flashAttention = fa === "auto" ? -1 : fa === "on" ? 1 : 0;
+    return new LlamaContext(this.handle.createContext({ contextSize, batchSize, threads, flashAttention }), this);
   }
 
   /**

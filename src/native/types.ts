@@ -29,6 +29,8 @@ export interface ModelLoadOptions {
   vocabOnly?: boolean;
 }
 
+export type FlashAttention = "auto" | "on" | "off";
+
 export interface ContextOptions {
   /** Context length in tokens (KV cache size). */
   contextSize: number;
@@ -36,6 +38,11 @@ export interface ContextOptions {
   batchSize: number;
   /** ggml threads for decoding. */
   threads: number;
+  /**
+   * Flash attention: "auto" (llama.cpp decides; the default), "on" or "off". On this project's 2-core CPU,
+   * "auto" (= on) made one-token passes cheaper and multi-token verification passes much dearer.
+   */
+  flashAttention?: FlashAttention;
 }
 
 export interface NativeModel {

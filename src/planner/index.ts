@@ -2,12 +2,13 @@
  * hsd planner: the latency model of hierarchical speculative decoding and the optimiser that picks the chain of
  * draft models and their thresholds (hsd-notes §4).
  *
- * - `expectedLatency(chain)`: exact expected ms per token of a given chain under i.i.d. acceptance, with
- *   per-level predictions (passes per token, tokens per pass, block-length laws, ms per token by level).
+ * - `expectedLatency(chain)`: exact expected ms per token of a given chain under i.i.d. (optionally
+ *   position-dependent) acceptance, with the engine's catch-up tokens, and per-level predictions (passes per
+ *   token, tokens per pass, catch-up law, block-length laws, ms per token by level).
  * - `chooseHierarchy(input)`: the chain and thresholds with the lowest predicted ms per token; never predicted
  *   slower than no draft or the best single draft. `exhaustiveSearch` and `dynamicProgramme` are the two
  *   searches it picks from.
- * - `simulate(...)`: Monte-Carlo of the recursion, to check the formula and measure the catch-up modelling gap.
+ * - `simulate(...)`: Monte-Carlo of the recursion ('cache' mode: the engine's catch-up), to check the formula.
  * - Pass costs: `MeasuredPassCost` / `passCostFromSamples` from calibration samples {n, ms}.
  *
  * Serialisable input: `PlannerSpec` (pass costs as samples) -> `plannerInputFromSpec` -> `PlannerInput`.
@@ -27,6 +28,8 @@ export {
     type ChainSpec,
     type LatencyPrediction,
     type LevelPrediction,
+    type CatchUpModel,
+    type Acceptance,
     CATCH_UP_TOKENS,
     expectedLatency,
     singleDraftLatency,
@@ -52,7 +55,8 @@ export {
 
 /** JSON form of a `PlannerInput`: each model's pass cost as calibration samples. */
 export interface PlannerSpec {
-    models: { name: string; samples: PassCostSample[] }[];
+    /** `coldSamples` (optional): pass costs after another model's pass (latency.ts, "cold and hot passes"). */
+    models: { name: string; samples: PassCostSample[]; coldSamples?: PassCostSample[] }[];
     /** acceptance[lo][hi] for lo < hi; other entries may be anything (e.g. 0 or null). */
     acceptance: (number | null)[][];
     maxThreshold: number;
@@ -66,6 +70,7 @@ export function plannerInputFromSpec(spec: PlannerSpec): PlannerInput {
         models: spec.models.map((m, i) => ({
             name: m.name,
             cost: new MeasuredPassCost(m.samples, `planner spec models[${i}] (${m.name}) samples`).cost,
+            ...(m.coldSamples ? { coldCost: new MeasuredPassCost(m.coldSamples, `planner spec models[${i}] (${m.name}) coldSamples`).cost } : {}),
         })),
         acceptance: spec.acceptance.map((row) => row.map((v) => (v === null ? Number.NaN : v))),
         maxThreshold: spec.maxThreshold,

@@ -11,13 +11,14 @@
  *
  * (a) `dynamicProgramme`: the generalised shortest path over nodes (model m, threshold T, depth d).
  *     Why it cannot be exact in polynomial time: what a sub-chain ending at (m, T) hands to the next level is
- *     not a number but the whole law of N_m (plus C_m), and the next level's cost depends on that law
+ *     not a number but the whole law of N_m (plus its cost terms and, with the engine's catch-up, the joint law
+ *     of N_m and each lower model's catch-up deficit: latency.ts), and the next level's cost depends on that law
  *     non-linearly (E[c(N+1)], the step law, the overshoot of its own threshold). Laws from different
  *     sub-chains are not ordered, so no scalar label at (m, T) is a sufficient statistic; keeping every law is
  *     the exhaustive search again.
- *     What it optimises instead: by Wald's identity, the expected cost per token that level m produces,
- *         C_m / E[N_m] = (E[c_m(N_below + 1)] + C_below) / E[A_m + 1],
- *     does not depend on T_m at all, and equals the exact latency of the sub-chain if m were the target. The DP
+ *     What it optimises instead: the expected cost per token that level m produces, which (renewal-reward)
+ *     does not depend on T_m at all and equals the exact latency of the sub-chain if m were the target
+ *     (`topLatency` with m as the target, catch-up tokens included). The DP
  *     keeps, for each (m, d), the `beamWidth` sub-chains below m (over all predecessors (l, T_l, d-1) and their
  *     kept sub-chains) with the lowest such cost per token; each node (m, T, d) then carries, for each kept
  *     sub-chain, the exact law of N_m and C_m at that T (a level DP). At the target every node's every kept
@@ -32,18 +33,20 @@
 import { CostTable, type PassCost } from "./cost-model.js";
 import {
     type LevelState,
-    type StepLaw,
+    FirstPass,
     baseLevel,
-    expectedPassCost,
     raiseLevel,
-    stepLaw,
+    roundLaw,
     topLatency,
 } from "./latency.js";
 
 /** The optimiser's input. JSON-friendly except `cost`; see `PlannerSpec` for the fully serialisable form. */
 export interface PlannerInput {
-    /** Candidates sorted small -> large by cost; the last is the target. */
-    models: { name: string; cost: PassCost }[];
+    /**
+     * Candidates sorted small -> large by cost; the last is the target. `coldCost` (optional): cost of a pass
+     * that follows another model's pass (latency.ts, "cold and hot passes"); `cost` is then the hot cost.
+     */
+    models: { name: string; cost: PassCost; coldCost?: PassCost }[];
     /** acceptance[lo][hi] (lo < hi): probability that model hi accepts a draft token of model lo. Other entries are ignored. */
     acceptance: number[][];
     /** Thresholds are searched in 1 … maxThreshold. */
@@ -85,7 +88,7 @@ export interface SearchOptions {
 export interface ChooseOptions extends SearchOptions {
     /** 'auto' (default): exhaustive when it scores at most `exhaustiveLimit` chains, else DP. */
     method?: "auto" | "dp" | "exhaustive";
-    /** Default 10 000 chains (about 1.5–3.5 µs each on the 2-core dev box: 15–35 ms). */
+    /** Default 10 000 chains (about 3.5–7.5 µs of CPU each on the 2-core dev box with the engine catch-up tracking: 25–75 ms). */
     exhaustiveLimit?: number;
 }
 
@@ -94,7 +97,10 @@ export interface ChooseOptions extends SearchOptions {
 /** Checked input with memoised cost tables. */
 interface Prepared {
     input: PlannerInput;
+    /** Hot costs (autoregressive passes, level 0's passes after its first). */
     tables: CostTable[];
+    /** Cold costs (every other pass); the hot tables when no cold costs are given. */
+    cold: CostTable[];
     target: number;
     maxT: number;
     maxDepth: number;
@@ -134,9 +140,11 @@ function prepare(input: PlannerInput): Prepared {
         }
     }
     const tables = input.models.map((m, i) => new CostTable(m.cost, `planner model ${i} (${names[i]})`));
+    const cold = input.models.map((m, i) => (m.coldCost ? new CostTable(m.coldCost, `planner model ${i} (${names[i]}), cold`) : tables[i]!));
     return {
         input,
         tables,
+        cold,
         target,
         maxT: input.maxThreshold,
         maxDepth: Math.min(maxDepth, target),
@@ -168,7 +176,7 @@ function bestSingle(p: Prepared): Plan | null {
     let best: Plan | null = null;
     for (let m = 0; m < p.target; m++) {
         for (let T = 1; T <= p.maxT; T++) {
-            const L = topLatency(baseLevel(p.tables[m]!, T), p.tables[p.target]!, p.a(m, p.target));
+            const L = topLatency(baseLevel(p.tables[m]!, T, "engine", p.cold[m]), p.cold[p.target]!, p.a(m, p.target));
             if (best === null || better(L, best.predictedMsPerToken)) best = makePlan(p, [m, p.target], [T], L);
         }
     }
@@ -202,7 +210,7 @@ export function countChains(input: Pick<PlannerInput, "models" | "maxThreshold" 
 /** (b) Exhaustive search over chains and threshold grids with the exact formula. */
 export function exhaustiveSearch(input: PlannerInput): SearchResult {
     const p = prepare(input);
-    const targetTable = p.tables[p.target]!;
+    const targetTable = p.cold[p.target]!;
     let best = autoregressive(p);
     let evaluated = 1;
     const chain: number[] = [];
@@ -214,12 +222,12 @@ export function exhaustiveSearch(input: PlannerInput): SearchResult {
         if (better(L, best.predictedMsPerToken)) best = makePlan(p, [...chain, p.target], [...thresholds], L);
         if (depth >= p.maxDepth) return;
         for (let m = last + 1; m < p.target; m++) {
-            const step = stepLaw(state.law, p.a(last, m));
-            const own = expectedPassCost(state.law, p.tables[m]!);
+            const round = roundLaw(state, p.a(last, m));
+            const own = new FirstPass(p.cold[m]!, state.law);
             chain.push(m);
             for (let T = 1; T <= p.maxT; T++) {
                 thresholds.push(T);
-                visit(raiseLevel(step, own, state.cost, T), m, depth + 1);
+                visit(raiseLevel(round, own, T), m, depth + 1);
                 thresholds.pop();
             }
             chain.pop();
@@ -231,7 +239,7 @@ export function exhaustiveSearch(input: PlannerInput): SearchResult {
             chain.push(m);
             for (let T = 1; T <= p.maxT; T++) {
                 thresholds.push(T);
-                visit(baseLevel(p.tables[m]!, T), m, 1);
+                visit(baseLevel(p.tables[m]!, T, "engine", p.cold[m]), m, 1);
                 thresholds.pop();
             }
             chain.pop();
@@ -251,9 +259,9 @@ interface Entry {
 /** A sub-chain below model m, ready to be raised to any T_m. */
 interface Candidate {
     parent: Entry;
-    step: StepLaw;
-    ownPass: number;
-    /** Exact expected ms per token produced by level m: (E[c_m(N+1)] + C_below) / E[A+1]. */
+    /** Acceptance of the parent's model's drafts by m. */
+    a: number;
+    /** Exact expected ms per token of the sub-chain if m were its target. */
     perToken: number;
 }
 
@@ -272,7 +280,7 @@ export function dynamicProgramme(input: PlannerInput, options: SearchOptions = {
     const p = prepare(input);
     const beam = options.beamWidth ?? 4;
     if (!Number.isInteger(beam) || beam < 1) throw new Error(`dynamicProgramme: beamWidth ${String(beam)} must be an integer >= 1`);
-    const targetTable = p.tables[p.target]!;
+    const targetTable = p.cold[p.target]!;
     let best = autoregressive(p);
     let evaluated = 1;
 
@@ -284,26 +292,28 @@ export function dynamicProgramme(input: PlannerInput, options: SearchOptions = {
             const entries: Entry[] = [];
             if (d === 1) {
                 for (let T = 1; T <= p.maxT; T++) {
-                    entries.push({ model: m, threshold: T, state: baseLevel(p.tables[m]!, T), parent: null });
+                    entries.push({ model: m, threshold: T, state: baseLevel(p.tables[m]!, T, "engine", p.cold[m]), parent: null });
                 }
             } else {
                 // Every sub-chain of depth d-1 below m, scored by its exact cost per token at level m.
                 const cands: Candidate[] = [];
                 for (let l = 0; l < m; l++) {
                     for (const parent of nodes[d - 2]![l]!) {
-                        const step = stepLaw(parent.state.law, p.a(l, m));
-                        const ownPass = expectedPassCost(parent.state.law, p.tables[m]!);
-                        cands.push({ parent, step, ownPass, perToken: (ownPass + parent.state.cost) / step.mean });
+                        cands.push({ parent, a: p.a(l, m), perToken: topLatency(parent.state, p.cold[m]!, p.a(l, m)) });
                     }
                 }
                 cands.sort((x, y) => x.perToken - y.perToken);
-                const kept = cands.slice(0, beam);
+                const kept = cands.slice(0, beam).map((c) => ({
+                    parent: c.parent,
+                    round: roundLaw(c.parent.state, c.a),
+                    own: new FirstPass(p.cold[m]!, c.parent.state.law),
+                }));
                 for (let T = 1; T <= p.maxT; T++) {
                     for (const c of kept) {
                         entries.push({
                             model: m,
                             threshold: T,
-                            state: raiseLevel(c.step, c.ownPass, c.parent.state.cost, T),
+                            state: raiseLevel(c.round, c.own, T),
                             parent: c.parent,
                         });
                     }

@@ -7,12 +7,13 @@
  * iff they hold the same id at j - 1; that makes the longest-common-prefix test of §3 a short backward scan.
  *
  * Pass sizes, `catchUp`:
- *  - 'fixed' (default): the formula's convention — level 0's passes feed one token each, a verification pass
- *    over n drafts feeds n + 1 tokens. The formula must match this mode.
+ *  - 'fixed' (default): every pass feeds exactly one catch-up token — level 0's passes feed one token each, a
+ *    verification pass over n drafts feeds n + 1 tokens. The formula with `catchUp: "one"` must match this mode.
  *  - 'cache': each model keeps what it has evaluated, truncates to the longest common prefix with its new
  *    context and feeds the missing tokens before its drafts (at least one, to get the distribution of the first
  *    draft), as the engine does (§3). It differs from 'fixed' only when a level above accepted a whole block
- *    (the block's last token was never fed below), so it quantifies that modelling choice.
+ *    (the block's last token was never fed below). The formula's default (`catchUp: "engine"`) models it by
+ *    tracking deficits algebraically; this mode checks that independently, by scanning token ids.
  * Both modes consume the random stream identically, so with one seed they see the same acceptance events.
  */
 
@@ -60,6 +61,10 @@ export interface SimulationInput {
     thresholds: number[];
     /** acceptance[j]: probability that level j+1 accepts a draft of level j (K entries). */
     acceptance: number[];
+    /** Optional: acceptanceByPosition[j][p] replaces acceptance[j] for the p-th draft of a block (last entry repeats). */
+    acceptanceByPosition?: (readonly number[] | null | undefined)[];
+    /** Optional cost of a pass that follows another model's pass (default `costs`). */
+    coldCosts?: PassCost[];
     /** Simulate until at least this many tokens are generated. */
     tokens: number;
     seed: number;
@@ -129,6 +134,9 @@ export function simulate(input: SimulationInput): SimulationResult {
     const cacheMode = (input.catchUp ?? "fixed") === "cache";
     const rng = makeRng(input.seed);
     const tables = input.costs.map((c, i) => new CostTable(c, `simulate level ${i}`));
+    if (input.coldCosts && input.coldCosts.length !== K + 1) throw new Error(`simulate: coldCosts needs ${K + 1} entries`);
+    const coldTables = input.coldCosts ? input.coldCosts.map((c, i) => new CostTable(c, `simulate level ${i} (cold)`)) : tables;
+    let lastModel = -1; // the model of the previous pass: a pass by another model is cold
     const T = input.thresholds;
     const acc = input.acceptance;
 
@@ -143,7 +151,8 @@ export function simulate(input: SimulationInput): SimulationResult {
         const s = stats[level]!;
         s.passes++;
         s.tokensFed += size;
-        s.ms += tables[level]!.at(size);
+        s.ms += (lastModel === level || lastModel === -1 ? tables : coldTables)[level]!.at(size);
+        lastModel = level;
         bump(s.sizes, size);
     };
 
@@ -174,9 +183,11 @@ export function simulate(input: SimulationInput): SimulationResult {
         const u = catchUp(level, from);
         pass(level, (cacheMode ? u : 1) + n);
         feedDrafts(level, from, n);
+        const byPos = input.acceptanceByPosition?.[level - 1];
         const a = acc[level - 1]!;
         let k = 0;
-        while (k < n && rng() < a) k++;
+        if (byPos && byPos.length > 0) while (k < n && rng() < byPos[Math.min(k, byPos.length - 1)]!) k++;
+        else while (k < n && rng() < a) k++;
         stats[level]!.verified += n;
         stats[level]!.accepted += k;
         S.length = from + k;
