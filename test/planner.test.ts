@@ -89,32 +89,61 @@ describe("planner: exact latency formula", () => {
         expect(r.speedup).to.equal(1);
     });
 
-    it("K = 1 matches the closed form (T c0(1) + c1(T+1)) (1-a) / (1-a^{T+1})", () => {
+    it("K = 1 matches the closed form (T c0(1) + a^T (c0(2) - c0(1)) + c1(T+1)) (1-a) / (1-a^{T+1}), and without a^T for catchUp 'one'", () => {
         for (const a of [0, 0.3, 0.7, 0.95, 1]) {
             for (const T of [1, 2, 5, 12]) {
-                const r = expectedLatency({ costs: [c0, c1], thresholds: [T], acceptance: [a] });
-                expect(r.msPerToken).to.be.closeTo(singleDraftLatency(c0, c1, a, T), 1e-9 * r.msPerToken);
-                expect(r.tokensPerTargetPass).to.be.closeTo(a === 1 ? T + 1 : (1 - a ** (T + 1)) / (1 - a), 1e-9);
+                for (const catchUp of ["engine", "one"] as const) {
+                    const r = expectedLatency({ costs: [c0, c1], thresholds: [T], acceptance: [a], catchUp });
+                    expect(r.msPerToken).to.be.closeTo(singleDraftLatency(c0, c1, a, T, catchUp), 1e-9 * r.msPerToken);
+                    expect(r.tokensPerTargetPass).to.be.closeTo(a === 1 ? T + 1 : (1 - a ** (T + 1)) / (1 - a), 1e-9);
+                }
+                const engine = expectedLatency({ costs: [c0, c1], thresholds: [T], acceptance: [a] });
+                expect(engine.levels[0]!.meanCatchUp).to.be.closeTo(1 + a ** T, 1e-12);
             }
         }
+        expect(singleDraftLatency(c0, c1, 0.7, 4)).to.be.above(singleDraftLatency(c0, c1, 0.7, 4, "one"));
     });
 
     it("a = 0 and a = 1 edge cases of a 3-level chain are exact", () => {
         // a = 1 everywhere: every round of level 1 adds T0 + 1 = 4 tokens; T1 = 5 needs 2 rounds, N1 = 8.
-        const one = expectedLatency({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [1, 1] });
+        const one = expectedLatency({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [1, 1], catchUp: "one" });
         expect(one.tokensPerTargetPass).to.equal(9);
         expect(one.levels[1]!.blockLaw![8]).to.equal(1);
         expect(one.msPerToken).to.be.closeTo((c2(9) + 2 * (c1(4) + 3 * c0(1))) / 9, 1e-12);
-        // a = 0 everywhere: every round adds 1 token, so level 1 runs T1 rounds and the target gains 1 token.
-        const zero = expectedLatency({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [0, 0] });
-        expect(zero.tokensPerTargetPass).to.equal(1);
-        expect(zero.msPerToken).to.be.closeTo(c2(6) + 5 * (c1(4) + 3 * c0(1)), 1e-12);
+        // Engine catch-up with a = 1: level 0's last draft and every bonus above it pile up. Round 1 of level 1
+        // follows the target's full acceptance: model 0 lacks its last draft, level 1's bonus and the target's
+        // bonus (3), model 1 its own bonus and the target's (2); round 2 follows level 1's full acceptance: 2 and 1.
+        const eng = expectedLatency({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [1, 1] });
+        expect(eng.tokensPerTargetPass).to.equal(9);
+        expect(eng.msPerToken).to.be.closeTo((c2(9) + c1(3 + 2) + c1(3 + 1) + c0(3) + c0(2) + 4 * c0(1)) / 9, 1e-12);
+        expect(eng.levels[0]!.catchUpLaw).to.deep.equal([0, 0, 0.5, 0.5]);
+        // a = 0 everywhere: every round adds 1 token, so level 1 runs T1 rounds and the target gains 1 token;
+        // every block is rejected at its first token, so every catch-up is 1.
+        for (const catchUp of ["engine", "one"] as const) {
+            const zero = expectedLatency({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [0, 0], catchUp });
+            expect(zero.tokensPerTargetPass).to.equal(1);
+            expect(zero.msPerToken).to.be.closeTo(c2(6) + 5 * (c1(4) + 3 * c0(1)), 1e-12);
+        }
     });
 
-    it("per-level ms per token sum to the total, block laws sum to 1", () => {
+    it("position-dependent acceptance: constant rates by position equal the scalar rate; falling rates cost more", () => {
+        const base = { costs: [c0, c1, c2], thresholds: [3, 6], acceptance: [0.8, 0.7] };
+        const same = expectedLatency({ ...base, acceptanceByPosition: [[0.8, 0.8], [0.7]] });
+        expect(same.msPerToken).to.be.closeTo(expectedLatency(base).msPerToken, 1e-12);
+        // K = 1, T = 3, rates 0.9, 0.8, 0.6 by position: E[G] = 1 + .9 + .9*.8 + .9*.8*.6; full acceptance .432.
+        const k1 = expectedLatency({ costs: [c0, c1], thresholds: [3], acceptance: [0.5], acceptanceByPosition: [[0.9, 0.8, 0.6]] });
+        expect(k1.tokensPerTargetPass).to.be.closeTo(3.052, 1e-12);
+        expect(k1.msPerToken).to.be.closeTo((3 * c0(1) + 0.432 * (c0(2) - c0(1)) + c1(4)) / 3.052, 1e-12);
+        expect(() => expectedLatency({ ...base, acceptanceByPosition: [[0.9, 1.2]] })).to.throw(/level 0 -> level 1 at position 1: acceptance 1.2/);
+    });
+
+    it("per-level ms per token sum to the total, block laws and catch-up laws sum to 1", () => {
         const r = expectedLatency({ costs: [c0, c1, c2, affinePassCost(20, 1)], thresholds: [2, 4, 7], acceptance: [0.8, 0.7, 0.6] });
         const sum = r.levels.reduce((s, l) => s + l.msPerToken, 0);
         expect(sum).to.be.closeTo(r.msPerToken, 1e-9 * r.msPerToken);
+        for (const l of r.levels) expect(l.catchUpLaw.reduce((s, p) => s + p, 0)).to.be.closeTo(1, 1e-12);
+        // Deficits are bounded by the number of verifiers above a model, plus one.
+        r.levels.forEach((l, m) => expect(l.catchUpLaw.length - 1).to.be.at.most(r.levels.length - m));
         for (const l of r.levels.slice(0, -1)) {
             expect(l.blockLaw!.reduce((s, p) => s + p, 0)).to.be.closeTo(1, 1e-12);
             expect(l.blockLaw!.slice(0, l.threshold!).every((p) => p === 0)).to.equal(true);
@@ -161,29 +190,73 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
             thresholds: [3, 4, 8],
             acceptance: [0.95, 0.9, 0.8],
         },
+        {
+            // c(2) ~ 3 c(1) at the bottom, short blocks, high acceptance: catch-up matters most here.
+            name: "K=2 step-shaped, high acceptance, short blocks",
+            costs: [stepCost(0.55, 1.5, 0.01), stepCost(2.1, 4, 0.05), stepCost(4.9, 7.3, 0.08)],
+            thresholds: [2, 4],
+            acceptance: [0.92, 0.85],
+        },
+        {
+            name: "K=4 step-shaped, position-dependent acceptance",
+            costs: [stepCost(0.3, 0.9, 0.01), stepCost(0.55, 1.5, 0.01), stepCost(1.2, 2.6, 0.03), stepCost(2.8, 5.7, 0.06), stepCost(4.9, 7.3, 0.08)],
+            thresholds: [2, 3, 4, 9],
+            acceptance: [0.9, 0.85, 0.8, 0.7],
+            acceptanceByPosition: [[0.95, 0.9, 0.85], [0.9, 0.85, 0.8, 0.75], [0.85, 0.8, 0.75, 0.7, 0.65], [0.8, 0.75, 0.7, 0.65, 0.6]],
+        },
     ];
 
     for (const [i, s] of settings.entries()) {
-        it(`${s.name}: ms/token, tokens per target pass, passes per level within 2%`, () => {
-            const f = expectedLatency(s);
-            const m = simulate({ ...s, tokens: TOKENS, seed: 1000 + i });
-            const rows = [`    ${s.name}: formula ${f.msPerToken.toFixed(4)} ms/token, simulated ${m.msPerToken.toFixed(4)} (${(100 * (m.msPerToken / f.msPerToken - 1)).toFixed(2)}%)`];
-            expect(rel(m.msPerToken, f.msPerToken)).to.be.below(0.02);
-            expect(rel(m.tokensPerTargetPass, f.tokensPerTargetPass)).to.be.below(0.02);
-            f.levels.forEach((lf, lvl) => {
-                const lm = m.levels[lvl]!;
-                rows.push(`      level ${lvl}: passes/token ${lf.passesPerToken.toFixed(4)} vs ${lm.passesPerToken.toFixed(4)}, tokens/pass ${lf.meanTokensPerPass.toFixed(3)} vs ${lm.meanTokensPerPass.toFixed(3)}, ms/token ${lf.msPerToken.toFixed(4)} vs ${lm.msPerToken.toFixed(4)}`);
-                expect(rel(lm.passesPerToken, lf.passesPerToken), `level ${lvl} passes/token`).to.be.below(0.02);
-                expect(rel(lm.meanTokensPerPass, lf.meanTokensPerPass), `level ${lvl} tokens/pass`).to.be.below(0.02);
-                expect(rel(lm.msPerToken, lf.msPerToken), `level ${lvl} ms/token`).to.be.below(0.02);
-                if (lf.meanBlockLength !== null) expect(rel(lm.meanBlockLength!, lf.meanBlockLength)).to.be.below(0.02);
-                if (lf.acceptedPerPass !== null) {
-                    expect(lm.draftsAccepted / lm.passes).to.be.closeTo(lf.acceptedPerPass, 0.02 * Math.max(1, lf.acceptedPerPass));
-                }
+        for (const [catchUp, simMode] of [["engine", "cache"], ["one", "fixed"]] as const) {
+            it(`${s.name}: formula (catch-up '${catchUp}') vs simulation ('${simMode}'): ms/token, tokens per target pass, per-level figures within 2%`, () => {
+                const f = expectedLatency({ ...s, catchUp });
+                const m = simulate({ ...s, tokens: TOKENS, seed: 1000 + i, catchUp: simMode });
+                const rows = [`    ${s.name} [${catchUp}]: formula ${f.msPerToken.toFixed(4)} ms/token, simulated ${m.msPerToken.toFixed(4)} (${(100 * (m.msPerToken / f.msPerToken - 1)).toFixed(2)}%)`];
+                expect(rel(m.msPerToken, f.msPerToken)).to.be.below(0.02);
+                expect(rel(m.tokensPerTargetPass, f.tokensPerTargetPass)).to.be.below(0.02);
+                f.levels.forEach((lf, lvl) => {
+                    const lm = m.levels[lvl]!;
+                    rows.push(`      level ${lvl}: passes/token ${lf.passesPerToken.toFixed(4)} vs ${lm.passesPerToken.toFixed(4)}, tokens/pass ${lf.meanTokensPerPass.toFixed(3)} vs ${lm.meanTokensPerPass.toFixed(3)}, ms/token ${lf.msPerToken.toFixed(4)} vs ${lm.msPerToken.toFixed(4)}`);
+                    expect(rel(lm.passesPerToken, lf.passesPerToken), `level ${lvl} passes/token`).to.be.below(0.02);
+                    expect(rel(lm.meanTokensPerPass, lf.meanTokensPerPass), `level ${lvl} tokens/pass`).to.be.below(0.02);
+                    expect(rel(lm.msPerToken, lf.msPerToken), `level ${lvl} ms/token`).to.be.below(0.02);
+                    if (lf.meanBlockLength !== null) expect(rel(lm.meanBlockLength!, lf.meanBlockLength)).to.be.below(0.02);
+                    if (lf.acceptedPerPass !== null) {
+                        expect(lm.draftsAccepted / lm.passes).to.be.closeTo(lf.acceptedPerPass, 0.02 * Math.max(1, lf.acceptedPerPass));
+                    }
+                });
+                console.log(rows.join("\n"));
             });
-            console.log(rows.join("\n"));
-        });
+        }
     }
+
+    it("cold passes (after another model's pass): formula vs 'cache' simulation within 2%; coldCosts = costs changes nothing", () => {
+        for (const [i, s] of [settings[0]!, settings[3]!, settings[5]!, settings[6]!].entries()) {
+            const coldCosts = s.costs.map((c, j) => (n: number) => c(n) * 1.4 + 0.05 * (j + 1));
+            const f = expectedLatency({ ...s, coldCosts });
+            const m = simulate({ ...s, coldCosts, tokens: TOKENS, seed: 500 + i, catchUp: "cache" });
+            console.log(`    ${s.name}, cold passes: formula ${f.msPerToken.toFixed(4)} ms/token, simulated ${m.msPerToken.toFixed(4)} (hot only: ${expectedLatency(s).msPerToken.toFixed(4)})`);
+            expect(rel(m.msPerToken, f.msPerToken)).to.be.below(0.02);
+            f.levels.forEach((lf, lvl) => expect(rel(m.levels[lvl]!.msPerToken, lf.msPerToken), `level ${lvl}`).to.be.below(0.02));
+            expect(expectedLatency({ ...s, coldCosts: s.costs }).msPerToken).to.equal(expectedLatency(s).msPerToken);
+        }
+        // Autoregressive passes are all hot.
+        const c = affinePassCost(1, 0.1);
+        expect(expectedLatency({ costs: [c], coldCosts: [affinePassCost(5, 0)], thresholds: [], acceptance: [] }).msPerToken).to.equal(c(1));
+    });
+
+    it("level 0's catch-up law (pass sizes >= 2 are first passes) matches the 'cache' simulation", () => {
+        for (const s of [settings[3]!, settings[5]!, settings[6]!]) {
+            const f = expectedLatency(s);
+            const m = simulate({ ...s, tokens: TOKENS, seed: 31, catchUp: "cache" });
+            const l0 = f.levels[0]!;
+            const hist = m.levels[0]!.passSizeHistogram;
+            const calls = m.levels[0]!.calls;
+            for (let d = 2; d < Math.max(hist.length, l0.catchUpLaw.length); d++) {
+                expect((hist[d] ?? 0) / calls, `${s.name}: P(catch-up = ${d})`).to.be.closeTo(l0.catchUpLaw[d] ?? 0, 0.005);
+            }
+        }
+    });
 
     it("simulated block-length law matches the formula's law (K=3, level 1)", () => {
         const s = settings[3]!;
@@ -197,14 +270,16 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
         }
     });
 
-    it("'cache' mode (real catch-up) costs at least 'fixed' mode on the same random stream; prints the gap", () => {
+    it("'cache' mode (real catch-up) costs at least 'fixed' mode on the same random stream; prints the gap and the formula's", () => {
         for (const [i, s] of settings.entries()) {
             const fixed = simulate({ ...s, tokens: 50_000, seed: 99 + i });
             const cache = simulate({ ...s, tokens: 50_000, seed: 99 + i, catchUp: "cache" });
             expect(cache.tokens).to.equal(fixed.tokens);
             expect(cache.msPerToken).to.be.at.least(fixed.msPerToken);
             const extra = cache.levels.map((l, j) => (l.meanTokensPerPass - fixed.levels[j]!.meanTokensPerPass).toFixed(3));
-            console.log(`    ${s.name}: real catch-up adds ${(100 * (cache.msPerToken / fixed.msPerToken - 1)).toFixed(2)}% ms/token; extra tokens/pass by level ${extra.join(", ")}`);
+            const fOne = expectedLatency({ ...s, catchUp: "one" }).msPerToken;
+            const fEngine = expectedLatency(s).msPerToken;
+            console.log(`    ${s.name}: real catch-up adds ${(100 * (cache.msPerToken / fixed.msPerToken - 1)).toFixed(2)}% ms/token (formula: ${(100 * (fEngine / fOne - 1)).toFixed(2)}%); extra tokens/pass by level ${extra.join(", ")}`);
         }
     });
 
@@ -280,6 +355,33 @@ describe("planner: optimiser", function () {
             expect(dp.bestSingleDraft!.predictedMsPerToken).to.be.closeTo(single, 1e-9 * single);
         }
         console.log(`    DP (beam 4) vs exhaustive: identical pick value on ${exact}/100, worst gap ${(100 * worst).toFixed(3)}%`);
+    });
+
+    it("with cold costs: exhaustive equals brute force over expectedLatency, and DP agrees within 1%", () => {
+        const rng = makeRng(77);
+        for (let i = 0; i < 10; i++) {
+            const base = randomInstance(rng, 4, 5);
+            const factors = base.models.map(() => 1.2 + 0.5 * rng());
+            const input: PlannerInput = { ...base, models: base.models.map((m, j) => ({ ...m, coldCost: (n: number) => m.cost(n) * factors[j]! })) };
+            const ex = exhaustiveSearch(input);
+            const dp = dynamicProgramme(input);
+            let best = Number.POSITIVE_INFINITY;
+            for (let mask = 0; mask < 8; mask++) {
+                const chain = [0, 1, 2].filter((d) => mask & (1 << d));
+                const grid = (k: number): number[][] => (k === 0 ? [[]] : grid(k - 1).flatMap((g) => [1, 2, 3, 4, 5].map((t) => [...g, t])));
+                for (const thresholds of grid(chain.length)) {
+                    const full = [...chain, 3];
+                    best = Math.min(best, expectedLatency({
+                        costs: full.map((m) => input.models[m]!.cost),
+                        coldCosts: full.map((m) => input.models[m]!.coldCost!),
+                        thresholds,
+                        acceptance: full.slice(1).map((hi, j) => input.acceptance[full[j]!]![hi]!),
+                    }).msPerToken);
+                }
+            }
+            expect(ex.predictedMsPerToken, `instance ${i}`).to.be.closeTo(best, 1e-9 * best);
+            expect(dp.predictedMsPerToken / ex.predictedMsPerToken - 1, `instance ${i}`).to.be.within(-1e-9, 0.01);
+        }
     });
 
     it("falls back to no draft when drafting cannot pay, and respects maxDepth", () => {

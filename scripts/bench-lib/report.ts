@@ -1,0 +1,138 @@
+// The benchmark's markdown report: one section per sampling mode with the main table (ms/token, tokens/s,
+// ratios, predicted next to measured), acceptance per level, and the diagnostics table. Numbers are printed as
+// measured; a prediction more than PREDICTION_TOLERANCE off is flagged, never hidden.
+
+import type { CostComparison, MethodResult } from "./analyse.js";
+import { bestSingleOf } from "./analyse.js";
+
+export const PREDICTION_TOLERANCE = 0.1;
+
+export interface ReportContext {
+    title: string;
+    command: string;
+    device: string;
+    threads: number;
+    models: { file: string; parameters: number; costMs1: number }[];
+    prompts: number;
+    maxTokens: number;
+    repetitions: number;
+    calibration: Record<string, { fromCache: boolean; acceptance: (number | null)[][] }>;
+    startedAt: string;
+    wallSeconds: number;
+    names: string[];
+}
+
+const f = (x: number | null | undefined, digits = 3): string => (x === null || x === undefined || !Number.isFinite(x) ? "—" : x.toFixed(digits));
+const pct = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? "—" : `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`);
+
+function roles(r: MethodResult): string {
+    return r.roles.join(", ");
+}
+
+function mainTable(results: readonly MethodResult[]): string[] {
+    const best = bestSingleOf(results);
+    const flag = (e: number | null): string => (e !== null && Math.abs(e) > PREDICTION_TOLERANCE ? " **!**" : "");
+    const lines = [
+        "| method | role | ms/token median | min–max (spread) | tokens/s | × vs autoregressive | × vs best single | planner's prediction | measured vs planner | modelled (formula + overhead) | measured vs modelled |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ];
+    for (const r of results) {
+        const s = r.decodeMsPerToken;
+        const parts = r.modelledParts ? ` (${f(r.modelledParts.formula)} + ${f(r.modelledParts.overhead)})` : "";
+        lines.push(
+            `| ${r.label}${r === best ? " (best single)" : ""} | ${roles(r)} | ${f(s.median)} | ${f(s.min)}–${f(s.max)} (${(100 * s.relativeSpread).toFixed(0)}%) | ${f(r.tokensPerSecond, 0)} | ${f(r.speedupVsAutoregressive, 2)} | ${f(r.speedupVsBestSingle, 2)} | ${f(r.predictedMsPerToken)} | ${pct(r.predictionError)}${flag(r.predictionError)} | ${f(r.modelledMsPerToken)}${parts} | ${pct(r.modelledError)}${flag(r.modelledError)} |`,
+        );
+    }
+    return lines;
+}
+
+function acceptanceTable(results: readonly MethodResult[], names: string[]): string[] {
+    const lines = ["| method | level: measured / calibrated acceptance (drafts judged) | measured by position (first positions) | greedy output = autoregressive |", "|---|---|---|---|"];
+    for (const r of results) {
+        if (r.kind === "node-llama-cpp") {
+            lines.push(`| ${r.label} | validated/(validated+refuted) ${f(r.llamaAcceptance)} | — | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`);
+            continue;
+        }
+        if (!r.levels || r.levels.length < 2) {
+            lines.push(`| ${r.label} | — | — | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`);
+            continue;
+        }
+        const acc = r.levels
+            .slice(0, -1)
+            .map((l, i) => `${l.name}→${r.levels![i + 1]!.name}: ${f(l.acceptance!.measured)} / ${f(l.acceptance!.calibrated)} (${l.acceptance!.judged})`)
+            .join("; ");
+        const pos = r.levels
+            .slice(0, -1)
+            .map((l) => `${l.name}: ${(l.acceptanceByPosition ?? []).slice(0, 6).map((x) => x.toFixed(2)).join(" ")}`)
+            .join("; ");
+        lines.push(`| ${r.label} | ${acc} | ${pos} | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`);
+    }
+    void names;
+    return lines;
+}
+
+function diagnosticsTable(results: readonly MethodResult[]): string[] {
+    const lines = [
+        "| method | measured (median) | measured (pooled) | modelled (calibrated a) | modelled (measured a) | modelled (measured a by position) | costs from the other methods' runs, calibrated a (error vs pooled) | this method's in-run costs, measured a by position (error vs pooled) | model time: measured / formula (measured a by position) | engine time: in runs / without models | tokens per target pass: measured / formula (measured a by position) | tokens per pass by level, measured / predicted (calibrated a) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ];
+    for (const r of results) {
+        if (r.kind !== "hsd" || !r.levels) continue;
+        const tpp = r.levels.map((l) => `${l.name} ${f(l.tokensPerPass.measured, 2)}/${f(l.tokensPerPass.predicted, 2)}`).join(", ");
+        lines.push(
+            `| ${r.label} | ${f(r.decodeMsPerToken.median)} | ${f(r.pooledDecodeMsPerToken)} | ${f(r.modelledMsPerToken)} | ${f(r.replay?.measuredAcceptance)} | ${f(r.replay?.measuredAcceptanceByPosition)} | ${f(r.otherRunsPrediction)} (${pct(r.otherRunsError)}) | ${f(r.inRunReplay)} (${pct(r.inRunReplay === null ? null : r.pooledDecodeMsPerToken / r.inRunReplay - 1)}) | ${f(r.modelMsPerToken?.measured)} / ${f(r.modelMsPerToken?.replayed)} | ${f(r.engineMsPerToken)} / ${f(r.modelledParts?.overhead)} | ${f(r.tokensPerTargetPass?.measured, 2)} / ${f(r.tokensPerTargetPass?.formula, 2)} | ${tpp} |`,
+        );
+    }
+    return lines;
+}
+
+function costTable(rows: readonly CostComparison[]): string[] {
+    const lines = [
+        "| model | n | planner's calibration (median, depth 64, hot) | decoding pattern, hot (mean) | decoding pattern, cold (mean) | in runs, hot (mean) | in runs, cold (mean) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ];
+    for (const r of rows) lines.push(`| ${r.name} | ${r.n} | ${f(r.planner)} | ${f(r.decodeHot)} | ${f(r.decodeCold)} | ${f(r.inRunHot)} | ${f(r.inRunCold)} |`);
+    return lines;
+}
+
+export function markdownReport(ctx: ReportContext, byMode: Record<string, MethodResult[]>, costs: Record<string, CostComparison[]> = {}): string {
+    const out: string[] = [];
+    out.push(`# ${ctx.title}`, "");
+    out.push(`Command: \`${ctx.command}\``, "");
+    out.push(
+        `Started ${ctx.startedAt}; ${ctx.wallSeconds.toFixed(0)} s in all. Device: ${ctx.device}, ${ctx.threads} thread(s) per model. ` +
+            `${ctx.prompts} prompts × ${ctx.repetitions} repetitions, up to ${ctx.maxTokens} tokens per run, methods interleaved.`,
+        "",
+    );
+    out.push("Models: " + ctx.models.map((m, i) => `${ctx.names[i]} = ${m.file} (${(m.parameters / 1e6).toFixed(2)}M params, c(1) = ${m.costMs1.toFixed(3)} ms)`).join("; ") + ".", "");
+    out.push(
+        "ms/token is decoding only (first chunk of tokens to the last), median over repetitions of Σ time / Σ tokens over the prompts; " +
+            "min–max is over repetitions. The planner's prediction is the latency formula on the planner's calibration (median pass costs at depth 64, " +
+            "acceptance on the calibration prompts); the modelled prediction is the same formula on pass costs measured in the decoding pattern " +
+            "(mean, positions sweeping the run's depths, models taking turns) plus the engine's own time per token measured without models. **!** marks errors above 10%.",
+        "",
+    );
+    for (const [mode, results] of Object.entries(byMode)) {
+        const cal = ctx.calibration[mode];
+        out.push(`## ${mode === "greedy" ? "Greedy" : "Temperature 1"}`, "");
+        if (cal) out.push(`Calibration ${cal.fromCache ? "from the cache" : "measured in this run"}.`, "");
+        out.push(...mainTable(results), "");
+        out.push("Acceptance per level", "", ...acceptanceTable(results, ctx.names), "");
+        out.push("Diagnostics (ms per token; see BENCHMARKS.md for how to read them)", "", ...diagnosticsTable(results), "");
+        const c = costs[mode];
+        if (c && c.length > 0) out.push("Pass costs c(n) in ms, by source (cold: the pass follows another model's)", "", ...costTable(c), "");
+        for (const [what, err] of [
+            ["the planner's prediction", (r: MethodResult) => r.predictionError],
+            ["the modelled prediction (formula on decoding-pattern costs + engine overhead)", (r: MethodResult) => r.modelledError],
+        ] as const) {
+            const off = results.filter((r) => err(r) !== null && Math.abs(err(r)!) > PREDICTION_TOLERANCE);
+            out.push(
+                off.length === 0
+                    ? `Every hsd method's measured ms/token is within ${100 * PREDICTION_TOLERANCE}% of ${what}.`
+                    : `Outside ${100 * PREDICTION_TOLERANCE}% of ${what}: ${off.map((r) => `${r.label} (${pct(err(r))})`).join(", ")}.`,
+                "",
+            );
+        }
+    }
+    return out.join("\n");
+}
