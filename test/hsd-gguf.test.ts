@@ -51,7 +51,7 @@ describe("HSD on the bundled GGUF family", function () {
   let files: string[];
 
   before(async function () {
-    hsd = await Hsd.open({ models: family.dir, threads: 1 });
+    hsd = await Hsd.open({ models: family.dir, threads: 1, gpuLayers: Number(process.env.HSD_TEST_GPU_LAYERS ?? 0) });
     files = hsd.models.map((m) => m.info.file);
   });
   after(async () => hsd?.dispose());

@@ -28,6 +28,8 @@ const modelFiles = fs.existsSync(modelDir)
   : [];
 
 const CTX = { contextSize: 256, batchSize: 32, threads: 1 };
+/** HSD_TEST_GPU_LAYERS=999 runs the same tests with every layer on the GPU (scripts/gpu/device-build.sh). */
+const GPU = { gpuLayers: Number(process.env.HSD_TEST_GPU_LAYERS ?? 0) };
 const T1: SamplingTransform = { greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0 };
 const TEXT =
   "The committee met on Tuesday to discuss the budget. After a long debate, the members agreed that the new plan " +
@@ -60,7 +62,7 @@ describe("native layer", function () {
 
   before(async function () {
     expect(modelFiles.length, `no GGUF models in ${modelDir}`).to.be.greaterThanOrEqual(1);
-    model = await loadModel(modelFiles[0]!);
+    model = await loadModel(modelFiles[0]!, GPU);
     prompt = model.tokenize(TEXT, false, false);
     expect(prompt.length).to.be.greaterThanOrEqual(20);
   });
@@ -380,7 +382,7 @@ describe("native layer", function () {
     it("three models at once", async function () {
       const distinct = modelFiles.slice(-3);
       const files = [0, 1, 2].map((i) => distinct[i % distinct.length]!);
-      const models = await Promise.all(files.map((f) => loadModel(f)));
+      const models = await Promise.all(files.map((f) => loadModel(f, GPU)));
       try {
         const ctxs = models.map((m) => m.createContext(CTX));
         ctxs.forEach((c) => c.setSampling(T1));
@@ -398,7 +400,7 @@ describe("native layer", function () {
 
   describe("dispose while a decode is pending", function () {
     it("context.dispose() rejects the pending evaluate()", async function () {
-      const m = await loadModel(modelFiles[modelFiles.length - 1]!);
+      const m = await loadModel(modelFiles[modelFiles.length - 1]!, GPU);
       const ctx = m.createContext(CTX);
       ctx.setSampling(T1);
       const toks = m.tokenize(TEXT, false, false).subarray(0, 32);
@@ -416,7 +418,7 @@ describe("native layer", function () {
     });
 
     it("model.dispose() rejects the pending evaluate() of every context", async function () {
-      const m = await loadModel(modelFiles[modelFiles.length - 1]!);
+      const m = await loadModel(modelFiles[modelFiles.length - 1]!, GPU);
       const toks = m.tokenize(TEXT, false, false).subarray(0, 32);
       const c1 = m.createContext(CTX);
       const c2 = m.createContext(CTX);
