@@ -24,7 +24,7 @@ import { BENCH_PROMPTS } from "./bench-lib/prompts.js";
 import { markdownReport, type ReportContext } from "./bench-lib/report.js";
 import { cellSeed, PassRecorder, primeCaches, runHsd, runLlama, type RunRecord } from "./bench-lib/runner.js";
 import { rotate } from "./bench-lib/stats.js";
-import { measureDecodeCosts, mergeTimes, summariseTimes, type PassTimes } from "./bench-lib/costs.js";
+import { measureDecodeCosts, mergeTimes, summariseTimes, type PassTimes } from "../src/calibration/decode-costs.js";
 import { measureEngineOverhead } from "./bench-lib/overhead.js";
 import { toTransform } from "../src/api/sampling.js";
 import { plotSvg } from "./bench-lib/svg.js";
@@ -46,7 +46,7 @@ const prompts = BENCH_PROMPTS.slice(0, options.prompts);
 const promptTokens = prompts.map((p) => hsd.target.native.tokenize(p, true, false));
 const paths = infos.map((m) => m.path);
 const contextSize = Math.min(hsd.target.native.trainContextSize || 4096, 4096);
-const baseline = options.llama && infos.length >= 2 ? await LlamaBaseline.create(options.threads, contextSize) : null;
+const baseline = options.llama && infos.length >= 2 ? await LlamaBaseline.create(options.threads, contextSize, hsd.flashAttention === "on") : null;
 const recorder = new PassRecorder(hsd);
 
 const records: RunRecord[] = [];
@@ -105,6 +105,7 @@ try {
                     hi,
                     rounds: Math.max(2, Math.ceil(40 / slices)),
                     threads: options.threads,
+                    flashAttention: hsd.flashAttention,
                     transform: toTransform(samplingSettings(mode)),
                     seed: options.seed + slice,
                 }),

@@ -41,6 +41,7 @@ function fakePlan(): PlanReport {
             quantisation: "F16",
             cost_ms_1: base[i]!,
             cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
+            cold_cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
         })),
         acceptance,
         best: { ...chain([files[0]!, files[2]!, files[3]!], [3, 4]), predicted_speedup_vs_best_single: 1, method: "exhaustive" },

@@ -38,18 +38,20 @@ export class LlamaBaseline {
         private readonly llama: Llama,
         private readonly threads: number,
         private readonly contextSize: number,
+        /** Same setting as hsd's contexts, so that both pay the same pass costs. */
+        private readonly flashAttention: boolean,
     ) {}
 
-    static async create(threads: number, contextSize: number): Promise<LlamaBaseline> {
+    static async create(threads: number, contextSize: number, flashAttention: boolean): Promise<LlamaBaseline> {
         const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: threads });
-        return new LlamaBaseline(llama, threads, contextSize);
+        return new LlamaBaseline(llama, threads, contextSize, flashAttention);
     }
 
     private async load(path: string): Promise<Loaded> {
         let l = this.loaded.get(path);
         if (!l) {
             const model = await this.llama.loadModel({ modelPath: path, gpuLayers: 0 });
-            const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: 1 });
+            const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: 1, flashAttention: this.flashAttention });
             l = { model, context };
             this.loaded.set(path, l);
         }

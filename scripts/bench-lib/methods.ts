@@ -74,8 +74,9 @@ export class CalibratedModel {
         this.names = shortNames(this.files);
         this.costs = plan.candidates.map((c) => new MeasuredPassCost(c.cost_ms, `calibration of ${c.file}`));
         this.tables = this.costs.map((c, i) => new CostTable(c.cost, this.files[i]!));
-        this.cold = coldSamples ? coldSamples.map((s, i) => new MeasuredPassCost(s, `cold costs of ${this.files[i]}`)) : this.costs;
-        this.coldTables = coldSamples ? this.cold.map((c, i) => new CostTable(c.cost, `${this.files[i]} (cold)`)) : this.tables;
+        const cold = coldSamples ?? plan.candidates.map((c) => c.cold_cost_ms);
+        this.cold = cold.map((s, i) => new MeasuredPassCost(s, `cold costs of ${this.files[i]}`));
+        this.coldTables = this.cold.map((c, i) => new CostTable(c.cost, `${this.files[i]} (cold)`));
     }
 
     get target(): number {

@@ -11,8 +11,12 @@ the family seed. bf16 autocast on both devices; weights and optimiser state stay
 
 Writes OUT/<member>.pt: {"config": member config merged with family defaults, "state_dict": fp32 weights,
 "stats": tokens, seconds, tok/s, final loss, held-out perplexity}. --device cuda trains the same token stream
-on a GPU (bf16 autocast there too). --distill-from T.pt adds a KL term to the teacher's distribution
-(not used for the bundled tiny family; on a GPU it costs about one teacher forward per step).
+on a GPU (bf16 autocast there too). --distill-from T.pt adds a KL term to the teacher's distribution, the
+teacher running online (about one teacher forward per step). --soft-labels DIR distils from soft_labels.py's
+cache instead (the teacher's top-k log-probabilities on fixed windows; the batches are those windows, in an
+order seeded by data_seed): loss = a*CE + (1-a)*KL(teacher||draft) over the top-k ids plus one bucket for the
+rest. --init-from CKPT continues from a trained checkpoint (fine-tuning) instead of fresh weights; --lr and
+--warmup-steps override the spec's peak learning rate and warm-up for such a run.
 On the CPU, results are reproducible for a fixed --threads; they are not bit-identical across thread counts or
 devices.
 """
@@ -85,6 +89,30 @@ def evaluate(model, windows, device, autocast, batch=8):
     return tot / cnt
 
 
+def load_soft_labels(path, c):
+    """soft_labels.py's cache, memory-mapped; it must match the member's vocabulary and sequence length."""
+    meta_path = os.path.join(path, "meta.json")
+    if not os.path.exists(meta_path):
+        sys.exit(f"train.py: --soft-labels {path}: no meta.json (incomplete cache; rerun soft_labels.py)")
+    with open(meta_path) as fh:
+        meta = json.load(fh)
+    if meta["vocab_size"] != c["vocab_size"] or meta["seq_len"] != c["seq_len"]:
+        sys.exit(f"train.py: --soft-labels {path}: vocab/seq_len differ from {c['name']}'s")
+    load = lambda n: np.load(os.path.join(path, n), mmap_mode="r")
+    return {"meta": meta, "tokens": load("tokens.npy"), "ids": load("ids.npy"), "logp": load("logp.npy")}
+
+
+def topk_kl(logits, t_ids, t_logp):
+    """KL(teacher || draft) per position, averaged, over the teacher's top-k ids plus one bucket for the rest."""
+    logq = torch.log_softmax(logits, -1)
+    q_k = logq.gather(-1, t_ids)
+    p = t_logp.exp()
+    p_rest = (1 - p.sum(-1)).clamp_min(1e-6)
+    q_rest = (1 - q_k.exp().sum(-1)).clamp_min(1e-6)
+    kl = (p * (t_logp - q_k)).sum(-1) + p_rest * (p_rest.log() - q_rest.log())
+    return kl.mean()
+
+
 def train_member(c, args):
     device = torch.device(args.device)
     if args.device == "cuda":
@@ -102,6 +130,16 @@ def train_member(c, args):
     torch.manual_seed(c["seed"])
     model = Llama(c)
     model.init_weights(g)
+    if args.init_from:
+        ik = torch.load(args.init_from, map_location="cpu")
+        shape = ("vocab_size", "dim", "n_layers", "n_heads", "ffn_dim")
+        if any(ik["config"].get(k) != c.get(k) for k in shape):
+            sys.exit(f"train.py: --init-from {args.init_from} has another shape than {c['name']}")
+        model.load_state_dict({k: v.float() for k, v in ik["state_dict"].items()})
+    if args.lr is not None:
+        c = dict(c, lr=args.lr)
+    if args.warmup_steps is not None:
+        c = dict(c, warmup_steps=args.warmup_steps)
     model.to(device)
     n_ne = model.non_embedding_params()
 
@@ -117,6 +155,11 @@ def train_member(c, args):
         teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
+    soft = None
+    if args.soft_labels:
+        if args.distill_from:
+            sys.exit("train.py: --soft-labels and --distill-from exclude each other")
+        soft = load_soft_labels(args.soft_labels, c)
 
     decay = [p for p in model.parameters() if p.dim() == 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -139,9 +182,16 @@ def train_member(c, args):
 
     t0 = time.time()
     ema = None
+    order = np.zeros(0, dtype=np.int64)
     for s in range(steps):
-        starts = rng.integers(0, starts_hi, size=B)
-        batch = torch.from_numpy(np.stack([train_tok[i:i + T + 1] for i in starts]).astype(np.int64)).to(device)
+        if soft is None:
+            starts = rng.integers(0, starts_hi, size=B)
+            batch = torch.from_numpy(np.stack([train_tok[i:i + T + 1] for i in starts]).astype(np.int64)).to(device)
+        else:
+            while len(order) < B:  # a fresh seeded permutation of the cached windows per epoch
+                order = np.concatenate([order, rng.permutation(len(soft["tokens"]))])
+            pick, order = np.sort(order[:B]), order[B:]
+            batch = torch.from_numpy(soft["tokens"][pick].astype(np.int64)).to(device)
         for grp in opt.param_groups:
             grp["lr"] = lr_at(s)
         with autocast():
@@ -153,6 +203,11 @@ def train_member(c, args):
             kl = F.kl_div(F.log_softmax(logits.float(), -1).reshape(-1, logits.size(-1)),
                           F.log_softmax(t_logits.float(), -1).reshape(-1, logits.size(-1)),
                           log_target=True, reduction="batchmean")
+            loss = args.distill_alpha * loss + (1 - args.distill_alpha) * kl
+        elif soft is not None:
+            t_ids = torch.from_numpy(soft["ids"][pick].astype(np.int64)).to(device)
+            t_logp = torch.from_numpy(soft["logp"][pick].astype(np.float32)).to(device)
+            kl = topk_kl(logits.float(), t_ids, t_logp)
             loss = args.distill_alpha * loss + (1 - args.distill_alpha) * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -183,6 +238,13 @@ def train_member(c, args):
     if teacher is not None:
         stats["distilled_from"] = os.path.basename(args.distill_from)
         stats["distill_alpha"] = args.distill_alpha
+    if soft is not None:
+        stats["distilled_from"] = soft["meta"]["teacher"]
+        stats["distill_alpha"] = args.distill_alpha
+        stats["soft_labels"] = soft["meta"]
+    if args.init_from:
+        stats["init_from"] = os.path.basename(args.init_from)
+        stats["lr"], stats["warmup_steps"] = c["lr"], c["warmup_steps"]
     tmp = os.path.join(args.out, c["name"] + ".pt.tmp")
     torch.save({"config": c, "state_dict": sd, "stats": stats}, tmp)
     os.replace(tmp, os.path.join(args.out, c["name"] + ".pt"))
@@ -199,7 +261,11 @@ def main():
     ap.add_argument("--tokens", type=int, default=0, help="override train_tokens (smoke tests)")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--distill-from", help="teacher checkpoint (.pt): loss = a*CE + (1-a)*KL(teacher||draft)")
-    ap.add_argument("--distill-alpha", type=float, default=0.5)
+    ap.add_argument("--distill-alpha", type=float, default=0.5, help="weight a of the next-token loss")
+    ap.add_argument("--soft-labels", help="soft_labels.py cache dir: distil from it (see above)")
+    ap.add_argument("--init-from", help="start from this checkpoint's weights (same shape) instead of fresh ones")
+    ap.add_argument("--lr", type=float, help="override the member's peak learning rate")
+    ap.add_argument("--warmup-steps", type=int, help="override the family's warm-up steps")
     ap.add_argument("--ckpt-dtype", choices=("float32", "float16"), default="float32",
                     help="float16 halves the file (the GGUF is f16 anyway); for copying checkpoints off a GPU box")
     args = ap.parse_args()

@@ -39,7 +39,11 @@ export interface OpenOptions {
   contextSize?: number;
   /** "async" runs decodes off the JS thread; "sync" (default) blocks it but saves two thread hops per pass. */
   evaluation?: EvaluationMode;
-  /** Flash attention in every context: "auto" (default), "on" or "off". */
+  /**
+   * Flash attention in every context. Default: "off" on the CPU (gpuLayers 0), "auto" otherwise. On the 2-core
+   * CPU this project is developed on, flash attention made multi-token verification passes 1.5–2x dearer
+   * (BENCHMARKS.md, "Flash attention on the CPU"), which is what speculation lives on.
+   */
   flashAttention?: FlashAttention;
 }
 
@@ -100,6 +104,7 @@ export class Hsd {
     const threads = options.threads ?? defaultThreads();
     if (!Number.isInteger(threads) || threads < 1) throw new InvalidOptionError(`threads must be a positive integer, got ${threads}`);
     const gpuLayers = options.gpuLayers ?? 0;
+    const flashAttention = options.flashAttention ?? (gpuLayers > 0 ? "auto" : "off");
     let infos: ModelInfo[];
     let rejected: RejectedFile[];
     if (options.files && options.files.length > 0) {
@@ -125,7 +130,7 @@ export class Hsd {
         const native = await loadModel(info.path, { gpuLayers });
         try {
           const contextSize = options.contextSize ?? Math.min(native.trainContextSize || 4096, 4096);
-          const context = native.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads, flashAttention: options.flashAttention });
+          const context = native.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads, flashAttention });
           loaded.push({ info, native, context, level: new NativeLevel(info.file, context, native.vocabSize, options.evaluation ?? "sync") });
         } catch (error) {
           native.dispose();
@@ -140,7 +145,7 @@ export class Hsd {
       throw error;
     }
     const device = `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}`;
-    return new Hsd(loaded, rejected, threads, device, options.flashAttention ?? "auto");
+    return new Hsd(loaded, rejected, threads, device, flashAttention);
   }
 
   get target(): LoadedModel {

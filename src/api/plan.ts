@@ -22,9 +22,11 @@ export interface PlanReport {
     parameters: number;
     file_size: number;
     quantisation: string;
-    /** Measured ms of a one-token pass, and of a pass of every n measured. */
+    /** Measured mean ms of a one-token pass, and of a pass of every n measured (following its own pass). */
     cost_ms_1: number;
     cost_ms: { n: number; ms: number }[];
+    /** The same for a pass that follows another model's pass (verification passes in a chain). */
+    cold_cost_ms: { n: number; ms: number }[];
   }[];
   /** acceptance[lo][hi] for lo < hi (indices into candidates); null elsewhere. */
   acceptance: (number | null)[][];
@@ -36,8 +38,9 @@ export interface PlanReport {
 
 export function planFromCalibration(calibration: Calibration, infos: readonly ModelInfo[], maxThreshold: number): PlanReport {
   const costs = calibration.models.map((m) => new MeasuredPassCost(m.costs, m.file));
+  const coldCosts = calibration.models.map((m) => new MeasuredPassCost(m.coldCosts, `${m.file} (cold)`));
   const input: PlannerInput = {
-    models: infos.map((info, i) => ({ name: info.file, cost: costs[i]!.cost })),
+    models: infos.map((info, i) => ({ name: info.file, cost: costs[i]!.cost, coldCost: coldCosts[i]!.cost })),
     acceptance: calibration.acceptance,
     maxThreshold,
   };
@@ -45,6 +48,7 @@ export function planFromCalibration(calibration: Calibration, infos: readonly Mo
   const describe = (plan: Plan): PlannedChain => {
     const prediction = expectedLatency({
       costs: plan.chain.map((i) => costs[i]!.cost),
+      coldCosts: plan.chain.map((i) => coldCosts[i]!.cost),
       thresholds: plan.thresholds,
       acceptance: plan.chain.slice(1).map((hi, j) => calibration.acceptance[plan.chain[j]!]![hi]!),
     });
@@ -68,6 +72,7 @@ export function planFromCalibration(calibration: Calibration, infos: readonly Mo
       quantisation: info.quantisation,
       cost_ms_1: costs[i]!.at(1),
       cost_ms: calibration.models[i]!.costs,
+      cold_cost_ms: calibration.models[i]!.coldCosts,
     })),
     acceptance: calibration.acceptance.map((row, lo) => row.map((v, hi) => (hi > lo ? v : null))),
     best: { ...best, predicted_speedup_vs_best_single: bestSingle ? bestSingle.predicted_ms_per_token / best.predicted_ms_per_token : null, method: result.method },

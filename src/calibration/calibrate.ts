@@ -6,7 +6,8 @@ import type { ModelInfo } from "../gguf/model-info.js";
 import type { FlashAttention, NativeModel, SamplingTransform } from "../native/types.js";
 import type { PassCostSample } from "../planner/cost-model.js";
 import { CalibrationCache, cacheKey } from "./cache.js";
-import { measureAcceptance, measurePassCosts } from "./measure.js";
+import { measureAcceptance } from "./measure.js";
+import { measureDecodeCosts, summariseTimes } from "./decode-costs.js";
 import { BUILTIN_CALIBRATION_PROMPTS } from "./prompts.js";
 
 export interface CalibrationModel {
@@ -26,12 +27,18 @@ export interface CalibrationOptions {
   seed?: number;
   continuationTokens?: number;
   recalibrate?: boolean;
+  /** Passes timed per (model, n) and kind; more is steadier and slower (default 12). */
+  costRounds?: number;
   cache?: CalibrationCache;
   onProgress?: (event: { phase: "costs" | "acceptance"; done: number; total: number; model?: string }) => void;
 }
 
 export interface Calibration {
-  models: { file: string; path: string; costs: PassCostSample[]; fromCache: boolean }[];
+  /**
+   * Mean pass costs by n: `costs` for a pass that follows the same model's pass (level 0 drafting, autoregressive
+   * decoding), `coldCosts` for one that follows another model's pass (every verification pass in a chain).
+   */
+  models: { file: string; path: string; costs: PassCostSample[]; coldCosts: PassCostSample[]; fromCache: boolean }[];
   /** acceptance[lo][hi], lo < hi, indices into `models` (small → target). */
   acceptance: number[][];
   acceptanceFromCache: boolean;
@@ -59,46 +66,54 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
   const continuationTokens = options.continuationTokens ?? 48;
   const seed = options.seed ?? 1;
   const maxTokens = options.maxThreshold + 2;
-  const depth = 64;
-  const contextSize = Math.max(512, depth + maxTokens + 8);
+  const contextSize = 512;
   const promptTokens = prompts.map((p, i) => {
     const tokens = target.native.tokenize(p, true, false);
     if (tokens.length === 0) throw new Error(`calibration prompt ${i + 1} is empty after tokenization`);
     return tokens;
   });
   const longPrompt = promptTokens.reduce((a, b) => (b.length > a.length ? b : a));
-  // The cost prefix: calibration text repeated up to the depth at which passes are timed.
-  const prefix = new Int32Array(depth + maxTokens);
+  // The text the cost passes run over: the calibration prompts, repeated.
+  const prefix = new Int32Array(256);
   const joined = Int32Array.from(promptTokens.flatMap((t) => Array.from(t)));
   for (let i = 0; i < prefix.length; i++) prefix[i] = joined[i % joined.length]!;
 
-  const costKeys = await Promise.all(
-    models.map(async (m) => cacheKey({ v: 1, file: await fileIdentity(m.info.path), device: options.device, threads: options.threads, flashAttention: options.flashAttention ?? "auto", greedy: options.transform.greedy, maxTokens, depth })),
-  );
-  const result: Calibration["models"] = [];
-  const totalCostSteps = models.length * maxTokens;
-  let costSteps = 0;
-  for (let i = 0; i < models.length; i++) {
-    const m = models[i]!;
-    const cached = options.recalibrate ? null : await cache.get<PassCostSample[]>("costs", costKeys[i]!);
-    if (cached) {
-      result.push({ file: m.info.file, path: m.info.path, costs: cached, fromCache: true });
-      costSteps += maxTokens;
-      options.onProgress?.({ phase: "costs", done: costSteps, total: totalCostSteps, model: m.info.file });
-      continue;
-    }
-    const context = m.native.createContext({ contextSize, batchSize: Math.max(maxTokens, depth), threads: options.threads, flashAttention: options.flashAttention });
-    try {
-      const costs = measurePassCosts(m.native, context, prefix, options.transform, { maxTokens, depth, repetitions: 9, warmup: 3 }, () => {
-        costSteps++;
-        options.onProgress?.({ phase: "costs", done: costSteps, total: totalCostSteps, model: m.info.file });
-      });
-      await cache.put("costs", costKeys[i]!, costs);
-      result.push({ file: m.info.file, path: m.info.path, costs, fromCache: false });
-    } finally {
-      context.dispose();
-    }
+  // Costs are measured for all models together: a "cold" pass is one right after another model's pass.
+  const identities = await Promise.all(models.map((m) => fileIdentity(m.info.path)));
+  const costKey = cacheKey({ v: 2, files: identities, device: options.device, threads: options.threads, flashAttention: options.flashAttention ?? "auto", greedy: options.transform.greedy, maxTokens });
+  type CostEntry = { hot: PassCostSample[][]; cold: PassCostSample[][] };
+  let costs = options.recalibrate ? null : await cache.get<CostEntry>("costs", costKey);
+  const costsFromCache = costs !== null;
+  const rounds = options.costRounds ?? 12;
+  if (!costs) {
+    const lo = 32;
+    const contextLimit = Math.min(...models.map((m) => Math.min(m.native.trainContextSize || 4096, 4096)));
+    const hi = Math.min(lo + 160, contextLimit - 2 * maxTokens - 2);
+    const times = measureDecodeCosts(models.map((m) => m.native), {
+      maxN: maxTokens,
+      text: prefix,
+      lo,
+      hi,
+      rounds,
+      threads: options.threads,
+      flashAttention: options.flashAttention,
+      transform: options.transform,
+      seed,
+      onRound: (done, total) => options.onProgress?.({ phase: "costs", done, total }),
+    });
+    const summary = summariseTimes(times);
+    costs = { hot: summary.hot.mean, cold: summary.cold.mean };
+    await cache.put("costs", costKey, costs);
+  } else {
+    options.onProgress?.({ phase: "costs", done: rounds, total: rounds });
   }
+  const result: Calibration["models"] = models.map((m, i) => ({
+    file: m.info.file,
+    path: m.info.path,
+    costs: costs!.hot[i]!,
+    coldCosts: costs!.cold[i]!,
+    fromCache: costsFromCache,
+  }));
 
   const acceptanceKey = cacheKey({ v: 1, files: await Promise.all(models.map((m) => fileIdentity(m.info.path))), transform: transformKey(options.transform), prompts, continuationTokens, seed });
   let acceptance = options.recalibrate ? null : await cache.get<number[][]>("acceptance", acceptanceKey);

@@ -49,7 +49,7 @@ function withCommon(command: Command): Command {
     .option("--threads <n>", "ggml threads per model (default: physical cores)", int("--threads", 1))
     .option("--gpu-layers <n>", "layers to offload to the GPU (999 = all)", int("--gpu-layers", 0))
     .option("--context-size <n>", "KV cache size per model", int("--context-size", 16))
-    .option("--flash-attention <mode>", "flash attention: auto, on or off", (v: string) => {
+    .option("--flash-attention <mode>", "flash attention: auto, on or off (default: off on the CPU, auto with --gpu-layers)", (v: string) => {
       if (v !== "auto" && v !== "on" && v !== "off") throw new InvalidArgumentError("--flash-attention must be auto, on or off");
       return v;
     })

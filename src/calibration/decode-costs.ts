@@ -1,6 +1,6 @@
-// Pass costs measured the way decoding incurs them, as an input of the latency model next to the planner's own
-// calibration (src/calibration/measure.ts, which times n = 1 … T_max+2 at one fixed depth, hot, and keeps the
-// median). Differences it removes, each an assumption the planner's numbers carry:
+// Pass costs measured the way decoding incurs them: the calibration's input to the latency model. (The simpler
+// measurePassCosts in measure.ts times n = 1 … T_max+2 back to back at one fixed depth and keeps the median; on
+// this project's CPU and GPU runs that under-predicted real decoding by 15–100%.) What this one accounts for:
 //  - depth: decoding runs at every depth from the prompt's end to prompt + max tokens; here positions sweep
 //    that range (a pass of n tokens advances the position by 1 + n/2, about what verification keeps) and wrap;
 //  - hot caches: decoding alternates models (and JS work) between passes; here each timed pass of model m comes
@@ -13,10 +13,10 @@
 //  - contexts: the same context options as Hsd.open (batch size 512 changes llama.cpp's per-pass work).
 // Separate contexts are used: touching the engine's own contexts would invalidate NativeLevel's cache record.
 
-import type { NativeModel, SamplingTransform } from "../../src/native/types.js";
-import type { PassCostSample } from "../../src/planner/cost-model.js";
-import { DistributionRows } from "../../src/engine/level.js";
-import { makeRng } from "../../src/planner/simulate.js";
+import type { FlashAttention, NativeModel, SamplingTransform } from "../native/types.js";
+import type { PassCostSample } from "../planner/cost-model.js";
+import { DistributionRows } from "../engine/level.js";
+import { makeRng } from "../planner/simulate.js";
 
 export interface DecodeCostOptions {
     /** Largest n measured (the planner's T_max + 2). */
@@ -29,8 +29,11 @@ export interface DecodeCostOptions {
     /** Passes per (model, n). */
     rounds: number;
     threads: number;
+    flashAttention?: FlashAttention;
     transform: SamplingTransform;
     seed?: number;
+    /** Called after every round (progress bars). */
+    onRound?: (done: number, total: number) => void;
 }
 
 export interface CostTables {
@@ -85,7 +88,7 @@ export function measureDecodeCosts(models: readonly NativeModel[], options: Deco
     for (let i = 0; i < length; i++) text[i] = options.text[i % options.text.length]!;
     const contextSize = Math.min(...models.map((m) => Math.min(m.trainContextSize || 4096, 4096)));
     if (length > contextSize) throw new Error(`measureDecodeCosts: positions up to ${length} exceed the context size ${contextSize}`);
-    const contexts = models.map((m) => m.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads: options.threads }));
+    const contexts = models.map((m) => m.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads: options.threads, flashAttention: options.flashAttention }));
     const times: PassTimes = {
         cold: models.map(() => Array.from({ length: maxN + 1 }, () => [])),
         hot: models.map(() => Array.from({ length: maxN + 1 }, () => [])),
@@ -129,6 +132,7 @@ export function measureDecodeCosts(models: readonly NativeModel[], options: Deco
                     pos[m] = p + n + 1 + (n >> 1);
                 }
             }
+            options.onRound?.(r + 1, rounds);
         }
     } finally {
         for (const c of contexts) c.dispose();
