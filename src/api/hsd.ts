@@ -21,6 +21,9 @@ import { toTransform, type SamplingSettings } from "./sampling.js";
 import { calibrate, type Calibration, type CalibrationOptions } from "../calibration/calibrate.js";
 import { planFromCalibration, type PlanReport } from "./plan.js";
 
+/** Below this size a model runs on one thread by default (see OpenOptions.threads). */
+const SMALL_MODEL_PARAMETERS = 100e6;
+
 /** The model family that ships with the package: used when no folder is given. */
 export const BUNDLED_MODELS_DIR = fileURLToPath(new URL("../../models/tiny", import.meta.url));
 
@@ -31,7 +34,11 @@ export interface OpenOptions {
   files?: string[];
   /** The target model's file (name inside the folder, or a path). */
   target?: string;
-  /** ggml threads per model (default: physical cores). */
+  /**
+   * ggml threads per model. Default: the physical cores, except 1 when every model is under 100M parameters —
+   * such passes take well under a millisecond and ggml's thread synchronisation costs more than it saves (on this
+   * project's 2-core machine, 2 threads made the bundled family several times slower than 1).
+   */
   threads?: number;
   /** Layers to offload to the GPU (default 0 = CPU; 999 = all). */
   gpuLayers?: number;
@@ -101,8 +108,9 @@ export class Hsd {
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
-    const threads = options.threads ?? defaultThreads();
-    if (!Number.isInteger(threads) || threads < 1) throw new InvalidOptionError(`threads must be a positive integer, got ${threads}`);
+    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
+      throw new InvalidOptionError(`threads must be a positive integer, got ${options.threads}`);
+    }
     const gpuLayers = options.gpuLayers ?? 0;
     const flashAttention = options.flashAttention ?? (gpuLayers > 0 ? "auto" : "off");
     let infos: ModelInfo[];
@@ -124,6 +132,7 @@ export class Hsd {
       rejected = scan.rejected;
     }
 
+    const threads = options.threads ?? (infos.every((m) => m.parameterCount < SMALL_MODEL_PARAMETERS) ? 1 : defaultThreads());
     const loaded: LoadedModel[] = [];
     try {
       for (const info of infos) {

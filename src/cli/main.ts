@@ -46,7 +46,7 @@ function withCommon(command: Command): Command {
   return command
     .option("--models <dir>", "folder of GGUF models sharing a tokenizer (default: the bundled family)")
     .option("--target <file>", "the target model (default: the largest compatible model)")
-    .option("--threads <n>", "ggml threads per model (default: physical cores)", int("--threads", 1))
+    .option("--threads <n>", "ggml threads per model (default: physical cores; 1 when all models are under 100M parameters)", int("--threads", 1))
     .option("--gpu-layers <n>", "layers to offload to the GPU (999 = all)", int("--gpu-layers", 0))
     .option("--context-size <n>", "KV cache size per model", int("--context-size", 16))
     .option("--flash-attention <mode>", "flash attention: auto, on or off (default: off on the CPU, auto with --gpu-layers)", (v: string) => {

@@ -1,0 +1,99 @@
+// Fills the "Acceptance and pass costs" section of models/README.md from the project's own calibration:
+// the acceptance matrix (greedy argmax agreement and alpha = E[sum min(p, q)] at temperature 1, on the target's own
+// continuations of the calibration prompts), the pass costs c(n) through llama.cpp on this CPU with 1 thread, and,
+// per pair, the single-draft speed-up the latency formula predicts from them.
+//
+//   npx tsx scripts/models/card-acceptance.ts [--models models/tiny] [--card models/README.md] [--threads 1]
+//
+// Every number it writes is measured when it runs (the calibration cache is bypassed).
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { parseArgs } from "node:util";
+import { Hsd } from "../../src/api/hsd.js";
+import type { Calibration } from "../../src/calibration/calibrate.js";
+import { expectedLatency, MeasuredPassCost } from "../../src/planner/index.js";
+
+const { values } = parseArgs({
+  options: {
+    models: { type: "string", default: "models/tiny" },
+    card: { type: "string", default: "models/README.md" },
+    threads: { type: "string", default: "1" },
+    "max-threshold": { type: "string", default: "12" },
+  },
+});
+const maxThreshold = Number(values["max-threshold"]);
+const hsd = await Hsd.open({ models: values.models, threads: Number(values.threads) });
+const names = hsd.models.map((m) => m.info.file.replace(/\.gguf$/, ""));
+const short = names.map((n) => n.replace(/^hsd-tiny-/, ""));
+
+const modes = [
+  { label: "greedy", sampling: { greedy: true } },
+  { label: "temperature 1", sampling: { temperature: 1, topK: 0, topP: 1, minP: 0 } },
+] as const;
+const calibrations: Calibration[] = [];
+for (const mode of modes) {
+  process.stderr.write(`calibrating (${mode.label})…\n`);
+  calibrations.push(await hsd.calibrate({ sampling: mode.sampling, maxThreshold, recalibrate: true }));
+}
+await hsd.dispose();
+
+/** Best single-draft T and speed-up of `lo` drafting for `hi`, by the exact formula. */
+function singleDraft(c: Calibration, lo: number, hi: number) {
+  const hot = c.models.map((m) => new MeasuredPassCost(m.costs).cost);
+  const cold = c.models.map((m) => new MeasuredPassCost(m.coldCosts).cost);
+  let best = { T: 0, speedup: 0 };
+  for (let T = 1; T <= maxThreshold; T++) {
+    const p = expectedLatency({ costs: [hot[lo]!, hot[hi]!], coldCosts: [cold[lo]!, cold[hi]!], thresholds: [T], acceptance: [c.acceptance[lo]![hi]!] });
+    if (p.speedup > best.speedup) best = { T, speedup: p.speedup };
+  }
+  return best;
+}
+
+const out: string[] = [];
+out.push(
+  `Measured by \`npx tsx scripts/models/card-acceptance.ts\` on ${new Date().toISOString().slice(0, 16)}Z: ${cpus()[0]?.model ?? "CPU"}, ` +
+    `${values.threads} thread per model, llama.cpp (node-llama-cpp 3.21.1's prebuilt CPU libraries) through hsd's addon, flash attention off ` +
+    `(hsd's CPU default). Acceptance is measured on ${calibrations[0]!.prompts} calibration prompts × ${calibrations[0]!.continuationTokens} ` +
+    `tokens the target itself generated (greedy: argmax agreement; temperature 1: α = E[Σ min(p, q)]). The machine is shared: ` +
+    `pass costs drift by tens of percent from run to run; the speed-ups are predictions of the latency formula, not measurements ` +
+    `(those are in BENCHMARKS.md).`,
+  "",
+);
+for (const [k, mode] of modes.entries()) {
+  const c = calibrations[k]!;
+  out.push(`**Acceptance, ${mode.label}** (row: draft, column: verifier)`, "");
+  out.push(`| draft \\ verifier | ${short.slice(1).join(" | ")} |`, `|---|${short.slice(1).map(() => "---:").join("|")}|`);
+  for (let lo = 0; lo < short.length - 1; lo++) {
+    out.push(`| ${short[lo]} | ${short.slice(1).map((_, j) => (j + 1 > lo ? c.acceptance[lo]![j + 1]!.toFixed(3) : "")).join(" | ")} |`);
+  }
+  out.push("");
+}
+const greedy = calibrations[0]!;
+out.push("**Pass costs c(n), ms** (mean; *hot*: after the same model's pass, *cold*: right after another model's pass; greedy rows)", "");
+const ns = [1, 2, 3, 4, 6, 8, 12];
+out.push(`| model | ${ns.map((n) => `c(${n}) hot / cold`).join(" | ")} |`, `|---|${ns.map(() => "---:").join("|")}|`);
+greedy.models.forEach((m, i) => {
+  const hot = new MeasuredPassCost(m.costs);
+  const cold = new MeasuredPassCost(m.coldCosts);
+  out.push(`| ${short[i]} | ${ns.map((n) => `${hot.at(n).toFixed(3)} / ${cold.at(n).toFixed(3)}`).join(" | ")} |`);
+});
+out.push("");
+out.push("**Predicted single-draft speed-up** over the verifier alone (best T in 1…" + maxThreshold + "; < 1 means drafting would be slower)", "");
+out.push("| draft → verifier | greedy: T, speed-up | temperature 1: T, speed-up |", "|---|---:|---:|");
+for (let hi = 1; hi < short.length; hi++) {
+  for (let lo = 0; lo < hi; lo++) {
+    const g = singleDraft(calibrations[0]!, lo, hi);
+    const t = singleDraft(calibrations[1]!, lo, hi);
+    out.push(`| ${short[lo]} → ${short[hi]} | T=${g.T}, ${g.speedup.toFixed(2)}× | T=${t.T}, ${t.speedup.toFixed(2)}× |`);
+  }
+}
+
+const card = readFileSync(values.card!, "utf8");
+const begin = "<!-- ACCEPTANCE:BEGIN -->";
+const end = "<!-- ACCEPTANCE:END -->";
+const a = card.indexOf(begin);
+const b = card.indexOf(end);
+if (a < 0 || b < a) throw new Error(`${values.card}: the ${begin} … ${end} markers are missing`);
+writeFileSync(values.card!, card.slice(0, a + begin.length) + "\n" + out.join("\n") + "\n" + card.slice(b));
+process.stdout.write(out.join("\n") + "\n");
