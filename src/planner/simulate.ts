@@ -18,40 +18,12 @@
  */
 
 import { CostTable, type PassCost } from "./cost-model.js";
+import { Rng } from "../util/rng.js";
 
-/** xoshiro128** seeded through splitmix32: fast, deterministic uniform floats in [0, 1). */
+/** Uniform floats in [0, 1) from the project's seeded PRNG (xoshiro128**, src/util/rng.ts). */
 export function makeRng(seed: number): () => number {
-    let z = seed >>> 0;
-    const splitmix = (): number => {
-        z = (z + 0x9e3779b9) >>> 0;
-        let t = z;
-        t = Math.imul(t ^ (t >>> 16), 0x85ebca6b) >>> 0;
-        t = Math.imul(t ^ (t >>> 13), 0xc2b2ae35) >>> 0;
-        return (t ^ (t >>> 16)) >>> 0;
-    };
-    let s0 = splitmix();
-    let s1 = splitmix();
-    let s2 = splitmix();
-    let s3 = splitmix();
-    if ((s0 | s1 | s2 | s3) === 0) s0 = 1;
-    return () => {
-        const r = Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0;
-        const t = (s1 << 9) >>> 0;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = rotl(s3 >>> 0, 11);
-        s0 >>>= 0;
-        s1 >>>= 0;
-        s2 >>>= 0;
-        return r / 4294967296;
-    };
-}
-
-function rotl(x: number, k: number): number {
-    return ((x << k) | (x >>> (32 - k))) >>> 0;
+    const rng = new Rng(seed);
+    return () => rng.next();
 }
 
 export interface SimulationInput {
