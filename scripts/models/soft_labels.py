@@ -37,15 +37,18 @@ def main():
     ap.add_argument("--topk", type=int, default=128)
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--batch", type=int, default=8)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("soft_labels.py: --device cuda but torch sees no CUDA device")
 
     ck = torch.load(a.teacher, map_location="cpu")
     c = ck["config"]
     teacher = Llama(c)
     teacher.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
-    teacher.eval()
+    teacher.to(a.device).eval()
     T, V = c["seq_len"], c["vocab_size"]
     if not 0 < a.topk <= V:
         sys.exit(f"soft_labels.py: --topk must be in 1..{V}")
@@ -67,13 +70,13 @@ def main():
     t0, mass = time.time(), 0.0
     with torch.no_grad():
         for i in range(0, a.windows, a.batch):
-            x = torch.from_numpy(tokens[i:i + a.batch, :-1].astype(np.int64))
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            x = torch.from_numpy(tokens[i:i + a.batch, :-1].astype(np.int64)).to(a.device)
+            with torch.autocast(a.device, dtype=torch.bfloat16):
                 logits = teacher(x)
             lp = torch.log_softmax(logits.float(), -1)
             v, k = lp.topk(a.topk, -1)
-            ids[i:i + len(x)] = k.numpy().astype(np.uint16)
-            logp[i:i + len(x)] = v.numpy().astype(np.float16)
+            ids[i:i + len(x)] = k.cpu().numpy().astype(np.uint16)
+            logp[i:i + len(x)] = v.cpu().numpy().astype(np.float16)
             mass += v.exp().sum(-1).sum().item()
             done = i + len(x)
             el = time.time() - t0
@@ -82,7 +85,7 @@ def main():
     logp.flush()
     meta = {"teacher": os.path.basename(a.teacher), "windows": a.windows, "seq_len": T, "topk": a.topk,
             "seed": a.seed, "vocab_size": V, "mean_topk_mass": mass / (a.windows * T),
-            "seconds": round(time.time() - t0, 1), "threads": a.threads, "torch": torch.__version__}
+            "seconds": round(time.time() - t0, 1), "threads": a.threads, "device": a.device, "torch": torch.__version__}
     with open(meta_path, "w") as fh:
         json.dump(meta, fh, indent=1)
     print(f"soft_labels: done, top-{a.topk} mass {meta['mean_topk_mass']:.3f}, {meta['seconds']}s", flush=True)

@@ -33,6 +33,8 @@ def main():
     ap.add_argument("--member", action="append")
     ap.add_argument("--build", default="build/models")
     ap.add_argument("--windows", type=int, default=24)
+    ap.add_argument("--ckpt-dir", help="checkpoints the GGUF files were exported from, where not BUILD/ckpt "
+                    "(e.g. BUILD/ckpt-distilled; members missing there are read from BUILD/ckpt)")
     ap.add_argument("--tolerance", type=float, default=0.01)
     a = ap.parse_args()
     with open(a.config) as fh:
@@ -78,7 +80,10 @@ def main():
     ok = True
     wt = torch.from_numpy(windows)
     for n in names:
-        ck = torch.load(os.path.join(a.build, "ckpt", n + ".pt"), map_location="cpu")
+        path = os.path.join(a.ckpt_dir, n + ".pt") if a.ckpt_dir else ""
+        if not os.path.exists(path):  # the teacher has no distilled checkpoint
+            path = os.path.join(a.build, "ckpt", n + ".pt")
+        ck = torch.load(path, map_location="cpu")
         m = Llama(ck["config"])
         m.load_state_dict(ck["state_dict"])
         nll = evaluate(m, wt, "cpu", lambda: torch.autocast("cpu", enabled=False))
