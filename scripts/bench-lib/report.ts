@@ -88,7 +88,7 @@ function diagnosticsTable(results: readonly MethodResult[]): string[] {
 
 function costTable(rows: readonly CostComparison[]): string[] {
     const lines = [
-        "| model | n | planner's calibration (median, depth 64, hot) | decoding pattern, hot (mean) | decoding pattern, cold (mean) | in runs, hot (mean) | in runs, cold (mean) |",
+        "| model | n | planner's calibration (hot, trimmed mean) | decoding pattern, hot (mean) | decoding pattern, cold (mean) | in runs, hot (mean) | in runs, cold (mean) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ];
     for (const r of rows) lines.push(`| ${r.name} | ${r.n} | ${f(r.planner)} | ${f(r.decodeHot)} | ${f(r.decodeCold)} | ${f(r.inRunHot)} | ${f(r.inRunCold)} |`);
@@ -107,9 +107,10 @@ export function markdownReport(ctx: ReportContext, byMode: Record<string, Method
     out.push("Models: " + ctx.models.map((m, i) => `${ctx.names[i]} = ${m.file} (${(m.parameters / 1e6).toFixed(2)}M params, c(1) = ${m.costMs1.toFixed(3)} ms)`).join("; ") + ".", "");
     out.push(
         "ms/token is decoding only (first chunk of tokens to the last), median over repetitions of Σ time / Σ tokens over the prompts; " +
-            "min–max is over repetitions. The planner's prediction is the latency formula on the planner's calibration (median pass costs at depth 64, " +
-            "acceptance on the calibration prompts); the modelled prediction is the same formula on pass costs measured in the decoding pattern " +
-            "(mean, positions sweeping the run's depths, models taking turns) plus the engine's own time per token measured without models. **!** marks errors above 10%.",
+            "min–max is over repetitions. The planner's prediction is the latency formula on the planner's calibration (\`Hsd.calibrate\`: hot and cold pass costs " +
+            "in the decoding pattern, 20%-trimmed means, taken once at the start of the mode; acceptance on the calibration prompts); the modelled " +
+            "prediction is the same formula on pass costs measured again in the decoding pattern in slices between the runs (so they see the runs' " +
+            "machine load) plus the engine's own time per token measured without models. **!** marks errors above 10%.",
         "",
     );
     for (const [mode, results] of Object.entries(byMode)) {

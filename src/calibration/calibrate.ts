@@ -27,7 +27,7 @@ export interface CalibrationOptions {
   seed?: number;
   continuationTokens?: number;
   recalibrate?: boolean;
-  /** Passes timed per (model, n) and kind; more is steadier and slower (default 12). */
+  /** Passes timed per (model, n) and kind; more is steadier and slower (default 16). */
   costRounds?: number;
   cache?: CalibrationCache;
   onProgress?: (event: { phase: "costs" | "acceptance"; done: number; total: number; model?: string }) => void;
@@ -84,7 +84,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
   type CostEntry = { hot: PassCostSample[][]; cold: PassCostSample[][] };
   let costs = options.recalibrate ? null : await cache.get<CostEntry>("costs", costKey);
   const costsFromCache = costs !== null;
-  const rounds = options.costRounds ?? 12;
+  const rounds = options.costRounds ?? 16;
   if (!costs) {
     const lo = 32;
     const contextLimit = Math.min(...models.map((m) => Math.min(m.native.trainContextSize || 4096, 4096)));

@@ -37,7 +37,10 @@ export interface DecodeCostOptions {
 }
 
 export interface CostTables {
-    /** Mean ms per pass by n, per model: the input of the formula. */
+    /**
+     * Mean ms per pass by n, per model: the input of the formula. A 20%-trimmed mean: on a shared machine one
+     * descheduled pass among a dozen (tens of ms) would otherwise move the mean of a sub-millisecond pass by 2x.
+     */
     mean: PassCostSample[][];
     /** Median ms per pass by n, per model (for comparison with the planner's calibration). */
     median: PassCostSample[][];
@@ -67,7 +70,12 @@ export function mergeTimes(into: PassTimes | null, more: PassTimes): PassTimes {
 function tables(times: number[][][]): CostTables {
     const summarise = (f: (xs: number[]) => number) => times.map((byN) => byN.slice(1).map((xs, i) => ({ n: i + 1, ms: f(xs) })));
     return {
-        mean: summarise((xs) => xs.reduce((a, b) => a + b, 0) / xs.length),
+        mean: summarise((xs) => {
+            const s = [...xs].sort((a, b) => a - b);
+            const cut = Math.floor(s.length * 0.2);
+            const kept = s.length - 2 * cut > 0 ? s.slice(cut, s.length - cut) : s;
+            return kept.reduce((a, b) => a + b, 0) / kept.length;
+        }),
         median: summarise((xs) => {
             const s = [...xs].sort((a, b) => a - b);
             const m = s.length >> 1;
