@@ -38,7 +38,7 @@ if (options.syntheticAcceptance !== null) runSyntheticAcceptance(parseSyntheticA
 
 const startedAt = new Date();
 const t0 = performance.now();
-const hsd = await Hsd.open({ models: options.models ?? undefined, threads: options.threads });
+const hsd = await Hsd.open({ models: options.models ?? undefined, threads: options.threads, gpuLayers: options.gpuLayers });
 const infos = hsd.models.map((m) => m.info);
 if (infos.length < 2) log(`note: ${infos.length} compatible model(s) found: only autoregressive decoding can run`);
 for (const r of hsd.rejected) log(`skipped ${r.path}: ${r.reason}`);
@@ -46,7 +46,7 @@ const prompts = BENCH_PROMPTS.slice(0, options.prompts);
 const promptTokens = prompts.map((p) => hsd.target.native.tokenize(p, true, false));
 const paths = infos.map((m) => m.path);
 const contextSize = Math.min(hsd.target.native.trainContextSize || 4096, 4096);
-const baseline = options.llama && infos.length >= 2 ? await LlamaBaseline.create(options.threads, contextSize, hsd.flashAttention === "on") : null;
+const baseline = options.llama && infos.length >= 2 ? await LlamaBaseline.create(options.threads, contextSize, hsd.flashAttention !== "off", options.gpuLayers) : null;
 const recorder = new PassRecorder(hsd);
 
 const records: RunRecord[] = [];

@@ -40,17 +40,18 @@ export class LlamaBaseline {
         private readonly contextSize: number,
         /** Same setting as hsd's contexts, so that both pay the same pass costs. */
         private readonly flashAttention: boolean,
+        private readonly gpuLayers: number,
     ) {}
 
-    static async create(threads: number, contextSize: number, flashAttention: boolean): Promise<LlamaBaseline> {
-        const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: threads });
-        return new LlamaBaseline(llama, threads, contextSize, flashAttention);
+    static async create(threads: number, contextSize: number, flashAttention: boolean, gpuLayers = 0): Promise<LlamaBaseline> {
+        const llama = await getLlama({ gpu: gpuLayers > 0 ? "auto" : false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: threads });
+        return new LlamaBaseline(llama, threads, contextSize, flashAttention, gpuLayers);
     }
 
     private async load(path: string): Promise<Loaded> {
         let l = this.loaded.get(path);
         if (!l) {
-            const model = await this.llama.loadModel({ modelPath: path, gpuLayers: 0 });
+            const model = await this.llama.loadModel({ modelPath: path, gpuLayers: this.gpuLayers });
             const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: 1, flashAttention: this.flashAttention });
             l = { model, context };
             this.loaded.set(path, l);

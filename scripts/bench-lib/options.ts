@@ -14,6 +14,8 @@ export interface BenchOptions {
     repetitions: number;
     sampling: SamplingMode[];
     threads: number;
+    /** Layers offloaded to the GPU (0 = CPU; 999 = all), for hsd and the node-llama-cpp baseline alike. */
+    gpuLayers: number;
     maxThreshold: number;
     /** Other hierarchies to run besides autoregressive, single drafts and the optimiser's pick. */
     others: number;
@@ -54,6 +56,11 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         .option("--repetitions <n>", "rounds over all prompts and methods (medians and spread are over these)", positiveInt("--repetitions", 1000), 5)
         .option("--sampling <list>", "greedy and/or t1 (temperature 1, no top-k/top-p/min-p)", samplingList, ["greedy", "t1"] as SamplingMode[])
         .option("--threads <n>", "ggml threads per model", positiveInt("--threads", 256), 1)
+        .option("--gpu-layers <n>", "layers offloaded to the GPU, 999 = all (needs a GPU build: npm run build:llama -- --backend cuda)", (v) => {
+            const n = Number(v);
+            if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`--gpu-layers must be an integer >= 0, got "${v}"`);
+            return n;
+        }, 0)
         .option("--max-threshold <n>", "largest threshold the planner may pick", positiveInt("--max-threshold", 64), 16)
         .option("--others <n>", "other hierarchies to run (multi-draft chains the optimiser did not pick)", (v) => {
             const n = Number(v);
@@ -75,6 +82,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         repetitions: o.repetitions as number,
         sampling: o.sampling as SamplingMode[],
         threads: o.threads as number,
+        gpuLayers: o.gpuLayers as number,
         maxThreshold: o.maxThreshold as number,
         others: o.others as number,
         llama: o.llama as boolean,
