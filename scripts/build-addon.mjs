@@ -20,6 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { packageDir as packageDirFrom } from "./lib/package-dir.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const buildDir = path.join(root, "build");
@@ -66,18 +67,8 @@ function run(cmd, args, options = {}) {
 }
 
 // ---------- 1. headers ----------
-// The folder of an installed package (its "exports" may hide package.json from require.resolve).
 function packageDir(name) {
-  try {
-    let dir = path.dirname(require.resolve(name));
-    while (dir !== path.dirname(dir)) {
-      const pj = path.join(dir, "package.json");
-      if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, "utf8")).name === name) return dir;
-      dir = path.dirname(dir);
-    }
-  } catch {}
-  const guess = path.join(root, "node_modules", ...name.split("/"));
-  return fs.existsSync(path.join(guess, "package.json")) ? guess : null;
+  return packageDirFrom(root, name);
 }
 
 function bundlePath() {

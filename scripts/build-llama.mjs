@@ -25,6 +25,7 @@ import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { packageDir as packageDirFrom } from "./lib/package-dir.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const buildDir = path.join(root, "build");
@@ -87,16 +88,7 @@ function have(cmd, args = ["--version"]) {
 }
 
 function packageDir(name) {
-  try {
-    let dir = path.dirname(require.resolve(name));
-    while (dir !== path.dirname(dir)) {
-      const pj = path.join(dir, "package.json");
-      if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, "utf8")).name === name) return dir;
-      dir = path.dirname(dir);
-    }
-  } catch {}
-  const guess = path.join(root, "node_modules", ...name.split("/"));
-  return fs.existsSync(path.join(guess, "package.json")) ? guess : null;
+  return packageDirFrom(root, name);
 }
 
 // The folder holding include/node/node.h of this Node (cmake-js's "nodedir"), or null.

@@ -75,17 +75,11 @@ def shape_for(name: str, scale: float) -> dict:
 
 
 def bytes_to_unicode() -> list[str]:
-    """GPT-2's byte -> printable character table (the usual byte-level BPE alphabet)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    table = dict(zip(bs, cs))
-    return [chr(table[b]) for b in range(256)]
+    """GPT-2's byte -> printable character table, as the bundled family's tokenizer uses it (scripts/models/bpe.py)."""
+    sys.path.insert(0, str(ROOT / "scripts" / "models"))
+    from bpe import bytes_to_unicode as byte_table  # noqa: E402 (bpe.py needs numpy and regex, both on the GPU image)
+    table = byte_table()
+    return [table[b] for b in range(256)]
 
 
 def vocabulary(size: int) -> tuple[list[str], list[int], list[str], int]:
