@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import type { ContextOptions, SamplingTransform, EvaluateTarget } from "./types.js";
+import type { SamplingTransform, EvaluateTarget } from "./types.js";
 
 /** The repository / package root (this file is src/native/load.ts or ts-lib/native/load.js). */
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
