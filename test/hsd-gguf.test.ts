@@ -91,6 +91,20 @@ describe("HSD on the bundled GGUF family", function () {
     expect(ties.length, "argmax ties must stay rare").to.be.at.most(Math.ceil(compared * 0.02));
   });
 
+  it("greedy through the asynchronous evaluation path gives the same tokens as the synchronous one", async function () {
+    const asyncHsd = await Hsd.open({ models: family.dir, threads: 1, evaluation: "async", gpuLayers: Number(process.env.HSD_TEST_GPU_LAYERS ?? 0) });
+    try {
+      const hierarchy: Hierarchy = { files, thresholds: files.slice(1).map(() => 2) };
+      for (const prompt of PROMPTS.slice(0, 4)) {
+        const sync = await hsd.generate(prompt, { hierarchy, sampling: { greedy: true }, maxTokens: TOKENS }).result;
+        const viaAsync = await asyncHsd.generate(prompt, { hierarchy, sampling: { greedy: true }, maxTokens: TOKENS }).result;
+        expect(viaAsync.tokens, prompt).to.deep.equal(sync.tokens);
+      }
+    } finally {
+      await asyncHsd.dispose();
+    }
+  });
+
   it("sampling: the first two tokens follow the target's exact law (temperature 1, top-k 6)", async function () {
     const prompt = "The state of the Union is";
     const sampling = { temperature: 1, topK: 6, topP: 1, minP: 0 };
