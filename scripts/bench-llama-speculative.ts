@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Hsd } from "../src/api/hsd.js";
+import { timeDecoding } from "./bench-lib/decode-timing.js";
 
 const { values } = parseArgs({
   options: {
@@ -74,21 +75,10 @@ function llamaSpeculative(prompt: string): { tps: number; accept: number } {
 
 const hsd = await Hsd.open({ files: [draftPath, targetPath], threads: 1 });
 async function hsdRun(prompt: string, files: string[], thresholds: number[]): Promise<{ tps: number; accept: number }> {
-  // Prompt processing excluded, as llama.cpp's "decoded" figure excludes it: time from the first chunk to the last.
-  let first = 0;
-  let firstTokens = 0;
-  let count = 0;
+  // Prompt processing excluded, as llama.cpp's "decoded" figure excludes it.
   const run = hsd.generate(prompt, { hierarchy: { files, thresholds }, sampling: { greedy: true }, maxTokens: tokens });
-  for await (const chunk of run) {
-    count += chunk.tokens.length;
-    if (first === 0) {
-      first = performance.now();
-      firstTokens = count;
-    }
-  }
-  const ms = performance.now() - first;
-  const result = await run.result;
-  return { tps: ((count - firstTokens) * 1000) / ms, accept: result.stats.levels[0]!.acceptanceRate };
+  const { decodeMs, decodeTokens, result } = await timeDecoding(run);
+  return { tps: (decodeTokens * 1000) / decodeMs, accept: result.stats.levels[0]!.acceptanceRate };
 }
 
 const methods = {

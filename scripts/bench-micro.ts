@@ -16,8 +16,9 @@ import { HsdDecoder } from "../src/engine/hsd.js";
 import { DistributionRows } from "../src/engine/level.js";
 import { sampleResidual, sampleRow } from "../src/engine/sampling.js";
 import { Rng } from "../src/util/rng.js";
-import { chooseHierarchy, countChains, expectedLatency, makeRng, passCostFromSamples, type PlannerInput } from "../src/planner/index.js";
+import { chooseHierarchy, countChains, expectedLatency, makeRng } from "../src/planner/index.js";
 import { stubFamily } from "./bench-lib/stub-level.js";
+import { plannerInstance } from "./bench-lib/planner-instance.js";
 
 function arg(name: string): string | undefined {
     const i = process.argv.indexOf(name);
@@ -93,21 +94,8 @@ try {
 }
 
 // --- latency formula and optimiser ------------------------------------------------------------------------------
-function instance(nModels: number, maxThreshold: number, seed: number): PlannerInput {
-    const rng = makeRng(seed);
-    const models: PlannerInput["models"] = [];
-    let single = 0.3;
-    for (let m = 0; m < nModels; m++) {
-        single *= 1.8 + 0.8 * rng();
-        const samples = [{ n: 1, ms: single }];
-        for (let n = 2; n <= maxThreshold + 2; n++) samples.push({ n, ms: single * (1.3 + 0.05 * n) });
-        models.push({ name: `m${m}`, cost: passCostFromSamples(samples) });
-    }
-    const acceptance = Array.from({ length: nModels }, (_, lo) => Array.from({ length: nModels }, (_, hi) => (hi > lo ? 0.55 + 0.4 * rng() : 0)));
-    return { models, acceptance, maxThreshold };
-}
-const four = instance(4, 16, 1);
-const six = instance(6, 16, 2);
+const four = plannerInstance(4, 16, 1);
+const six = plannerInstance(6, 16, 2);
 const costs = four.models.map((m) => m.cost);
 const chain3 = { costs, thresholds: [3, 6, 12], acceptance: [four.acceptance[0]![1]!, four.acceptance[1]![2]!, four.acceptance[2]![3]!] };
 bench

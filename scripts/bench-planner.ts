@@ -13,34 +13,16 @@ import {
     dynamicProgramme,
     exhaustiveSearch,
     expectedLatency,
-    makeRng,
-    passCostFromSamples,
-    type PlannerInput,
 } from "../src/planner/index.js";
+import { plannerInstance } from "./bench-lib/planner-instance.js";
 
 const timeArg = process.argv.indexOf("--time");
 const time = timeArg > 0 ? Number(process.argv[timeArg + 1]) : 300;
 if (!(time > 0)) throw new Error("bench-planner: --time must be a positive number of ms");
 
-function instance(nModels: number, maxThreshold: number, seed: number): PlannerInput {
-    const rng = makeRng(seed);
-    const models: PlannerInput["models"] = [];
-    let single = 0.3;
-    for (let m = 0; m < nModels; m++) {
-        single *= 1.8 + 0.8 * rng();
-        const plateau = single * (1.3 + 0.3 * rng());
-        const samples = [{ n: 1, ms: single }];
-        for (let n = 2; n <= maxThreshold + 2; n++) samples.push({ n, ms: plateau + 0.01 * single * n });
-        models.push({ name: `m${m}`, cost: passCostFromSamples(samples) });
-    }
-    const acceptance = Array.from({ length: nModels }, (_, lo) =>
-        Array.from({ length: nModels }, (_, hi) => (hi > lo ? 0.55 + 0.4 * rng() * ((lo + 1) / (hi + 1)) ** 0.3 : 0)),
-    );
-    return { models, acceptance, maxThreshold };
-}
 
-const six = instance(6, 16, 1);
-const four = instance(4, 8, 2);
+const six = plannerInstance(6, 16, 1);
+const four = plannerInstance(4, 8, 2);
 const costs = six.models.map((m) => m.cost);
 const chain = {
     costs: [costs[0]!, costs[2]!, costs[4]!, costs[5]!],

@@ -160,13 +160,9 @@ function perRepetition(records: RunRecord[], num: (r: RunRecord) => number, den:
 /** Passes of a (model, n, cold) cell needed before its in-run mean replaces the decoding-pattern value. */
 export const MIN_IN_RUN_PASSES = 3;
 
-/**
- * Per chain level, hot and cold c(n) from the runs' recorded passes, n = 1 … the largest the formula may ask for;
- * cells with fewer than MIN_IN_RUN_PASSES passes take the decoding-pattern value of `fallback`.
- */
-export function inRunCosts(records: readonly RunRecord[], m: BenchMethod, fallback: CalibratedModel): { hot: PassCost[]; cold: PassCost[] } | null {
+/** Pass times recorded in runs, summed per `model:n:cold` cell (cold = 1 when the pass followed another model's). */
+function passTimeCells(records: readonly RunRecord[]): Map<string, { ms: number; count: number }> {
     const cells = new Map<string, { ms: number; count: number }>();
-    let any = false;
     for (const r of records) {
         for (const row of r.passTimes ?? []) {
             const key = `${row.model}:${row.n}:${row.cold ? 1 : 0}`;
@@ -174,10 +170,18 @@ export function inRunCosts(records: readonly RunRecord[], m: BenchMethod, fallba
             x.ms += row.ms;
             x.count += row.count;
             cells.set(key, x);
-            any = true;
         }
     }
-    if (!any) return null;
+    return cells;
+}
+
+/**
+ * Per chain level, hot and cold c(n) from the runs' recorded passes, n = 1 … the largest the formula may ask for;
+ * cells with fewer than MIN_IN_RUN_PASSES passes take the decoding-pattern value of `fallback`.
+ */
+export function inRunCosts(records: readonly RunRecord[], m: BenchMethod, fallback: CalibratedModel): { hot: PassCost[]; cold: PassCost[] } | null {
+    const cells = passTimeCells(records);
+    if (cells.size === 0) return null;
     const maxN = m.thresholds.reduce((a, b) => a + b, 0) + m.chain.length + 2;
     const table = (model: number, cold: boolean): PassCost => {
         const samples = [];
@@ -343,16 +347,7 @@ export interface CostComparison {
 }
 
 export function compareCosts(model: CalibratedModel, decodeModel: CalibratedModel, records: readonly RunRecord[], ns: readonly number[]): CostComparison[] {
-    const cells = new Map<string, { ms: number; count: number }>();
-    for (const r of records) {
-        for (const row of r.passTimes ?? []) {
-            const key = `${row.model}:${row.n}:${row.cold ? 1 : 0}`;
-            const x = cells.get(key) ?? { ms: 0, count: 0 };
-            x.ms += row.ms;
-            x.count += row.count;
-            cells.set(key, x);
-        }
-    }
+    const cells = passTimeCells(records);
     const mean = (key: string): number | null => {
         const c = cells.get(key);
         return c && c.count >= MIN_IN_RUN_PASSES ? c.ms / c.count : null;

@@ -12,6 +12,7 @@ import { generate, type Vocabulary } from "../../src/engine/generate.js";
 import { GenerationRun } from "../../src/api/hsd.js";
 import { Rng } from "../../src/util/rng.js";
 import { stubFamily } from "./stub-level.js";
+import { timeDecoding } from "./decode-timing.js";
 
 export interface OverheadMeasurement {
     /** Engine ms per generated token, first chunk to last (as the benchmark times real runs). */
@@ -47,21 +48,10 @@ export async function measureEngineOverhead(
                 return yield* middle;
             })() as never,
         );
-        let first: number | null = null;
-        let firstTokens = 0;
-        let count = 0;
-        for await (const chunk of run) {
-            if (first === null && chunk.tokens.length > 0) {
-                first = performance.now();
-                firstTokens = chunk.tokens.length;
-            }
-            count += chunk.tokens.length;
-        }
-        const end = performance.now();
-        const result = await run.result;
+        const { decodeMs, decodeTokens, result } = await timeDecoding(run);
         if (r === 0) continue; // warm-up
-        ms += first === null ? 0 : end - first;
-        tokens += count - firstTokens;
+        ms += decodeMs;
+        tokens += decodeTokens;
         steps += result.stats.targetPasses;
     }
     return { msPerToken: tokens === 0 ? 0 : ms / tokens, tokens, tokensPerStep: tokens / Math.max(1, steps) };

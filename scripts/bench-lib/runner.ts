@@ -17,6 +17,7 @@ import type { RunStats } from "../../src/engine/generate.js";
 import type { BenchMethod } from "./methods.js";
 import type { LlamaBaseline } from "./llama-baseline.js";
 import { samplingSettings, type SamplingMode } from "./options.js";
+import { timeDecoding } from "./decode-timing.js";
 
 /**
  * Times every pass the engine makes, by wrapping the evaluate calls of the Hsd instance's own contexts (the
@@ -141,26 +142,15 @@ export async function runHsd(
         sampling: { ...samplingSettings(mode), seed },
         maxTokens,
     });
-    let first: number | null = null;
-    let firstTokens = 0;
-    let count = 0;
-    for await (const chunk of run) {
-        if (first === null && chunk.tokens.length > 0) {
-            first = performance.now();
-            firstTokens = chunk.tokens.length;
-        }
-        count += chunk.tokens.length;
-    }
-    const end = performance.now();
+    const { decodeMs, decodeTokens, result } = await timeDecoding(run);
     const passTimes = recorder?.stop();
-    const result = await run.result;
     return {
         method: method.id,
         mode,
         tokens: result.tokens.length,
         wallMs: result.stats.wallMs,
-        decodeMs: first === null ? 0 : end - first,
-        decodeTokens: count - firstTokens,
+        decodeMs,
+        decodeTokens,
         tokensHash: hashTokens(result.tokens),
         stats: result.stats,
         predictions: null,

@@ -23,14 +23,10 @@ PLACEHOLDER = (f"{BEGIN}\n_To be filled by the lead with the project's own calib
 
 
 def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The machine's CPU model, as train.py records it (platform's name when /proc/cpuinfo says nothing)."""
+    from train import cpu_name as train_cpu_name  # same folder; train.py only defines things at import
+    name = train_cpu_name()
+    return platform.processor() or "unknown" if name == "cpu" else name
 
 
 def acceptance_table(w, plain, dist, order):
