@@ -24,7 +24,7 @@ import { BENCH_PROMPTS } from "./bench-lib/prompts.js";
 import { markdownReport, type ReportContext } from "./bench-lib/report.js";
 import { cellSeed, PassRecorder, primeCaches, runHsd, runLlama, type RunRecord } from "./bench-lib/runner.js";
 import { rotate } from "./bench-lib/stats.js";
-import { measureDecodeCosts, mergeTimes, summariseTimes, type PassTimes } from "../src/calibration/decode-costs.js";
+import { DecodeCostProbe, mergeTimes, summariseTimes, type PassTimes } from "../src/calibration/decode-costs.js";
 import { measureEngineOverhead } from "./bench-lib/overhead.js";
 import { toTransform } from "../src/api/sampling.js";
 import { plotSvg } from "./bench-lib/svg.js";
@@ -70,6 +70,15 @@ try {
         log(`[${mode}] calibrating (pass costs n = 1 … ${options.maxThreshold + 2}, acceptance on the calibration prompts) …`);
         const calibration = await hsd.calibrate({ sampling: samplingSettings(mode), maxThreshold: options.maxThreshold, recalibrate: options.recalibrate });
         const plan = planFromCalibration(calibration, infos, options.maxThreshold);
+        // Prediction (3)'s acceptance: calibrated on the benchmark's own prompts, continuations as long as the runs.
+        log(`[${mode}] calibrating acceptance on the benchmark's prompts (${options.maxTokens}-token continuations) …`);
+        const workload = await hsd.calibrate({
+            sampling: samplingSettings(mode),
+            maxThreshold: options.maxThreshold,
+            recalibrate: options.recalibrate,
+            prompts: [...prompts],
+            continuationTokens: options.maxTokens,
+        });
         plans[mode] = plan;
         calibrationByMode[mode] = { fromCache: plan.calibration.from_cache, acceptance: plan.acceptance };
         const model = new CalibratedModel(plan);
@@ -81,7 +90,7 @@ try {
         log(`[${mode}] ${methods.length} methods (calibration ${plan.calibration.from_cache ? "from cache" : "measured"}):`);
         for (const m of methods) log(`  ${m.label.padEnd(28)} ${m.roles.join(", ").padEnd(24)} planner's prediction ${m.predicted ? m.predicted.msPerToken.toFixed(3) : "—"} ms/token`);
 
-        // The latency model's inputs measured the way decoding incurs them (bench-lib/costs.ts, overhead.ts), a
+        // The latency model's inputs measured the way decoding incurs them (src/calibration/decode-costs.ts, bench-lib/overhead.ts), a
         // slice before every (repetition, prompt) cell, so that they see the same machine load as the runs (on a
         // shared machine the speed drifts by 2x within minutes). Pass sizes up to the largest any method can make.
         const lo = Math.min(...promptTokens.map((t) => t.length));
@@ -95,21 +104,19 @@ try {
             Math.max(2, ...methods.map((m) => m.thresholds.reduce((a, b) => a + b, 0) + m.chain.length + 1)),
         );
         const slices = options.repetitions * prompts.length;
+        // One probe (its own contexts) for the whole mode: fresh contexts per slice would time first-pass costs.
+        const probe = new DecodeCostProbe(hsd.models.map((m) => m.native), {
+            maxN,
+            text: Int32Array.from(promptTokens.flatMap((t) => Array.from(t))),
+            lo,
+            hi,
+            threads: options.threads,
+            flashAttention: hsd.flashAttention,
+            transform: toTransform(samplingSettings(mode)),
+            seed: options.seed,
+        });
         const measureInputs = async (slice: number): Promise<void> => {
-            times = mergeTimes(
-                times,
-                measureDecodeCosts(hsd.models.map((m) => m.native), {
-                    maxN,
-                    text: Int32Array.from(promptTokens.flatMap((t) => Array.from(t))),
-                    lo,
-                    hi,
-                    rounds: Math.max(2, Math.ceil(40 / slices)),
-                    threads: options.threads,
-                    flashAttention: hsd.flashAttention,
-                    transform: toTransform(samplingSettings(mode)),
-                    seed: options.seed + slice,
-                }),
-            );
+            times = mergeTimes(times, await probe.measure(Math.max(1, Math.ceil(16 / slices))));
             for (const m of methods) {
                 if (m.kind !== "hsd") continue;
                 const o = await measureEngineOverhead(m.thresholds, m.calibratedAcceptance, mode === "greedy", vocabulary, target.vocabSize, {
@@ -143,12 +150,15 @@ try {
             }
         }
         process.stderr.write("\n");
+        probe.dispose();
         const decode = summariseTimes(times!);
         decodeCosts[mode] = decode;
-        const decodeModel = model.withCosts(decode.hot.mean, decode.cold.mean);
+        const decodeModel = model.withCosts({ hot: decode.hot.mean, cold: decode.cold.mean, reshape: decode.reshape.mean, steady: decode.steady.mean });
+        const workloadModel = decodeModel.withAcceptance(workload.acceptance);
         for (const m of methods) {
             if (m.kind !== "hsd") continue;
             m.predictedDecode = decodeModel.predict(m.chain, m.thresholds);
+            m.predictedWorkload = workloadModel.predict(m.chain, m.thresholds);
             const o = overhead.get(m.id)!;
             m.overheadMsPerToken = o.ms / o.tokens;
         }

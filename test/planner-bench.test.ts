@@ -42,6 +42,8 @@ function fakePlan(): PlanReport {
             cost_ms_1: base[i]!,
             cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
             cold_cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
+            reshape_cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: 0.2 * base[i]! })),
+            autoregressive_ms: base[i]!,
         })),
         acceptance,
         best: { ...chain([files[0]!, files[2]!, files[3]!], [3, 4]), predicted_speedup_vs_best_single: 1, method: "exhaustive" },
@@ -213,8 +215,11 @@ describe("bench: analysis, report and plot", () => {
         expect(single.levels![0]!.acceptance).to.deep.equal({ measured: 0.75, calibrated: single.levels![0]!.acceptance!.calibrated, judged: 6 * 80 });
         expect(single.levels![0]!.acceptanceByPosition).to.deep.equal([0.8, 0.7]);
         // Replay with the measured acceptance by position is the formula with those rates.
+        const chain = methods.find((m) => m.id === single.id)!.chain;
         const replay = expectedLatency({
-            costs: single.files.map((_, j) => model.costs[methods.find((m) => m.id === single.id)!.chain[j]!]!.cost),
+            costs: chain.map((i) => model.costs[i]!.cost),
+            coldCosts: chain.map((i) => model.cold[i]!.cost),
+            reshapeCosts: chain.map((i) => model.reshape[i]!.cost),
             thresholds: single.thresholds,
             acceptance: [0.75],
             acceptanceByPosition: [[0.8, 0.7]],
@@ -242,12 +247,12 @@ describe("bench: analysis, report and plot", () => {
         };
         const md = markdownReport(ctx, { greedy: results });
         expect(md).to.include("| method | role | ms/token median");
-        expect(md).to.match(/Every hsd method's measured ms\/token is within 10% of the planner's prediction/);
+        expect(md).to.match(/Every hsd method's measured ms\/token is within 10% of prediction \(1\), calibrated before the runs/);
         expect(md).to.include("| method | role | ms/token median");
         const off = results.map((r) => (r.predictionError === null ? r : { ...r, predictionError: 0.2 }));
         const offMd = markdownReport(ctx, { greedy: off });
         expect(offMd).to.include("+20.0% **!**");
-        expect(offMd).to.match(/Outside 10% of the planner's prediction: /);
+        expect(offMd).to.match(/Outside 10% of prediction \(1\), calibrated before the runs: /);
         const svg = plotSvg("a <b> & c", { greedy: results });
         expect(svg.startsWith("<svg")).to.equal(true);
         expect(svg.trim().endsWith("</svg>")).to.equal(true);

@@ -126,6 +126,18 @@ describe("planner: formula vs the real engine's catch-up (NativeLevel over fake 
             });
             expect(Math.abs(ms / f.msPerToken - 1)).to.be.below(0.02);
             expect(Math.abs(run.generated / run.steps / f.tokensPerTargetPass - 1)).to.be.below(0.02);
+            // Shape changes: a pass whose size differs from the same level's previous pass pays c'(n) more.
+            const reshapeCosts = s.costs.map((c) => (n: number) => 0.3 * c(1) + 0.02 * n);
+            const withReshape = expectedLatency({ costs: s.costs, thresholds: s.thresholds, acceptance: s.rates, reshapeCosts });
+            let reshapedMs = 0;
+            run.passSizes.forEach((sizes, i) => {
+                for (let j = 0; j < sizes.length; j++) {
+                    reshapedMs += s.costs[i]!(sizes[j]!) + (j > 0 && sizes[j] !== sizes[j - 1] ? reshapeCosts[i]!(sizes[j]!) : 0);
+                }
+            });
+            reshapedMs /= run.generated;
+            rows.push(`      with shape changes: engine ${reshapedMs.toFixed(4)} ms/token, formula ${withReshape.msPerToken.toFixed(4)}`);
+            expect(Math.abs(reshapedMs / withReshape.msPerToken - 1), "with shape changes").to.be.below(0.02);
             console.log(`    ${s.name}: engine ${ms.toFixed(4)} ms/token, formula ${f.msPerToken.toFixed(4)} (catch-up 'one': ${one.msPerToken.toFixed(4)})\n${rows.join("\n")}`);
         });
     }

@@ -12,6 +12,7 @@ import {
     plannerInputFromSpec,
     simulate,
     singleDraftLatency,
+    type ChainSpec,
     type PassCost,
     type PlannerInput,
     type PlannerSpec,
@@ -243,6 +244,55 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
         // Autoregressive passes are all hot.
         const c = affinePassCost(1, 0.1);
         expect(expectedLatency({ costs: [c], coldCosts: [affinePassCost(5, 0)], thresholds: [], acceptance: [] }).msPerToken).to.equal(c(1));
+    });
+
+    it("shape changes (a pass of another size than the model's previous one pays c'(n)): formula vs 'cache' simulation within 2%", () => {
+        // Exact for the target and for level 0 with T_0 >= 2; the intermediate levels and T_0 = 1 are approximations
+        // (latency.ts, "Shape changes"): these settings bound what they cost. The last two are the bundled family's
+        // measured shape: a rebuild adds ~20% to the target's c(1) and ~40% to the smallest draft's.
+        const bundled = [affinePassCost(0.09, 0.045), affinePassCost(0.25, 0.1), affinePassCost(0.55, 0.3), affinePassCost(1.2, 0.6)];
+        const cases = [
+            settings[0]!,
+            settings[1]!,
+            settings[3]!,
+            settings[5]!,
+            { name: "K=1, T=1", costs: [affinePassCost(1, 0.1), affinePassCost(10, 0.5)], thresholds: [1], acceptance: [0.75] },
+            { name: "bundled-like single draft T=2", costs: [bundled[0]!, bundled[3]!], thresholds: [2], acceptance: [0.85] },
+            { name: "bundled-like chain T=1,1,2", costs: bundled, thresholds: [1, 1, 2], acceptance: [0.82, 0.89, 0.9] },
+        ];
+        for (const [i, s] of cases.entries()) {
+            const reshapeCosts = s.costs.map((c) => (n: number) => 0.3 * c(1) + 0.02 * n);
+            const coldCosts = s.costs.map((c) => (n: number) => c(n) * 1.2);
+            const f = expectedLatency({ ...s, coldCosts, reshapeCosts });
+            const m = simulate({ ...s, coldCosts, reshapeCosts, tokens: TOKENS, seed: 700 + i, catchUp: "cache" });
+            const without = expectedLatency({ ...s, coldCosts }).msPerToken;
+            console.log(`    ${s.name}, shape changes: formula ${f.msPerToken.toFixed(4)} ms/token, simulated ${m.msPerToken.toFixed(4)} (${(100 * (m.msPerToken / f.msPerToken - 1)).toFixed(2)}%; without shape changes ${without.toFixed(4)})`);
+            expect(rel(m.msPerToken, f.msPerToken)).to.be.below(0.02);
+            expect(f.msPerToken).to.be.above(without);
+        }
+        // Autoregressive passes never change shape; a constant-size chain's target never does either.
+        const c = affinePassCost(1, 0.1);
+        expect(expectedLatency({ costs: [c], reshapeCosts: [affinePassCost(5, 0)], thresholds: [], acceptance: [] }).msPerToken).to.equal(c(1));
+        const perfect = { costs: [affinePassCost(0.1, 0.01), c], thresholds: [3], acceptance: [1] };
+        const target = (x: ChainSpec) => expectedLatency(x).levels[1]!.msPerToken;
+        expect(target({ ...perfect, reshapeCosts: [affinePassCost(0, 0), affinePassCost(5, 0)] })).to.be.closeTo(target(perfect), 1e-12);
+    });
+
+    it("autoregressiveMs prices no-draft decoding and the speed-up; the optimiser compares against it", () => {
+        const costs = [affinePassCost(0.1, 0.05), affinePassCost(1, 0.2)];
+        const ar = expectedLatency({ costs: [costs[1]!], thresholds: [], acceptance: [], autoregressiveMs: 0.9 });
+        expect(ar.msPerToken).to.equal(0.9);
+        const one = expectedLatency({ costs, thresholds: [2], acceptance: [0.8], autoregressiveMs: 0.9 });
+        expect(one.autoregressiveMsPerToken).to.equal(0.9);
+        expect(one.speedup).to.be.closeTo(0.9 / one.msPerToken, 1e-12);
+        expect(one.msPerToken).to.equal(expectedLatency({ costs, thresholds: [2], acceptance: [0.8] }).msPerToken);
+        expect(() => expectedLatency({ costs, thresholds: [2], acceptance: [0.8], autoregressiveMs: Number.NaN })).to.throw(/autoregressiveMs NaN/);
+        // A cheap enough steady pass makes "no draft" the pick although the single draft beats c(1).
+        const input: PlannerInput = { models: [{ name: "d", cost: costs[0]! }, { name: "t", cost: costs[1]!, autoregressiveMs: 0.5 }], acceptance: [[0, 0.8], [0, 0]], maxThreshold: 4 };
+        const pick = chooseHierarchy(input);
+        expect(pick.chain).to.deep.equal([1]);
+        expect(pick.predictedMsPerToken).to.equal(0.5);
+        expect(chooseHierarchy({ ...input, models: [input.models[0]!, { name: "t", cost: costs[1]! }] }).chain).to.deep.equal([0, 1]);
     });
 
     it("level 0's catch-up law (pass sizes >= 2 are first passes) matches the 'cache' simulation", () => {

@@ -65,6 +65,12 @@ export interface MethodResult {
     modelledError: number | null;
     /** Its two parts. */
     modelledParts: { formula: number; overhead: number } | null;
+    /**
+     * The same with acceptance calibrated on the benchmark's own prompts (continuations as long as the runs), as a
+     * user who calibrates on their workload (`prompts`) gets: costs and acceptance both measured, nothing replayed.
+     */
+    workloadMsPerToken: number | null;
+    workloadError: number | null;
     /** The modelled prediction replayed with this run's measured acceptance (scalar per level; by position). */
     replay: { measuredAcceptance: number; measuredAcceptanceByPosition: number } | null;
     /** Σ score() ms / tokens, and the formula's model time (decoding-pattern costs) under the measured acceptance. */
@@ -237,6 +243,8 @@ export function analyse(model: CalibratedModel, methods: readonly BenchMethod[],
             modelledMsPerToken: null,
             modelledError: null,
             modelledParts: null,
+            workloadMsPerToken: null,
+            workloadError: null,
             replay: null,
             modelMsPerToken: null,
             inRunReplay: null,
@@ -265,6 +273,10 @@ export function analyse(model: CalibratedModel, methods: readonly BenchMethod[],
             result.modelledParts = { formula, overhead };
             result.modelledMsPerToken = formula + overhead;
             result.modelledError = decodeSummary.median / result.modelledMsPerToken - 1;
+            if (m.predictedWorkload) {
+                result.workloadMsPerToken = m.predictedWorkload.msPerToken + overhead;
+                result.workloadError = decodeSummary.median / result.workloadMsPerToken - 1;
+            }
         }
         if (m.kind === "node-llama-cpp") {
             const v = mine.reduce((s, r) => s + (r.predictions?.validated ?? 0), 0);
@@ -341,6 +353,7 @@ export interface CostComparison {
     planner: number;
     decodeHot: number;
     decodeCold: number;
+    decodeReshape: number;
     /** Pooled over every recorded hsd run of the mode (null: fewer than MIN_IN_RUN_PASSES passes). */
     inRunHot: number | null;
     inRunCold: number | null;
@@ -361,6 +374,7 @@ export function compareCosts(model: CalibratedModel, decodeModel: CalibratedMode
                 planner: model.costs[i]!.at(n),
                 decodeHot: decodeModel.costs[i]!.at(n),
                 decodeCold: decodeModel.cold[i]!.at(n),
+                decodeReshape: decodeModel.reshape[i]!.at(n),
                 inRunHot: mean(`${i}:${n}:0`),
                 inRunCold: mean(`${i}:${n}:1`),
             });

@@ -13,6 +13,8 @@ import type { PlanReport } from "../../src/api/plan.js";
 import { CostTable, MeasuredPassCost } from "../../src/planner/cost-model.js";
 import { baseLevel, expectedLatency, nextLevel, topLatency, type LatencyPrediction, type LevelState } from "../../src/planner/latency.js";
 
+type Samples = { n: number; ms: number }[];
+
 export type Role = "autoregressive" | "single" | "optimiser" | "other" | "node-llama-cpp";
 
 export interface BenchMethod {
@@ -31,6 +33,8 @@ export interface BenchMethod {
     calibratedAcceptance: number[];
     /** The formula with pass costs measured in the decoding pattern (costs.ts); filled by the benchmark. */
     predictedDecode?: LatencyPrediction | null;
+    /** The same with acceptance calibrated on the benchmark's prompts; filled by the benchmark. */
+    predictedWorkload?: LatencyPrediction | null;
     /** Engine time per token without models (overhead.ts); filled by the benchmark. */
     overheadMsPerToken?: number | null;
 }
@@ -56,27 +60,39 @@ export class CalibratedModel {
 
     /** Cold pass costs (after another model's pass), when measured; else the same as `costs`. */
     readonly cold: MeasuredPassCost[];
+    /** Extra cost of a pass whose size differs from the model's previous pass (latency.ts, "shape changes"). */
+    readonly reshape: MeasuredPassCost[];
+    /** Cold tables carrying the shape-change extra, as the optimiser builds them. */
     readonly coldTables: CostTable[];
 
-    /**
-     * The same calibration with other pass costs (e.g. measured in the decoding pattern), hot and optionally cold:
-     * same acceptance.
-     */
-    withCosts(hot: { n: number; ms: number }[][], cold?: { n: number; ms: number }[][]): CalibratedModel {
-        return new CalibratedModel({ ...this.plan, candidates: this.plan.candidates.map((c, i) => ({ ...c, cost_ms: hot[i]!, cost_ms_1: hot[i]![0]!.ms })) }, cold);
+    /** The same calibration with other pass costs (e.g. measured between the runs): same acceptance. */
+    withCosts(costs: { hot: Samples[]; cold: Samples[]; reshape: Samples[]; steady: Samples[] }): CalibratedModel {
+        return new CalibratedModel({
+            ...this.plan,
+            candidates: this.plan.candidates.map((c, i) => ({
+                ...c,
+                cost_ms: costs.hot[i]!,
+                cost_ms_1: costs.hot[i]![0]!.ms,
+                cold_cost_ms: costs.cold[i]!,
+                reshape_cost_ms: costs.reshape[i]!,
+                autoregressive_ms: costs.steady[i]![0]!.ms,
+            })),
+        });
     }
 
-    constructor(
-        readonly plan: PlanReport,
-        coldSamples?: { n: number; ms: number }[][],
-    ) {
+    /** The same pass costs with another acceptance matrix (e.g. measured on other prompts). */
+    withAcceptance(acceptance: (number | null)[][]): CalibratedModel {
+        return new CalibratedModel({ ...this.plan, acceptance });
+    }
+
+    constructor(readonly plan: PlanReport) {
         this.files = plan.candidates.map((c) => c.file);
         this.names = shortNames(this.files);
         this.costs = plan.candidates.map((c) => new MeasuredPassCost(c.cost_ms, `calibration of ${c.file}`));
         this.tables = this.costs.map((c, i) => new CostTable(c.cost, this.files[i]!));
-        const cold = coldSamples ?? plan.candidates.map((c) => c.cold_cost_ms);
-        this.cold = cold.map((s, i) => new MeasuredPassCost(s, `cold costs of ${this.files[i]}`));
-        this.coldTables = this.cold.map((c, i) => new CostTable(c.cost, `${this.files[i]} (cold)`));
+        this.cold = plan.candidates.map((c) => new MeasuredPassCost(c.cold_cost_ms, `cold costs of ${c.file}`));
+        this.reshape = plan.candidates.map((c) => new MeasuredPassCost(c.reshape_cost_ms, `shape-change costs of ${c.file}`));
+        this.coldTables = this.cold.map((c, i) => new CostTable(c.cost, `${this.files[i]} (cold)`, this.reshape[i]!.cost));
     }
 
     get target(): number {
@@ -98,6 +114,8 @@ export class CalibratedModel {
         return expectedLatency({
             costs: chain.map((i) => this.costs[i]!.cost),
             coldCosts: chain.map((i) => this.cold[i]!.cost),
+            reshapeCosts: chain.map((i) => this.reshape[i]!.cost),
+            autoregressiveMs: this.plan.candidates[chain[chain.length - 1]!]!.autoregressive_ms,
             thresholds: [...thresholds],
             acceptance: [...rates],
             acceptanceByPosition: byPosition,
@@ -108,7 +126,7 @@ export class CalibratedModel {
     /** Best thresholds for a fixed chain (grid 1 … t per level, t shrunk for deep chains to keep it ~5k points). */
     bestThresholds(chain: readonly number[], maxThreshold: number): { thresholds: number[]; ms: number } {
         const depth = chain.length - 1;
-        if (depth === 0) return { thresholds: [], ms: this.tables[chain[0]!]!.at(1) };
+        if (depth === 0) return { thresholds: [], ms: this.plan.candidates[chain[0]!]!.autoregressive_ms };
         const grid = Math.max(1, Math.min(maxThreshold, Math.floor(5000 ** (1 / depth))));
         let best = { thresholds: [] as number[], ms: Number.POSITIVE_INFINITY };
         const ts: number[] = [];

@@ -1,6 +1,6 @@
 // The benchmark's plot, written by hand (no plotting library): for each sampling mode a panel of horizontal
 // bars, one per method — bar = median ms/token, whisker = min–max over repetitions, diamond = the planner's
-// prediction, dot = the modelled prediction (formula on decoding-pattern costs + engine overhead).
+// prediction (1), dot = prediction (3) (report.ts explains both).
 
 import type { MethodResult } from "./analyse.js";
 
@@ -23,7 +23,7 @@ export function plotSvg(title: string, byMode: Record<string, MethodResult[]>): 
     const left = 12;
     const modes = Object.entries(byMode);
     const allMax = Math.max(
-        ...modes.flatMap(([, rs]) => rs.flatMap((r) => [r.decodeMsPerToken.max, r.predictedMsPerToken ?? 0, r.modelledMsPerToken ?? 0])),
+        ...modes.flatMap(([, rs]) => rs.flatMap((r) => [r.decodeMsPerToken.max, r.predictedMsPerToken ?? 0, r.modelledMsPerToken ?? 0, r.workloadMsPerToken ?? 0])),
     );
     const axis = niceAxis(allMax);
     const x = (v: number): number => left + labelW + (plotW * v) / axis.max;
@@ -46,8 +46,9 @@ export function plotSvg(title: string, byMode: Record<string, MethodResult[]>): 
                 const px = x(r.predictedMsPerToken);
                 parts.push(`<path d="M ${px.toFixed(1)} ${cy - 6} l 5 6 l -5 6 l -5 -6 z" fill="white" stroke="black"><title>${esc(`planner's prediction ${r.predictedMsPerToken.toFixed(3)} ms/token`)}</title></path>`);
             }
-            if (r.modelledMsPerToken !== null) {
-                parts.push(`<circle cx="${x(r.modelledMsPerToken).toFixed(1)}" cy="${cy}" r="3.5" fill="black"><title>${esc(`modelled ${r.modelledMsPerToken.toFixed(3)} ms/token`)}</title></circle>`);
+            const dot = r.workloadMsPerToken ?? r.modelledMsPerToken;
+            if (dot !== null) {
+                parts.push(`<circle cx="${x(dot).toFixed(1)}" cy="${cy}" r="3.5" fill="black"><title>${esc(`prediction (${r.workloadMsPerToken !== null ? 3 : 2}) ${dot.toFixed(3)} ms/token`)}</title></circle>`);
             }
             y += rowH;
         }
@@ -63,8 +64,8 @@ export function plotSvg(title: string, byMode: Record<string, MethodResult[]>): 
         `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
         `<rect width="100%" height="100%" fill="white"/>`,
         `<text x="${left}" y="20" font-size="14" font-weight="bold">${esc(title)}</text>`,
-        `<text x="${left}" y="${height - 26}" font-size="11">ms per token. Bar: median; whisker: min–max over repetitions; diamond: the planner's prediction;</text>`,
-        `<text x="${left}" y="${height - 12}" font-size="11">dot: modelled (the formula on decoding-pattern pass costs + the engine's own time per token).</text>`,
+        `<text x="${left}" y="${height - 26}" font-size="11">ms per token. Bar: median; whisker: min–max over repetitions; diamond: prediction (1), calibrated before the runs;</text>`,
+        `<text x="${left}" y="${height - 12}" font-size="11">dot: prediction (3), pass costs calibrated between the runs and acceptance on the benchmark's prompts.</text>`,
         ...parts,
         `</svg>`,
     ].join("\n");

@@ -42,9 +42,17 @@ await hsd.dispose();
 function singleDraft(c: Calibration, lo: number, hi: number) {
   const hot = c.models.map((m) => new MeasuredPassCost(m.costs).cost);
   const cold = c.models.map((m) => new MeasuredPassCost(m.coldCosts).cost);
+  const reshape = c.models.map((m) => new MeasuredPassCost(m.reshapeCosts).cost);
   let best = { T: 0, speedup: 0 };
   for (let T = 1; T <= maxThreshold; T++) {
-    const p = expectedLatency({ costs: [hot[lo]!, hot[hi]!], coldCosts: [cold[lo]!, cold[hi]!], thresholds: [T], acceptance: [c.acceptance[lo]![hi]!] });
+    const p = expectedLatency({
+      costs: [hot[lo]!, hot[hi]!],
+      coldCosts: [cold[lo]!, cold[hi]!],
+      reshapeCosts: [reshape[lo]!, reshape[hi]!],
+      autoregressiveMs: c.models[hi]!.autoregressiveMs,
+      thresholds: [T],
+      acceptance: [c.acceptance[lo]![hi]!],
+    });
     if (p.speedup > best.speedup) best = { T, speedup: p.speedup };
   }
   return best;
@@ -70,13 +78,19 @@ for (const [k, mode] of modes.entries()) {
   out.push("");
 }
 const greedy = calibrations[0]!;
-out.push("**Pass costs c(n), ms** (mean; *hot*: after the same model's pass, *cold*: right after another model's pass; greedy rows)", "");
+out.push(
+  "**Pass costs c(n), ms** (20%-trimmed means; *hot*: after the same model's pass, *cold*: right after the other models' passes, " +
+    "both the same size as the model's previous pass; *+size change*: the extra when the size differs; *alone*: ms per token " +
+    "decoding the model alone; greedy rows)",
+  "",
+);
 const ns = [1, 2, 3, 4, 6, 8, 12];
-out.push(`| model | ${ns.map((n) => `c(${n}) hot / cold`).join(" | ")} |`, `|---|${ns.map(() => "---:").join("|")}|`);
+out.push(`| model | alone | ${ns.map((n) => `c(${n}) hot / cold / +size change`).join(" | ")} |`, `|---|---:|${ns.map(() => "---:").join("|")}|`);
 greedy.models.forEach((m, i) => {
   const hot = new MeasuredPassCost(m.costs);
   const cold = new MeasuredPassCost(m.coldCosts);
-  out.push(`| ${short[i]} | ${ns.map((n) => `${hot.at(n).toFixed(3)} / ${cold.at(n).toFixed(3)}`).join(" | ")} |`);
+  const reshape = new MeasuredPassCost(m.reshapeCosts);
+  out.push(`| ${short[i]} | ${m.autoregressiveMs.toFixed(3)} | ${ns.map((n) => `${hot.at(n).toFixed(3)} / ${cold.at(n).toFixed(3)} / ${reshape.at(n).toFixed(3)}`).join(" | ")} |`);
 });
 out.push("");
 out.push("**Predicted single-draft speed-up** over the verifier alone (best T in 1…" + maxThreshold + "; < 1 means drafting would be slower)", "");

@@ -79,6 +79,8 @@ export interface GenerationReport extends GenerationResult {
 export interface PlanRequest {
   sampling?: SamplingSettings;
   prompts?: string[];
+  /** Tokens the target writes after each calibration prompt; acceptance is averaged over them (default 48). */
+  continuationTokens?: number;
   maxThreshold?: number;
   recalibrate?: boolean;
   onProgress?: CalibrationOptions["onProgress"];
@@ -171,6 +173,7 @@ export class Hsd {
       flashAttention: this.flashAttention,
       maxThreshold: request.maxThreshold ?? 16,
       prompts: request.prompts,
+      continuationTokens: request.continuationTokens,
       recalibrate: request.recalibrate,
       onProgress: request.onProgress,
     });
@@ -178,7 +181,7 @@ export class Hsd {
 
   /** The optimiser's hierarchy for these settings, with predictions for it and its alternatives. */
   async plan(request: PlanRequest = {}): Promise<PlanReport> {
-    const key = JSON.stringify({ t: toTransform(request.sampling), p: request.prompts ?? null, m: request.maxThreshold ?? 16 });
+    const key = JSON.stringify({ t: toTransform(request.sampling), p: request.prompts ?? null, c: request.continuationTokens ?? null, m: request.maxThreshold ?? 16 });
     const cached = request.recalibrate ? undefined : this.planCache.get(key);
     if (cached) return cached;
     const calibration = await this.calibrate(request);

@@ -27,6 +27,10 @@ export interface PlanReport {
     cost_ms: { n: number; ms: number }[];
     /** The same for a pass that follows another model's pass (verification passes in a chain). */
     cold_cost_ms: { n: number; ms: number }[];
+    /** Extra ms of a pass whose size differs from the model's previous pass (llama.cpp rebuilds its graph). */
+    reshape_cost_ms: { n: number; ms: number }[];
+    /** ms per token of the model decoding alone (a one-token pass deep in a run of its own passes). */
+    autoregressive_ms: number;
   }[];
   /** acceptance[lo][hi] for lo < hi (indices into candidates); null elsewhere. */
   acceptance: (number | null)[][];
@@ -39,8 +43,9 @@ export interface PlanReport {
 export function planFromCalibration(calibration: Calibration, infos: readonly ModelInfo[], maxThreshold: number): PlanReport {
   const costs = calibration.models.map((m) => new MeasuredPassCost(m.costs, m.file));
   const coldCosts = calibration.models.map((m) => new MeasuredPassCost(m.coldCosts, `${m.file} (cold)`));
+  const reshapeCosts = calibration.models.map((m) => new MeasuredPassCost(m.reshapeCosts, `${m.file} (shape change)`));
   const input: PlannerInput = {
-    models: infos.map((info, i) => ({ name: info.file, cost: costs[i]!.cost, coldCost: coldCosts[i]!.cost })),
+    models: infos.map((info, i) => ({ name: info.file, cost: costs[i]!.cost, coldCost: coldCosts[i]!.cost, reshapeCost: reshapeCosts[i]!.cost, autoregressiveMs: calibration.models[i]!.autoregressiveMs })),
     acceptance: calibration.acceptance,
     maxThreshold,
   };
@@ -49,6 +54,8 @@ export function planFromCalibration(calibration: Calibration, infos: readonly Mo
     const prediction = expectedLatency({
       costs: plan.chain.map((i) => costs[i]!.cost),
       coldCosts: plan.chain.map((i) => coldCosts[i]!.cost),
+      reshapeCosts: plan.chain.map((i) => reshapeCosts[i]!.cost),
+      autoregressiveMs: calibration.models[plan.chain[plan.chain.length - 1]!]!.autoregressiveMs,
       thresholds: plan.thresholds,
       acceptance: plan.chain.slice(1).map((hi, j) => calibration.acceptance[plan.chain[j]!]![hi]!),
     });
@@ -73,6 +80,8 @@ export function planFromCalibration(calibration: Calibration, infos: readonly Mo
       cost_ms_1: costs[i]!.at(1),
       cost_ms: calibration.models[i]!.costs,
       cold_cost_ms: calibration.models[i]!.coldCosts,
+      reshape_cost_ms: calibration.models[i]!.reshapeCosts,
+      autoregressive_ms: calibration.models[i]!.autoregressiveMs,
     })),
     acceptance: calibration.acceptance.map((row, lo) => row.map((v, hi) => (hi > lo ? v : null))),
     best: { ...best, predicted_speedup_vs_best_single: bestSingle ? bestSingle.predicted_ms_per_token / best.predicted_ms_per_token : null, method: result.method },

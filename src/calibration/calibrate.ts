@@ -36,9 +36,20 @@ export interface CalibrationOptions {
 export interface Calibration {
   /**
    * Mean pass costs by n: `costs` for a pass that follows the same model's pass (level 0 drafting, autoregressive
-   * decoding), `coldCosts` for one that follows another model's pass (every verification pass in a chain).
+   * decoding), `coldCosts` for one that follows another model's pass (every verification pass in a chain), both
+   * for a pass the size of the model's previous one; `reshapeCosts` is the extra when the size changes.
    */
-  models: { file: string; path: string; costs: PassCostSample[]; coldCosts: PassCostSample[]; fromCache: boolean }[];
+  models: {
+    file: string;
+    path: string;
+    costs: PassCostSample[];
+    coldCosts: PassCostSample[];
+    /** Extra ms of a pass whose size differs from the model's previous pass (llama.cpp rebuilds its graph). */
+    reshapeCosts: PassCostSample[];
+    /** ms of a one-token pass deep in a run of the model's own passes: its autoregressive ms per token. */
+    autoregressiveMs: number;
+    fromCache: boolean;
+  }[];
   /** acceptance[lo][hi], lo < hi, indices into `models` (small → target). */
   acceptance: number[][];
   acceptanceFromCache: boolean;
@@ -80,8 +91,8 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
 
   // Costs are measured for all models together: a "cold" pass is one right after another model's pass.
   const identities = await Promise.all(models.map((m) => fileIdentity(m.info.path)));
-  const costKey = cacheKey({ v: 2, files: identities, device: options.device, threads: options.threads, flashAttention: options.flashAttention ?? "auto", greedy: options.transform.greedy, maxTokens });
-  type CostEntry = { hot: PassCostSample[][]; cold: PassCostSample[][] };
+  const costKey = cacheKey({ v: 4, files: identities, device: options.device, threads: options.threads, flashAttention: options.flashAttention ?? "auto", greedy: options.transform.greedy, maxTokens });
+  type CostEntry = { hot: PassCostSample[][]; cold: PassCostSample[][]; reshape: PassCostSample[][]; autoregressive: number[] };
   let costs = options.recalibrate ? null : await cache.get<CostEntry>("costs", costKey);
   const costsFromCache = costs !== null;
   const rounds = options.costRounds ?? 16;
@@ -89,7 +100,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
     const lo = 32;
     const contextLimit = Math.min(...models.map((m) => Math.min(m.native.trainContextSize || 4096, 4096)));
     const hi = Math.min(lo + 160, contextLimit - 2 * maxTokens - 2);
-    const times = measureDecodeCosts(models.map((m) => m.native), {
+    const times = await measureDecodeCosts(models.map((m) => m.native), {
       maxN: maxTokens,
       text: prefix,
       lo,
@@ -102,7 +113,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
       onRound: (done, total) => options.onProgress?.({ phase: "costs", done, total }),
     });
     const summary = summariseTimes(times);
-    costs = { hot: summary.hot.mean, cold: summary.cold.mean };
+    costs = { hot: summary.hot.mean, cold: summary.cold.mean, reshape: summary.reshape.mean, autoregressive: summary.steady.mean.map((t) => t[0]!.ms) };
     await cache.put("costs", costKey, costs);
   } else {
     options.onProgress?.({ phase: "costs", done: rounds, total: rounds });
@@ -112,6 +123,8 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
     path: m.info.path,
     costs: costs!.hot[i]!,
     coldCosts: costs!.cold[i]!,
+    reshapeCosts: costs!.reshape[i]!,
+    autoregressiveMs: costs!.autoregressive[i]!,
     fromCache: costsFromCache,
   }));
 

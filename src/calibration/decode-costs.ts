@@ -1,22 +1,31 @@
 // Pass costs measured the way decoding incurs them: the calibration's input to the latency model. (The simpler
 // measurePassCosts in measure.ts times n = 1 … T_max+2 back to back at one fixed depth and keeps the median; on
 // this project's CPU and GPU runs that under-predicted real decoding by 15–100%.) What this one accounts for:
-//  - depth: decoding runs at every depth from the prompt's end to prompt + max tokens; here positions sweep
-//    that range (a pass of n tokens advances the position by 1 + n/2, about what verification keeps) and wrap;
+//  - depth: decoding runs at every depth from the prompt's end to prompt + max tokens; here each model's passes
+//    move through that range and wrap;
 //  - hot caches: decoding alternates models (and JS work) between passes; here each timed pass of model m comes
-//    right after a one-token pass of another model (cold), and is followed at once by a pass of the same size over
-//    the next positions (hot, as autoregressive decoding and level 0's drafting continue): the two tables the
-//    formula's `coldCosts` / `costs` take (latency.ts, "cold and hot passes"). One pass of one other model in
-//    between is what a chain does (level i-1 runs between two passes of level i). (Repeating the cold pass at
-//    the same positions instead measured ~30% below the engine's autoregressive passes: too hot.)
+//    either right after one-token passes of every other model (cold: what precedes a target pass or level 0's
+//    first pass in a chain) or right after m's own pass (hot, as level 0's drafting continues): the formula's
+//    `coldCosts` / `costs` (latency.ts, "cold and hot passes"); and the one-token pass deep in a run of m's own
+//    passes (steady: steps 3 … 12 of the engine decoding m alone, `autoregressiveMs`), which on this CPU costs
+//    less than the second pass after other models, but more than a tight loop of passes without the engine's JS. (Repeating the cold pass at the same positions instead measured ~30% below the
+//    engine's autoregressive passes: too hot.)
+//  - shape changes: llama.cpp reuses a context's compute graph when a pass has the size of that context's previous
+//    pass and rebuilds it otherwise (latency.ts, "shape changes"). Each (model, n) is timed four ways — cold and
+//    hot, each after a pass of the same size (graph reused) and after one of another size (rebuilt) — giving the
+//    same-size `costs` / `coldCosts` and the extra of a size change, `reshape`;
 //  - median vs mean: the formula wants E[c(n)], and a shared machine's timing tail is long; here the mean;
 //  - contexts: the same context options as Hsd.open (batch size 512 changes llama.cpp's per-pass work).
 // Separate contexts are used: touching the engine's own contexts would invalidate NativeLevel's cache record.
 
-import type { FlashAttention, NativeModel, SamplingTransform } from "../native/types.js";
+import type { EvaluateTarget, FlashAttention, NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
 import type { PassCostSample } from "../planner/cost-model.js";
 import { DistributionRows } from "../engine/level.js";
+import { HsdDecoder } from "../engine/hsd.js";
+import { generate } from "../engine/generate.js";
+import { NativeLevel } from "../engine/native-level.js";
 import { makeRng } from "../planner/simulate.js";
+import { Rng } from "../util/rng.js";
 
 export interface DecodeCostOptions {
     /** Largest n measured (the planner's T_max + 2). */
@@ -26,14 +35,10 @@ export interface DecodeCostOptions {
     /** Positions sweep lo … hi. */
     lo: number;
     hi: number;
-    /** Passes per (model, n). */
-    rounds: number;
     threads: number;
     flashAttention?: FlashAttention;
     transform: SamplingTransform;
     seed?: number;
-    /** Called after every round (progress bars). */
-    onRound?: (done: number, total: number) => void;
 }
 
 export interface CostTables {
@@ -42,108 +47,223 @@ export interface CostTables {
      * descheduled pass among a dozen (tens of ms) would otherwise move the mean of a sub-millisecond pass by 2x.
      */
     mean: PassCostSample[][];
-    /** Median ms per pass by n, per model (for comparison with the planner's calibration). */
+    /** Median ms per pass by n, per model (for comparison). */
     median: PassCostSample[][];
 }
 
 export interface DecodeCosts {
-    /** Passes right after another model's pass. */
+    /** Passes right after another model's pass, the same size as the model's previous pass. */
     cold: CostTables;
-    /** The same pass repeated right after itself. */
+    /** Passes right after the same model's pass of the same size. */
     hot: CostTables;
+    /** Extra ms of a pass whose size differs from the model's previous pass (mean of the cold and hot extras, >= 0). */
+    reshape: CostTables;
+    /** One-token passes deep in a run of the model's own one-token passes: autoregressive decoding (n = 1 only). */
+    steady: CostTables;
     /** Passes timed per (model, n), each way. */
     samples: number;
 }
 
-/** Raw pass times: cold/hot[model][n] = ms of each timed pass. Merge several calls with `mergeTimes`. */
-export interface PassTimes {
-    cold: number[][][];
-    hot: number[][][];
-}
+/** The four ways a pass is timed (see the module comment). */
+export const PASS_KINDS = ["cold", "hot", "coldReshape", "hotReshape", "steady"] as const;
+export type PassKind = (typeof PASS_KINDS)[number];
+
+/** Raw pass times: times[kind][model][n] = ms of each timed pass. Merge several calls with `mergeTimes`. */
+export type PassTimes = Record<PassKind, number[][][]>;
 
 export function mergeTimes(into: PassTimes | null, more: PassTimes): PassTimes {
-    if (!into) return { cold: more.cold.map((byN) => byN.map((xs) => [...xs])), hot: more.hot.map((byN) => byN.map((xs) => [...xs])) };
-    for (const k of ["cold", "hot"] as const) more[k].forEach((byN, m) => byN.forEach((xs, n) => into[k][m]![n]!.push(...xs)));
+    if (!into) return Object.fromEntries(PASS_KINDS.map((k) => [k, more[k].map((byN) => byN.map((xs) => [...xs]))])) as PassTimes;
+    for (const k of PASS_KINDS) more[k].forEach((byN, m) => byN.forEach((xs, n) => into[k][m]![n]!.push(...xs)));
     return into;
 }
 
+function trimmedMean(xs: readonly number[]): number {
+    const s = [...xs].sort((a, b) => a - b);
+    const cut = Math.floor(s.length * 0.2);
+    const kept = s.length - 2 * cut > 0 ? s.slice(cut, s.length - cut) : s;
+    return kept.reduce((a, b) => a + b, 0) / kept.length;
+}
+
+function median(xs: readonly number[]): number {
+    const s = [...xs].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 function tables(times: number[][][]): CostTables {
-    const summarise = (f: (xs: number[]) => number) => times.map((byN) => byN.slice(1).map((xs, i) => ({ n: i + 1, ms: f(xs) })));
-    return {
-        mean: summarise((xs) => {
-            const s = [...xs].sort((a, b) => a - b);
-            const cut = Math.floor(s.length * 0.2);
-            const kept = s.length - 2 * cut > 0 ? s.slice(cut, s.length - cut) : s;
-            return kept.reduce((a, b) => a + b, 0) / kept.length;
-        }),
-        median: summarise((xs) => {
-            const s = [...xs].sort((a, b) => a - b);
-            const m = s.length >> 1;
-            return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-        }),
-    };
+    const summarise = (f: (xs: number[]) => number) =>
+        times.map((byN) => byN.slice(1).flatMap((xs, i) => (xs.length > 0 ? [{ n: i + 1, ms: f(xs) }] : [])));
+    return { mean: summarise(trimmedMean), median: summarise(median) };
+}
+
+/** The size-change extra, per statistic: ((coldReshape - cold) + (hotReshape - hot)) / 2, at least 0. */
+function reshapeTables(times: PassTimes): CostTables {
+    const extra = (f: (xs: number[]) => number) =>
+        times.cold.map((byN, m) =>
+            byN.slice(1).map((_, i) => {
+                const n = i + 1;
+                const at = (k: PassKind) => f(times[k][m]![n]!);
+                return { n, ms: Math.max(0, (at("coldReshape") - at("cold") + at("hotReshape") - at("hot")) / 2) };
+            }),
+        );
+    return { mean: extra(trimmedMean), median: extra(median) };
 }
 
 export function summariseTimes(times: PassTimes): DecodeCosts {
-    return { cold: tables(times.cold), hot: tables(times.hot), samples: times.cold[0]?.[1]?.length ?? 0 };
+    return {
+        cold: tables(times.cold),
+        hot: tables(times.hot),
+        reshape: reshapeTables(times),
+        steady: tables(times.steady),
+        samples: times.cold[0]?.[1]?.length ?? 0,
+    };
 }
 
-export function measureDecodeCosts(models: readonly NativeModel[], options: DecodeCostOptions): PassTimes {
-    const { maxN, lo, hi, rounds } = options;
-    if (!(lo >= 1 && hi > lo)) throw new Error(`measureDecodeCosts: need 1 <= lo < hi, got ${lo}, ${hi}`);
-    const length = hi + 2 * maxN + 1;
-    const text = new Int32Array(length);
-    for (let i = 0; i < length; i++) text[i] = options.text[i % options.text.length]!;
-    const contextSize = Math.min(...models.map((m) => Math.min(m.trainContextSize || 4096, 4096)));
-    if (length > contextSize) throw new Error(`measureDecodeCosts: positions up to ${length} exceed the context size ${contextSize}`);
-    const contexts = models.map((m) => m.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads: options.threads, flashAttention: options.flashAttention }));
-    const times: PassTimes = {
-        cold: models.map(() => Array.from({ length: maxN + 1 }, () => [])),
-        hot: models.map(() => Array.from({ length: maxN + 1 }, () => [])),
-    };
-    try {
+/**
+ * Contexts of every model, kept between measurements so that a benchmark can take a few rounds between its runs
+ * (fresh contexts would add first-pass costs to every slice). Separate from the engine's own contexts: touching
+ * those would invalidate NativeLevel's cache record.
+ */
+export class DecodeCostProbe {
+    private readonly contexts: NativeContext[];
+    private readonly text: Int32Array;
+    private readonly pos: number[];
+    private readonly targets: EvaluateTarget[];
+    private readonly rng: () => number;
+    /** Per model: the engine decoding it alone, on its own context (the steady, autoregressive measurement). */
+    private readonly autoregressive: { decoder: HsdDecoder; context: NativeContext }[];
+
+    constructor(
+        private readonly models: readonly NativeModel[],
+        private readonly options: DecodeCostOptions,
+    ) {
+        const { maxN, lo, hi } = options;
+        if (!(lo >= 1 && hi > lo)) throw new Error(`measureDecodeCosts: need 1 <= lo < hi, got ${lo}, ${hi}`);
+        const length = hi + 3 * maxN + 3;
+        this.text = new Int32Array(length);
+        for (let i = 0; i < length; i++) this.text[i] = options.text[i % options.text.length]!;
+        const contextSize = Math.min(...models.map((m) => Math.min(m.trainContextSize || 4096, 4096)));
+        if (length > contextSize) throw new Error(`measureDecodeCosts: positions up to ${length} exceed the context size ${contextSize}`);
+        this.contexts = models.map((m) => m.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads: options.threads, flashAttention: options.flashAttention }));
         const rows = models.map((m) => new DistributionRows(maxN, m.vocabSize, options.transform.greedy));
-        const targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
+        this.targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
         const noRows = { probs: null, argmax: new Int32Array(0), rowOffset: 0 };
-        contexts.forEach((c) => {
-            c.evaluateSync(text.subarray(0, lo), 0, lo, noRows); // no rows: a fresh context is greedy, so probs may be null
+        this.contexts.forEach((c) => {
+            c.evaluateSync(this.text.subarray(0, lo), 0, lo, noRows); // no rows: a fresh context is greedy, so probs may be null
             c.setSampling(options.transform);
         });
-        const pos = models.map(() => lo);
-        const rng = makeRng(options.seed ?? 11);
+        this.pos = models.map(() => lo);
+        this.rng = makeRng(options.seed ?? 11);
+        this.autoregressive = models.map((m, i) => {
+            const context = m.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads: options.threads, flashAttention: options.flashAttention });
+            context.setSampling(options.transform);
+            const level = new NativeLevel(`calibration ${i}`, context, m.vocabSize, "sync");
+            const decoder = new HsdDecoder([level], { thresholds: [], greedy: options.transform.greedy, rng: new Rng((options.seed ?? 11) + i) });
+            return { decoder, context };
+        });
+    }
+
+    /**
+     * Autoregressive decoding as a generation does it (the product's generation loop over an HsdDecoder with no
+     * draft: a pass, sampling, text, a streamed chunk, …), from a prompt ending in lo … hi: the ms between
+     * consecutive chunks after the first two, for `steps` tokens. (A tight loop of passes alone measured 5–20%
+     * below the passes inside generations: the engine's and the stream's JS between passes costs the model some
+     * of its cached state.)
+     */
+    private async decodeAlone(m: number, steps: number): Promise<number[]> {
+        const { decoder } = this.autoregressive[m]!;
+        const { lo, hi } = this.options;
+        const end = lo + Math.floor(this.rng() * Math.max(1, hi - lo - steps));
+        const model = this.models[m]!;
+        const vocabulary = { isEndOfGeneration: (t: number) => model.isEndOfGeneration(t), tokenPiece: (t: number) => model.tokenPiece(t) };
+        const times: number[] = [];
+        let last = -1;
+        let chunks = 0;
+        for await (const _chunk of generate(decoder, vocabulary, this.text.subarray(0, end), { maxTokens: steps })) {
+            const now = performance.now();
+            if (chunks >= 2) times.push(now - last);
+            last = now;
+            chunks++;
+        }
+        return times;
+    }
+
+    /** One pass of model m over n tokens at its next positions (wrapping to lo past hi); returns its ms. */
+    private pass(m: number, n: number): number {
+        let p = this.pos[m]!;
+        if (p + n > this.options.hi) p = this.options.lo;
+        const started = performance.now();
+        this.contexts[m]!.evaluateSync(this.text.subarray(p, p + n), p, 0, this.targets[m]!);
+        const ms = performance.now() - started;
+        this.pos[m] = p + n;
+        return ms;
+    }
+
+    /**
+     * A one-token pass of every other model, in a random order: what runs between two passes of the target (all the
+     * drafts) or before level 0's first pass of a call (the verifiers above it). With a single other model instead,
+     * cold passes measured 10–35% below the same passes inside the engine's chains: the model's weights were then
+     * still partly in the CPU caches.
+     */
+    private others(m: number): void {
+        const order = this.models.map((_, i) => i).filter((i) => i !== m);
+        for (let i = order.length - 1; i > 0; i--) {
+            const j = Math.floor(this.rng() * (i + 1));
+            [order[i], order[j]] = [order[j]!, order[i]!];
+        }
+        for (const o of order) this.pass(o, 1);
+    }
+
+    /** `rounds` rounds: each times every (model, n) four ways; n in a fresh random order each round. */
+    async measure(rounds: number, onRound?: (done: number, total: number) => void): Promise<PassTimes> {
+        const { maxN } = this.options;
+        const k = this.models.length;
+        const times = Object.fromEntries(PASS_KINDS.map((kind) => [kind, this.models.map(() => Array.from({ length: maxN + 1 }, () => [] as number[]))])) as PassTimes;
         const ns = Array.from({ length: maxN }, (_, i) => i + 1);
         for (let r = 0; r < rounds; r++) {
-            // A fresh order of n each round, and the models taking turns pass by pass.
             for (let i = ns.length - 1; i > 0; i--) {
-                const j = Math.floor(rng() * (i + 1));
+                const j = Math.floor(this.rng() * (i + 1));
                 [ns[i], ns[j]] = [ns[j]!, ns[i]!];
             }
             for (const n of ns) {
-                for (let k = 0; k < models.length; k++) {
-                    const m = (k + r) % models.length;
-                    if (models.length > 1) {
-                        // One pass of another model (a random one), untimed: what runs between two passes in a chain.
-                        const o = (m + 1 + Math.floor(rng() * (models.length - 1))) % models.length;
-                        let po = pos[o]!;
-                        if (po + 1 > hi) po = lo;
-                        contexts[o]!.evaluateSync(text.subarray(po, po + 1), po, 0, targets[o]!);
-                        pos[o] = po + 1;
-                    }
-                    let p = pos[m]!;
-                    if (p + 2 * n > hi) p = lo;
-                    let started = performance.now();
-                    contexts[m]!.evaluateSync(text.subarray(p, p + n), p, 0, targets[m]!);
-                    times.cold[m]![n]!.push(performance.now() - started);
-                    started = performance.now();
-                    contexts[m]!.evaluateSync(text.subarray(p + n, p + 2 * n), p + n, 0, targets[m]!);
-                    times.hot[m]![n]!.push(performance.now() - started);
-                    pos[m] = p + n + 1 + (n >> 1);
+                const otherSize = n === 1 ? 2 : 1;
+                for (let step = 0; step < k; step++) {
+                    const m = (step + r) % k;
+                    const record = (kind: PassKind, ms: number) => times[kind][m]![n]!.push(ms);
+                    // Untimed passes set up what precedes each timed one: another size, then another model.
+                    this.pass(m, otherSize);
+                    this.others(m);
+                    record("coldReshape", this.pass(m, n));
+                    record("hot", this.pass(m, n));
+                    this.others(m);
+                    record("cold", this.pass(m, n));
+                    this.pass(m, otherSize);
+                    record("hotReshape", this.pass(m, n));
+                    // Autoregressive decoding: steps 3 … 12 of the engine decoding m alone (ten samples: it is one
+                    // number per model, and the whole of the no-draft prediction).
+                    if (n === 1) for (const ms of await this.decodeAlone(m, 12)) record("steady", ms);
                 }
             }
-            options.onRound?.(r + 1, rounds);
+            onRound?.(r + 1, rounds);
         }
-    } finally {
-        for (const c of contexts) c.dispose();
+        return times;
     }
-    return times;
+
+    dispose(): void {
+        for (const c of this.contexts) c.dispose();
+        for (const a of this.autoregressive) a.context.dispose();
+    }
+}
+
+/** One calibration's worth: fresh contexts, `rounds` rounds, contexts freed. */
+export async function measureDecodeCosts(
+    models: readonly NativeModel[],
+    options: DecodeCostOptions & { rounds: number; onRound?: (done: number, total: number) => void },
+): Promise<PassTimes> {
+    const probe = new DecodeCostProbe(models, options);
+    try {
+        return await probe.measure(options.rounds, options.onRound);
+    } finally {
+        probe.dispose();
+    }
 }

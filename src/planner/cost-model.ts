@@ -106,12 +106,19 @@ export function affinePassCost(fixedMs: number, perTokenMs: number): PassCost {
  */
 export class CostTable {
     private values = new Float64Array(64).fill(Number.NaN);
+    /**
+     * Extra ms a pass of n tokens costs when the same model's previous pass had another size (llama.cpp then
+     * rebuilds its compute graph instead of reusing it); null when not modelled. Read by latency.ts's FirstPass.
+     */
+    readonly reshape: CostTable | null;
 
     constructor(
         private readonly cost: PassCost,
         readonly label: string,
+        reshape?: PassCost,
     ) {
         if (typeof cost !== "function") throw new Error(`${label}: cost must be a function (n) => ms`);
+        this.reshape = reshape ? new CostTable(reshape, `${label} (shape change)`) : null;
     }
 
     at(n: number): number {

@@ -55,8 +55,11 @@ export {
 
 /** JSON form of a `PlannerInput`: each model's pass cost as calibration samples. */
 export interface PlannerSpec {
-    /** `coldSamples` (optional): pass costs after another model's pass (latency.ts, "cold and hot passes"). */
-    models: { name: string; samples: PassCostSample[]; coldSamples?: PassCostSample[] }[];
+    /**
+     * `coldSamples` (optional): pass costs after another model's pass (latency.ts, "cold and hot passes");
+     * `reshapeSamples` (optional): the extra of a pass whose size differs from the previous one ("shape changes").
+     */
+    models: { name: string; samples: PassCostSample[]; coldSamples?: PassCostSample[]; reshapeSamples?: PassCostSample[] }[];
     /** acceptance[lo][hi] for lo < hi; other entries may be anything (e.g. 0 or null). */
     acceptance: (number | null)[][];
     maxThreshold: number;
@@ -71,6 +74,7 @@ export function plannerInputFromSpec(spec: PlannerSpec): PlannerInput {
             name: m.name,
             cost: new MeasuredPassCost(m.samples, `planner spec models[${i}] (${m.name}) samples`).cost,
             ...(m.coldSamples ? { coldCost: new MeasuredPassCost(m.coldSamples, `planner spec models[${i}] (${m.name}) coldSamples`).cost } : {}),
+            ...(m.reshapeSamples ? { reshapeCost: new MeasuredPassCost(m.reshapeSamples, `planner spec models[${i}] (${m.name}) reshapeSamples`).cost } : {}),
         })),
         acceptance: spec.acceptance.map((row) => row.map((v) => (v === null ? Number.NaN : v))),
         maxThreshold: spec.maxThreshold,

@@ -60,6 +60,21 @@
  * model. So `coldCosts` applies to every verification pass and to level 0's first pass, `costs` to the rest.
  * Without `coldCosts` both are the same and nothing changes.
  *
+ * Shape changes (`reshapeCosts`, optional). llama.cpp reuses a context's compute graph when a pass has the same
+ * shape (tokens, outputs) as that context's previous pass and rebuilds it otherwise; on this project's CPU the
+ * rebuild added ~0.3 ms to a 1.4 ms pass of the 5M target and ~0.04 ms to a 0.1 ms pass of the 0.1M draft
+ * (build/… experiment in BENCHMARKS.md, "Shape changes"). `costs` / `coldCosts` are then the same-shape costs and
+ * c'(n) is the extra of a pass of n tokens after a pass of another size. Who pays it:
+ *  - autoregressive passes and level 0's passes after the second of a call: never (always 1 token);
+ *  - level 0's first pass with catch-up d: iff d != 1, and then also the call's second pass (back to 1 token),
+ *    when T_0 >= 2. The previous pass of level 0 was the last of its previous call: 1 token when T_0 >= 2 (exact);
+ *    with T_0 = 1 it is taken as 1 token too (approximation: it was that call's catch-up);
+ *  - a verification pass of size s at level i: with probability 1 - P(N_{i-1} + 1 = s), N_{i-1} the law of the
+ *    block below. For the target this is exact: its passes are its rounds, i.i.d., each of size N_{K-1} + 1. For
+ *    an intermediate level it ignores that the previous pass may have been a first round with a catch-up > 1
+ *    (approximation; the 'cache' simulation tracks sizes exactly and the tests bound the difference).
+ * Without `reshapeCosts` nothing changes.
+ *
  * What the formula still leaves out (measure them, do not tune them away): acceptance that depends on the context
  * (it is an average), rollback / sampling / orchestration overheads between passes, and pass costs at context
  * depths other than the calibrated one.
@@ -79,7 +94,14 @@ export type CatchUpModel = "engine" | "one";
  */
 export type Acceptance = number | readonly number[];
 
-/** h_m(d): expected ms (and tokens fed) of model m's first pass of a call when it must catch up d tokens. */
+/**
+ * h_m(d): expected ms (and tokens fed) of model m's first pass of a call when it must catch up d tokens.
+ * With a shape-change table on `table` (`table.reshape`, see "Shape changes" above) the pass pays it when its size
+ * differs from the previous pass of the same model: for level 0 that previous pass fed 1 token, and a first pass
+ * with d != 1 also makes the call's second pass (1 token again) change shape; for a verifier the previous pass had
+ * size N' + 1 with N' an independent copy of the block below, so a pass of size s changes shape with probability
+ * 1 - P(N + 1 = s).
+ */
 export class FirstPass {
     private readonly memo: number[] = [];
     /** E[N_below] (0 for level 0, whose first pass feeds only the catch-up). */
@@ -89,6 +111,8 @@ export class FirstPass {
         readonly table: CostTable,
         /** Law of the block this model verifies in a pass (null for level 0, which verifies nothing). */
         readonly below: Float64Array | null,
+        /** Level 0 only: T_0 (whether a second, one-token pass follows the first). */
+        readonly threshold = 1,
     ) {
         this.meanBlock = below ? lawMean(below) : 0;
     }
@@ -97,13 +121,20 @@ export class FirstPass {
     at(d: number): number {
         let v = this.memo[d];
         if (v === undefined) {
-            if (this.below === null) v = this.table.at(d);
-            else {
+            const reshape = this.table.reshape;
+            if (this.below === null) {
+                v = this.table.at(d);
+                if (reshape && d !== 1) v += reshape.at(d) + (this.threshold >= 2 ? reshape.at(1) : 0);
+            } else {
                 v = 0;
                 const law = this.below;
                 for (let n = 1; n < law.length; n++) {
                     const p = law[n]!;
-                    if (p !== 0) v += p * this.table.at(n + d);
+                    if (p === 0) continue;
+                    const size = n + d;
+                    let c = this.table.at(size);
+                    if (reshape) c += (1 - (law[size - 1] ?? 0)) * reshape.at(size);
+                    v += p * c;
                 }
             }
             this.memo[d] = v;
@@ -210,7 +241,7 @@ function survival(acc: Acceptance, maxN: number): { s: Float64Array; r: Float64A
 export function baseLevel(table: CostTable, threshold: number, mode: CatchUpModel = "engine", cold?: CostTable): LevelState {
     const law = new Float64Array(threshold + 1);
     law[threshold] = 1;
-    const first = new FirstPass(cold ?? table, null);
+    const first = new FirstPass(cold ?? table, null, threshold);
     const internal = (threshold - 1) * table.at(1);
     return { level: 0, mode, law, tail: [null], first: [first], internal, cost: internal + first.at(1), passes: threshold, nonFinal: [] };
 }
@@ -428,6 +459,17 @@ export interface ChainSpec {
      * `costs` then holds the hot costs (a pass right after the same model's).
      */
     coldCosts?: PassCost[];
+    /**
+     * Optional c'_0 … c'_K: extra ms of a verification or first drafting pass whose size differs from the same
+     * model's previous pass (see module comment, "Shape changes"); default none.
+     */
+    reshapeCosts?: PassCost[];
+    /**
+     * Optional ms per token of the target decoding alone (a long run of its own one-token passes), for K = 0 and
+     * the speed-up; default costs[K](1). On a CPU the n-th pass in a row can be cheaper than a hot pass that
+     * follows a single pass of the same model after other models ran (caches still refilling).
+     */
+    autoregressiveMs?: number;
     /** Names for error messages and output (default "level i"). */
     names?: string[];
 }
@@ -465,7 +507,7 @@ export interface LevelPrediction {
 export interface LatencyPrediction {
     /** L: expected ms per generated token. */
     msPerToken: number;
-    /** c_K(1): autoregressive ms per token of the target (hot: each pass follows the target's own). */
+    /** Autoregressive ms per token of the target: `autoregressiveMs`, else c_K(1) (hot). */
     autoregressiveMsPerToken: number;
     /** c_K(1) / L. */
     speedup: number;
@@ -508,6 +550,9 @@ function tablesFor(spec: ChainSpec): { tables: CostTable[]; names: string[]; rat
     if (spec.coldCosts !== undefined && spec.coldCosts.length !== K + 1) {
         throw new Error(`expectedLatency: coldCosts needs ${K + 1} entries (one per level), got ${spec.coldCosts.length}`);
     }
+    if (spec.reshapeCosts !== undefined && spec.reshapeCosts.length !== K + 1) {
+        throw new Error(`expectedLatency: reshapeCosts needs ${K + 1} entries (one per level), got ${spec.reshapeCosts.length}`);
+    }
     return { tables: spec.costs.map((c, i) => new CostTable(c, names[i]!)), names, rates };
 }
 
@@ -521,9 +566,15 @@ export function expectedLatency(spec: ChainSpec, tables?: CostTable[]): LatencyP
     const { names, rates } = checked;
     const mode = spec.catchUp ?? "engine";
     const K = spec.costs.length - 1;
-    const cold = spec.coldCosts ? spec.coldCosts.map((c, i) => new CostTable(c, `${names[i]} (cold)`)) : tbl;
+    const cold =
+        spec.coldCosts || spec.reshapeCosts
+            ? (spec.coldCosts ?? spec.costs).map((c, i) => new CostTable(c, `${names[i]} (cold)`, spec.reshapeCosts?.[i]))
+            : tbl;
     const target = cold[K]!;
-    const ar = tbl[K]!.at(1);
+    if (spec.autoregressiveMs !== undefined && !(Number.isFinite(spec.autoregressiveMs) && spec.autoregressiveMs >= 0)) {
+        throw new Error(`expectedLatency: autoregressiveMs ${String(spec.autoregressiveMs)} must be a finite number >= 0`);
+    }
+    const ar = spec.autoregressiveMs ?? tbl[K]!.at(1);
     if (K === 0) {
         return {
             msPerToken: ar,

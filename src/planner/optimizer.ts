@@ -45,8 +45,11 @@ export interface PlannerInput {
     /**
      * Candidates sorted small -> large by cost; the last is the target. `coldCost` (optional): cost of a pass
      * that follows another model's pass (latency.ts, "cold and hot passes"); `cost` is then the hot cost.
+     * `reshapeCost` (optional): extra cost of a pass whose size differs from the model's previous pass
+     * (latency.ts, "shape changes"). `autoregressiveMs` (optional): ms per token of the model decoding alone
+     * (default cost(1)), used when it is the target of no-draft decoding.
      */
-    models: { name: string; cost: PassCost; coldCost?: PassCost }[];
+    models: { name: string; cost: PassCost; coldCost?: PassCost; reshapeCost?: PassCost; autoregressiveMs?: number }[];
     /** acceptance[lo][hi] (lo < hi): probability that model hi accepts a draft token of model lo. Other entries are ignored. */
     acceptance: number[][];
     /** Thresholds are searched in 1 … maxThreshold. */
@@ -101,6 +104,8 @@ interface Prepared {
     tables: CostTable[];
     /** Cold costs (every other pass); the hot tables when no cold costs are given. */
     cold: CostTable[];
+    /** The target decoding alone (ms per token). */
+    autoregressiveMs: number;
     target: number;
     maxT: number;
     maxDepth: number;
@@ -140,11 +145,18 @@ function prepare(input: PlannerInput): Prepared {
         }
     }
     const tables = input.models.map((m, i) => new CostTable(m.cost, `planner model ${i} (${names[i]})`));
-    const cold = input.models.map((m, i) => (m.coldCost ? new CostTable(m.coldCost, `planner model ${i} (${names[i]}), cold`) : tables[i]!));
+    const cold = input.models.map((m, i) =>
+        m.coldCost || m.reshapeCost ? new CostTable(m.coldCost ?? m.cost, `planner model ${i} (${names[i]}), cold`, m.reshapeCost) : tables[i]!,
+    );
+    const arMs = input.models[target]!.autoregressiveMs;
+    if (arMs !== undefined && !(Number.isFinite(arMs) && arMs >= 0)) {
+        throw new Error(`${where}: models[${target}].autoregressiveMs ${String(arMs)} must be a finite number >= 0`);
+    }
     return {
         input,
         tables,
         cold,
+        autoregressiveMs: arMs ?? tables[target]!.at(1),
         target,
         maxT: input.maxThreshold,
         maxDepth: Math.min(maxDepth, target),
@@ -158,7 +170,7 @@ function makePlan(p: Prepared, chain: number[], thresholds: number[], ms: number
         names: chain.map((i) => p.input.models[i]!.name),
         thresholds,
         predictedMsPerToken: ms,
-        speedupVsAutoregressive: p.tables[p.target]!.at(1) / ms,
+        speedupVsAutoregressive: p.autoregressiveMs / ms,
     };
 }
 
@@ -168,7 +180,7 @@ function better(candidate: number, incumbent: number): boolean {
 }
 
 function autoregressive(p: Prepared): Plan {
-    return makePlan(p, [p.target], [], p.tables[p.target]!.at(1));
+    return makePlan(p, [p.target], [], p.autoregressiveMs);
 }
 
 function bestSingle(p: Prepared): Plan | null {
@@ -187,7 +199,7 @@ function finish(p: Prepared, best: Plan, method: SearchResult["method"], evaluat
     return {
         ...best,
         method,
-        autoregressiveMsPerToken: p.tables[p.target]!.at(1),
+        autoregressiveMsPerToken: p.autoregressiveMs,
         bestSingleDraft: bestSingle(p),
         evaluated,
     };

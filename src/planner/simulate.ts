@@ -37,6 +37,8 @@ export interface SimulationInput {
     acceptanceByPosition?: (readonly number[] | null | undefined)[];
     /** Optional cost of a pass that follows another model's pass (default `costs`). */
     coldCosts?: PassCost[];
+    /** Optional extra cost of a pass whose size differs from the same model's previous pass (default none). */
+    reshapeCosts?: PassCost[];
     /** Simulate until at least this many tokens are generated. */
     tokens: number;
     seed: number;
@@ -108,7 +110,10 @@ export function simulate(input: SimulationInput): SimulationResult {
     const tables = input.costs.map((c, i) => new CostTable(c, `simulate level ${i}`));
     if (input.coldCosts && input.coldCosts.length !== K + 1) throw new Error(`simulate: coldCosts needs ${K + 1} entries`);
     const coldTables = input.coldCosts ? input.coldCosts.map((c, i) => new CostTable(c, `simulate level ${i} (cold)`)) : tables;
+    if (input.reshapeCosts && input.reshapeCosts.length !== K + 1) throw new Error(`simulate: reshapeCosts needs ${K + 1} entries`);
+    const reshapeTables = input.reshapeCosts?.map((c, i) => new CostTable(c, `simulate level ${i} (shape change)`)) ?? null;
     let lastModel = -1; // the model of the previous pass: a pass by another model is cold
+    const lastSize = input.costs.map(() => -1); // each model's previous pass size: another size changes shape
     const T = input.thresholds;
     const acc = input.acceptance;
 
@@ -124,7 +129,9 @@ export function simulate(input: SimulationInput): SimulationResult {
         s.passes++;
         s.tokensFed += size;
         s.ms += (lastModel === level || lastModel === -1 ? tables : coldTables)[level]!.at(size);
+        if (reshapeTables && lastSize[level] !== -1 && lastSize[level] !== size) s.ms += reshapeTables[level]!.at(size);
         lastModel = level;
+        lastSize[level] = size;
         bump(s.sizes, size);
     };
 
