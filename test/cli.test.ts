@@ -49,6 +49,11 @@ describe("hsd CLI (spawned process)", function () {
     expect(plan.best.predicted_ms_per_token).to.be.a("number").greaterThan(0);
     expect(plan.autoregressive.predicted_ms_per_token).to.be.a("number").greaterThan(0);
     expect(plan).to.have.property("best_single");
+    for (const c of plan.candidates) {
+      expect(c.autoregressive_ms, c.file).to.be.a("number").greaterThan(0);
+      expect(c.reshape_cost_ms, c.file).to.be.an("array").with.length(c.cost_ms.length);
+      for (const r of c.reshape_cost_ms) expect(r.ms, `${c.file} size-change extra at n = ${r.n}`).to.be.at.least(0);
+    }
     expect(plan.best.predicted_ms_per_token).to.be.at.most(plan.autoregressive.predicted_ms_per_token);
     if (plan.best_single) expect(plan.best.predicted_ms_per_token).to.be.at.most(plan.best_single.predicted_ms_per_token + 1e-9);
   });
@@ -109,6 +114,7 @@ describe("hsd CLI (spawned process)", function () {
     ["a missing folder", ["plan", "--models", "/nonexistent/models"], /\/nonexistent\/models/],
     ["an empty prompt", ["run", ""], /prompt is empty/],
     ["a bad number", ["run", "--max-tokens", "zero", "hi"], /--max-tokens/],
+    ["a bad calibration length", ["plan", "--calibration-tokens", "0"], /--calibration-tokens/],
     ["thresholds that do not fit the hierarchy", ["run", "--hierarchy", "a.gguf,b.gguf", "--thresholds", "1,2", "hi"], /--thresholds needs 1/],
   ] as const) {
     it(`${name} exits non-zero with a one-line reason`, function () {

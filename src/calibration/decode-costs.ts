@@ -4,17 +4,20 @@
 //  - depth: decoding runs at every depth from the prompt's end to prompt + max tokens; here each model's passes
 //    move through that range and wrap;
 //  - hot caches: decoding alternates models (and JS work) between passes; here each timed pass of model m comes
-//    either right after one-token passes of every other model (cold: what precedes a target pass or level 0's
-//    first pass in a chain) or right after m's own pass (hot, as level 0's drafting continues): the formula's
-//    `coldCosts` / `costs` (latency.ts, "cold and hot passes"); and the one-token pass deep in a run of m's own
-//    passes (steady: steps 3 … 12 of the engine decoding m alone, `autoregressiveMs`), which on this CPU costs
-//    less than the second pass after other models, but more than a tight loop of passes without the engine's JS. (Repeating the cold pass at the same positions instead measured ~30% below the
-//    engine's autoregressive passes: too hot.)
+//    either right after passes of every other model (cold: what precedes a target pass or level 0's first pass in
+//    a chain) or as m's second pass after them (hot, as level 0's drafting continues): the formula's `coldCosts` /
+//    `costs` (latency.ts, "cold and hot passes"); and the one-token pass deep in a run of m's own passes (steady:
+//    steps 3 … 12 of the engine decoding m alone, `autoregressiveMs`), which on this CPU costs less than the
+//    second pass after other models but more than a tight loop of passes without the engine's JS between them.
+//    (Repeating the cold pass at the same positions instead measured ~30% below the engine's autoregressive
+//    passes: too hot.)
 //  - shape changes: llama.cpp reuses a context's compute graph when a pass has the size of that context's previous
 //    pass and rebuilds it otherwise (latency.ts, "shape changes"). Each (model, n) is timed four ways — cold and
 //    hot, each after a pass of the same size (graph reused) and after one of another size (rebuilt) — giving the
-//    same-size `costs` / `coldCosts` and the extra of a size change, `reshape`;
-//  - median vs mean: the formula wants E[c(n)], and a shared machine's timing tail is long; here the mean;
+//    same-size `costs` / `coldCosts` and the extra of a size change, `reshape` (the mean of the cold and hot
+//    extras: a rebuild right after other models ran cost up to twice the one measured between warm passes);
+//  - median vs mean: the formula wants E[c(n)], and a shared machine's timing tail is long; here a 20%-trimmed
+//    mean (CostTables);
 //  - contexts: the same context options as Hsd.open (batch size 512 changes llama.cpp's per-pass work).
 // Separate contexts are used: touching the engine's own contexts would invalidate NativeLevel's cache record.
 
@@ -200,10 +203,10 @@ export class DecodeCostProbe {
     }
 
     /**
-     * A one-token pass of every other model, in a random order: what runs between two passes of the target (all the
-     * drafts) or before level 0's first pass of a call (the verifiers above it). With a single other model instead,
-     * cold passes measured 10–35% below the same passes inside the engine's chains: the model's weights were then
-     * still partly in the CPU caches.
+     * A pass of every other model, in a random order, of 1 … 4 tokens (verification passes carry a block): what runs
+     * between two passes of the target (all the drafts) or before level 0's first pass of a call (the verifiers
+     * above it). With a single one-token pass of one other model instead, cold passes measured 10–35% below the same
+     * passes inside the engine's chains: the model's weights were then still partly in the CPU caches.
      */
     private others(m: number): void {
         const order = this.models.map((_, i) => i).filter((i) => i !== m);
@@ -211,7 +214,7 @@ export class DecodeCostProbe {
             const j = Math.floor(this.rng() * (i + 1));
             [order[i], order[j]] = [order[j]!, order[i]!];
         }
-        for (const o of order) this.pass(o, 1);
+        for (const o of order) this.pass(o, 1 + Math.floor(this.rng() * 4));
     }
 
     /** `rounds` rounds: each times every (model, n) four ways; n in a fresh random order each round. */
@@ -230,13 +233,15 @@ export class DecodeCostProbe {
                 for (let step = 0; step < k; step++) {
                     const m = (step + r) % k;
                     const record = (kind: PassKind, ms: number) => times[kind][m]![n]!.push(ms);
-                    // Untimed passes set up what precedes each timed one: another size, then another model.
+                    // Untimed passes set up what precedes each timed one. Hot passes are the second after the
+                    // other models ran, as level 0's second pass of a call is (the most common hot pass).
                     this.pass(m, otherSize);
                     this.others(m);
                     record("coldReshape", this.pass(m, n));
                     record("hot", this.pass(m, n));
                     this.others(m);
                     record("cold", this.pass(m, n));
+                    this.others(m);
                     this.pass(m, otherSize);
                     record("hotReshape", this.pass(m, n));
                     // Autoregressive decoding: steps 3 … 12 of the engine decoding m alone (ten samples: it is one

@@ -39,6 +39,7 @@ interface CommonOptions {
   seed?: number;
   maxThreshold: number;
   prompts?: string;
+  calibrationTokens?: number;
   recalibrate?: boolean;
 }
 
@@ -61,6 +62,7 @@ function withCommon(command: Command): Command {
     .option("--seed <n>", "sampler seed", int("--seed", 0))
     .option("--max-threshold <n>", "largest block length the optimiser may choose", int("--max-threshold", 1), 16)
     .option("--prompts <file>", "calibration prompts, one per line (default: built-in English prompts)")
+    .option("--calibration-tokens <n>", "tokens the target writes after each calibration prompt to measure acceptance (default 48)", int("--calibration-tokens", 1))
     .option("--recalibrate", "measure again instead of using the calibration cache")
     .option("--json", "print one JSON object instead of text for people");
 }
@@ -122,7 +124,7 @@ withCommon(program.command("run").description("generate text (streams; --json pr
     process.once("SIGINT", onSignal);
     try {
       const prompts = await calibrationPrompts(o);
-      if (hierarchy === "auto") await hsd.plan({ sampling: sampling(o), prompts, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: progressReporter() });
+      if (hierarchy === "auto") await hsd.plan({ sampling: sampling(o), prompts, continuationTokens: o.calibrationTokens, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: progressReporter() });
       const run = hsd.generate(prompt, { maxTokens: o.maxTokens, sampling: sampling(o), hierarchy, stop: o.stop, signal: controller.signal });
       if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
       const result = await run.result;
@@ -145,7 +147,7 @@ withCommon(program.command("plan").description("show the candidates, the measure
   .action(async (o: CommonOptions) => {
     const hsd = await open(o);
     try {
-      const plan = await hsd.plan({ sampling: sampling(o), prompts: await calibrationPrompts(o), maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: o.json ? undefined : progressReporter() });
+      const plan = await hsd.plan({ sampling: sampling(o), prompts: await calibrationPrompts(o), continuationTokens: o.calibrationTokens, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: o.json ? undefined : progressReporter() });
       const rejected = hsd.rejected.map((r) => ({ file: r.path, reason: r.reason }));
       if (o.json) process.stdout.write(JSON.stringify({ ...plan, rejected }) + "\n");
       else process.stdout.write(formatPlan(plan, rejected) + "\n");
@@ -158,7 +160,7 @@ withCommon(program.command("calibrate").description("measure pass costs and acce
   .action(async (o: CommonOptions) => {
     const hsd = await open(o);
     try {
-      const calibration = await hsd.calibrate({ sampling: sampling(o), prompts: await calibrationPrompts(o), maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: progressReporter() });
+      const calibration = await hsd.calibrate({ sampling: sampling(o), prompts: await calibrationPrompts(o), continuationTokens: o.calibrationTokens, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: progressReporter() });
       if (o.json) process.stdout.write(JSON.stringify(calibration) + "\n");
       else {
         process.stdout.write(`calibrated ${calibration.models.length} models on ${calibration.device}, ${calibration.threads} thread(s), ${calibration.transform.greedy ? "greedy" : "sampling"}\n`);

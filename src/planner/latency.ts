@@ -58,12 +58,14 @@
  * a level i >= 1 (the target included) comes after level i-1 ran, and level 0's first pass of each call comes
  * after the level above ran; level 0's other T_0 - 1 passes and every autoregressive pass follow a pass of the same
  * model. So `coldCosts` applies to every verification pass and to level 0's first pass, `costs` to the rest.
- * Without `coldCosts` both are the same and nothing changes.
+ * Without `coldCosts` both are the same and nothing changes. No-draft decoding (K = 0) is priced separately by
+ * `autoregressiveMs` when given: a long run of one model's own passes can be cheaper than the hot pass of a call
+ * that follows other models (the caches have not fully refilled after one pass).
  *
  * Shape changes (`reshapeCosts`, optional). llama.cpp reuses a context's compute graph when a pass has the same
  * shape (tokens, outputs) as that context's previous pass and rebuilds it otherwise; on this project's CPU the
- * rebuild added ~0.3 ms to a 1.4 ms pass of the 5M target and ~0.04 ms to a 0.1 ms pass of the 0.1M draft
- * (build/… experiment in BENCHMARKS.md, "Shape changes"). `costs` / `coldCosts` are then the same-shape costs and
+ * rebuild added ~0.25 ms to a 1.3 ms pass of the 5M target and ~0.04 ms to a 0.1 ms pass of the 0.1M draft
+ * (`npx tsx scripts/bench-pass-context.ts`; BENCHMARKS.md, "What a pass costs depends on what ran before it"). `costs` / `coldCosts` are then the same-shape costs and
  * c'(n) is the extra of a pass of n tokens after a pass of another size. Who pays it:
  *  - autoregressive passes and level 0's passes after the second of a call: never (always 1 token);
  *  - level 0's first pass with catch-up d: iff d != 1, and then also the call's second pass (back to 1 token),
