@@ -75,7 +75,7 @@ export class CalibratedModel {
                 cost_ms_1: costs.hot[i]![0]!.ms,
                 cold_cost_ms: costs.cold[i]!,
                 reshape_cost_ms: costs.reshape[i]!,
-                autoregressive_ms: costs.steady[i]![0]!.ms,
+                autoregressive_ms: costs.steady[i]![0]?.ms ?? costs.hot[i]![0]!.ms,
             })),
         });
     }

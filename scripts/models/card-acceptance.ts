@@ -115,7 +115,7 @@ out.push(
     "soft labels (the Distillation section): acceptance into the target +0.04 to +0.12. (3) and (4) together bring the best pair, " +
     "0.1M → 5M, to about break-even in prediction (between 0.99× and 1.14× greedy over the calibration runs we made on " +
     "this shared machine; this run's figure is in the table above) and to 0.91–1.44× measured, greedy, in " +
-    "BENCHMARKS.md's interleaved runs (1.27× in the one reported there). Speculation on this CPU is marginal for this family: enough for the optimiser to have a real " +
+    "BENCHMARKS.md's interleaved runs (1.44× in the one reported there). Speculation on this CPU is marginal for this family: enough for the optimiser to have a real " +
     "choice to make, not a large win.",
 );
 

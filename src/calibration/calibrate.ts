@@ -29,6 +29,8 @@ export interface CalibrationOptions {
   recalibrate?: boolean;
   /** Passes timed per (model, n) and kind; more is steadier and slower (default 16). */
   costRounds?: number;
+  /** Stop the cost rounds once this much time has passed (at least 4 rounds run; default 45 s). */
+  costBudgetMs?: number;
   cache?: CalibrationCache;
   onProgress?: (event: { phase: "costs" | "acceptance"; done: number; total: number; model?: string }) => void;
 }
@@ -91,7 +93,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
 
   // Costs are measured for all models together: a "cold" pass is one right after another model's pass.
   const identities = await Promise.all(models.map((m) => fileIdentity(m.info.path)));
-  const costKey = cacheKey({ v: 4, files: identities, device: options.device, threads: options.threads, flashAttention: options.flashAttention ?? "auto", greedy: options.transform.greedy, maxTokens });
+  const costKey = cacheKey({ v: 5, files: identities, device: options.device, threads: options.threads, flashAttention: options.flashAttention ?? "auto", greedy: options.transform.greedy, maxTokens });
   type CostEntry = { hot: PassCostSample[][]; cold: PassCostSample[][]; reshape: PassCostSample[][]; autoregressive: number[] };
   let costs = options.recalibrate ? null : await cache.get<CostEntry>("costs", costKey);
   const costsFromCache = costs !== null;
@@ -106,6 +108,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
       lo,
       hi,
       rounds,
+      budgetMs: options.costBudgetMs ?? 45_000,
       threads: options.threads,
       flashAttention: options.flashAttention,
       transform: options.transform,
@@ -113,7 +116,13 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
       onRound: (done, total) => options.onProgress?.({ phase: "costs", done, total }),
     });
     const summary = summariseTimes(times);
-    costs = { hot: summary.hot.mean, cold: summary.cold.mean, reshape: summary.reshape.mean, autoregressive: summary.steady.mean.map((t) => t[0]!.ms) };
+    costs = {
+      hot: summary.hot.mean,
+      cold: summary.cold.mean,
+      reshape: summary.reshape.mean,
+      // A model that ends every generation at once (end-of-generation first) gives no steady samples: its hot c(1).
+      autoregressive: summary.steady.mean.map((t, i) => t[0]?.ms ?? summary.hot.mean[i]![0]!.ms),
+    };
     await cache.put("costs", costKey, costs);
   } else {
     options.onProgress?.({ phase: "costs", done: rounds, total: rounds });
