@@ -64,8 +64,10 @@ describe("hsd CLI (spawned process)", function () {
     expect(p.stdout).to.match(/Chosen:/).and.match(/Autoregressive:/);
   });
 
-  it("run --json prints text, token ids, hierarchy and stats", function () {
-    const r = hsd(["run", "--json", "--threads", "1", "--greedy", "--max-threshold", "8", "--max-tokens", "16", "Once upon a time"], cache);
+  it("run --json prints text, token ids, hierarchy and stats, planned with the run's own calibration flags", function () {
+    const prompts = join(cache, "prompts.txt");
+    writeFileSync(prompts, "The state of the Union is\nIt is the duty of every citizen to\n");
+    const r = hsd(["run", "--json", "--threads", "1", "--greedy", "--max-threshold", "8", "--prompts", prompts, "--max-tokens", "16", "Once upon a time"], cache);
     expect(r.code, r.stderr).to.equal(0);
     const out = JSON.parse(r.stdout);
     expect(out.text).to.be.a("string").that.is.not.empty;
@@ -75,6 +77,9 @@ describe("hsd CLI (spawned process)", function () {
     expect(out.hierarchy.thresholds).to.have.length(out.hierarchy.files.length - 1);
     expect(out.stats.msPerToken).to.be.a("number");
     expect(out.stats.levels).to.have.length(out.hierarchy.files.length);
+    // The plan the run used is the one its flags asked for (not a second one with the defaults).
+    expect(out.plan.calibration.prompts).to.equal(2);
+    for (const t of out.plan.best.thresholds) expect(t).to.be.at.most(8);
   });
 
   it("run streams text to stdout and a summary to stderr", function () {

@@ -61,6 +61,18 @@ describe("HSD on the bundled GGUF family", function () {
     expect(hsd.rejected).to.deep.equal([]);
   });
 
+  it("a run's result can be read more than once, and unset sampling fields take the defaults", async function () {
+    const run = hsd.generate("The state of the Union is", {
+      hierarchy: { files: [files[0]!, files[files.length - 1]!], thresholds: [2] },
+      sampling: { temperature: undefined, topK: undefined, seed: 5 },
+      maxTokens: 4,
+    });
+    const [a, b] = await Promise.all([run.result, run.result]);
+    expect(a).to.equal(b);
+    expect(await run.result).to.equal(a);
+    expect(a.tokens.length).to.be.within(1, 4);
+  });
+
   it(`greedy: every hierarchy gives the target's own greedy tokens on ${PROMPTS.length} prompts`, async function () {
     const target = files[files.length - 1]!;
     const reference = new Map<string, number[]>();

@@ -66,6 +66,8 @@ export interface GenerateRequest {
   sampling?: SamplingSettings;
   /** "auto" (default): the optimiser's pick, from the calibration cache or a fresh calibration. */
   hierarchy?: "auto" | Hierarchy;
+  /** With hierarchy "auto": how to plan (calibration prompts, T_max, …); the sampling is this request's. */
+  plan?: Omit<PlanRequest, "sampling">;
   stop?: string[];
   signal?: AbortSignal;
 }
@@ -215,7 +217,7 @@ export class Hsd {
     let plan: PlanReport | null = null;
     let hierarchy: Hierarchy;
     if (request.hierarchy === undefined || request.hierarchy === "auto") {
-      plan = await this.plan({ sampling: request.sampling });
+      plan = await this.plan({ ...request.plan, sampling: request.sampling });
       hierarchy = { files: plan.best.chain, thresholds: plan.best.thresholds };
     } else {
       hierarchy = request.hierarchy;
@@ -282,12 +284,18 @@ export class GenerationRun implements AsyncIterable<GenerationChunk> {
     this.finished = step.value;
   }
 
+  /** The drain started by reading `result` before anyone iterated (shared by every later read). */
+  private draining: Promise<GenerationReport> | null = null;
+
   /** The whole report; drains the stream if nobody iterated it. */
   get result(): Promise<GenerationReport> {
-    return (async () => {
-      if (!this.started) for await (const _ of this) void _;
-      if (!this.finished) throw new HsdError("the generation has not finished: await result after the loop");
-      return this.finished;
-    })();
+    if (this.finished) return Promise.resolve(this.finished);
+    if (!this.started) {
+      this.draining = (async () => {
+        for await (const _ of this) void _;
+        return this.finished!;
+      })();
+    }
+    return this.draining ?? Promise.reject(new HsdError("the generation has not finished: await result after the loop"));
   }
 }

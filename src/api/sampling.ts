@@ -3,6 +3,7 @@
 
 import { InvalidOptionError } from "../errors.js";
 import type { SamplingTransform } from "../native/types.js";
+import { GREEDY } from "../native/context.js";
 
 export interface SamplingSettings {
   /** Greedy decoding: always the most probable token (the other fields are ignored). */
@@ -25,11 +26,15 @@ export const DEFAULT_SAMPLING: Required<Omit<SamplingSettings, "seed">> = {
 };
 
 export function toTransform(settings: SamplingSettings = {}): SamplingTransform {
-  const s = { ...DEFAULT_SAMPLING, ...settings };
-  if (s.temperature <= 0) return { greedy: true, temperature: 1, topK: 0, topP: 1, minP: 0 };
-  if (!Number.isFinite(s.temperature)) throw new InvalidOptionError(`temperature must be a finite number, got ${s.temperature}`);
-  if (!Number.isInteger(s.topK) || s.topK < 0) throw new InvalidOptionError(`top-k must be an integer >= 0 (0 = off), got ${s.topK}`);
-  if (!(s.topP > 0 && s.topP <= 1)) throw new InvalidOptionError(`top-p must be in (0, 1] (1 = off), got ${s.topP}`);
-  if (!(s.minP >= 0 && s.minP < 1)) throw new InvalidOptionError(`min-p must be in [0, 1) (0 = off), got ${s.minP}`);
-  return { greedy: s.greedy, temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP };
+  // Field by field: an explicit `undefined` (an unset CLI flag) means "the default", not "no value".
+  const temperature = settings.temperature ?? DEFAULT_SAMPLING.temperature;
+  if (settings.greedy || temperature <= 0) return GREEDY;
+  const topK = settings.topK ?? DEFAULT_SAMPLING.topK;
+  const topP = settings.topP ?? DEFAULT_SAMPLING.topP;
+  const minP = settings.minP ?? DEFAULT_SAMPLING.minP;
+  if (!Number.isFinite(temperature)) throw new InvalidOptionError(`temperature must be a finite number, got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new InvalidOptionError(`top-k must be an integer >= 0 (0 = off), got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new InvalidOptionError(`top-p must be in (0, 1] (1 = off), got ${topP}`);
+  if (!(minP >= 0 && minP < 1)) throw new InvalidOptionError(`min-p must be in [0, 1) (0 = off), got ${minP}`);
+  return { greedy: false, temperature, topK, topP, minP };
 }

@@ -62,11 +62,6 @@ export interface Calibration {
   continuationTokens: number;
 }
 
-/** Settings whose change does not change the numbers are left out of the keys. */
-function transformKey(t: SamplingTransform) {
-  return t.greedy ? { greedy: true } : t;
-}
-
 async function fileIdentity(path: string) {
   const s = await stat(path);
   return { path, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
@@ -137,7 +132,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
     fromCache: costsFromCache,
   }));
 
-  const acceptanceKey = cacheKey({ v: 1, files: await Promise.all(models.map((m) => fileIdentity(m.info.path))), transform: transformKey(options.transform), prompts, continuationTokens, seed });
+  const acceptanceKey = cacheKey({ v: 1, files: await Promise.all(models.map((m) => fileIdentity(m.info.path))), transform: options.transform, prompts, continuationTokens, seed });
   let acceptance = options.recalibrate ? null : await cache.get<number[][]>("acceptance", acceptanceKey);
   const acceptanceFromCache = acceptance !== null;
   if (!acceptance) {

@@ -6,7 +6,7 @@
 
 import { Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
-import { Hsd, type Hierarchy } from "../api/hsd.js";
+import { Hsd, type Hierarchy, type PlanRequest } from "../api/hsd.js";
 import { HsdError } from "../errors.js";
 import type { SamplingSettings } from "../api/sampling.js";
 import { formatPlan, formatRunSummary, progressReporter } from "./format.js";
@@ -23,7 +23,7 @@ const num = (name: string) => (value: string) => {
 };
 const list = (value: string) => value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
 
-interface CommonOptions {
+interface CommonOptions extends Omit<SamplingSettings, "seed"> {
   models?: string;
   target?: string;
   threads?: number;
@@ -31,11 +31,6 @@ interface CommonOptions {
   contextSize?: number;
   flashAttention?: "auto" | "on" | "off";
   json?: boolean;
-  greedy?: boolean;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
   seed?: number;
   maxThreshold: number;
   prompts?: string;
@@ -67,15 +62,14 @@ function withCommon(command: Command): Command {
     .option("--json", "print one JSON object instead of text for people");
 }
 
+/** The sampling flags (unset ones stay undefined: toTransform applies the defaults). */
 function sampling(o: CommonOptions): SamplingSettings {
-  const s: SamplingSettings = {};
-  if (o.greedy) s.greedy = true;
-  if (o.temperature !== undefined) s.temperature = o.temperature;
-  if (o.topK !== undefined) s.topK = o.topK;
-  if (o.topP !== undefined) s.topP = o.topP;
-  if (o.minP !== undefined) s.minP = o.minP;
-  if (o.seed !== undefined) s.seed = o.seed;
-  return s;
+  return { greedy: o.greedy, temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, seed: o.seed };
+}
+
+/** The planning request every command makes from the same flags. */
+async function planRequest(o: CommonOptions, onProgress?: PlanRequest["onProgress"]): Promise<PlanRequest> {
+  return { sampling: sampling(o), prompts: await calibrationPrompts(o), continuationTokens: o.calibrationTokens, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress };
 }
 
 async function open(o: CommonOptions): Promise<Hsd> {
@@ -123,9 +117,8 @@ withCommon(program.command("run").description("generate text (streams; --json pr
     const onSignal = () => controller.abort();
     process.once("SIGINT", onSignal);
     try {
-      const prompts = await calibrationPrompts(o);
-      if (hierarchy === "auto") await hsd.plan({ sampling: sampling(o), prompts, continuationTokens: o.calibrationTokens, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: progressReporter() });
-      const run = hsd.generate(prompt, { maxTokens: o.maxTokens, sampling: sampling(o), hierarchy, stop: o.stop, signal: controller.signal });
+      const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
+      const run = hsd.generate(prompt, { maxTokens: o.maxTokens, sampling: settings, hierarchy, plan, stop: o.stop, signal: controller.signal });
       if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
       const result = await run.result;
       if (o.json) {
@@ -147,7 +140,7 @@ withCommon(program.command("plan").description("show the candidates, the measure
   .action(async (o: CommonOptions) => {
     const hsd = await open(o);
     try {
-      const plan = await hsd.plan({ sampling: sampling(o), prompts: await calibrationPrompts(o), continuationTokens: o.calibrationTokens, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: o.json ? undefined : progressReporter() });
+      const plan = await hsd.plan(await planRequest(o, o.json ? undefined : progressReporter()));
       const rejected = hsd.rejected.map((r) => ({ file: r.path, reason: r.reason }));
       if (o.json) process.stdout.write(JSON.stringify({ ...plan, rejected }) + "\n");
       else process.stdout.write(formatPlan(plan, rejected) + "\n");
@@ -160,7 +153,7 @@ withCommon(program.command("calibrate").description("measure pass costs and acce
   .action(async (o: CommonOptions) => {
     const hsd = await open(o);
     try {
-      const calibration = await hsd.calibrate({ sampling: sampling(o), prompts: await calibrationPrompts(o), continuationTokens: o.calibrationTokens, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress: progressReporter() });
+      const calibration = await hsd.calibrate(await planRequest(o, progressReporter()));
       if (o.json) process.stdout.write(JSON.stringify(calibration) + "\n");
       else {
         process.stdout.write(`calibrated ${calibration.models.length} models on ${calibration.device}, ${calibration.threads} thread(s), ${calibration.transform.greedy ? "greedy" : "sampling"}\n`);
