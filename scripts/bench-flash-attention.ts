@@ -7,6 +7,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { GREEDY, loadModel, type LlamaContext } from "../src/native/index.js";
+import { median } from "../src/util/stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -45,7 +46,6 @@ for (const file of files) {
       }
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   for (const fa of modes) {
     const c1 = median(times.get(`${fa}:1`)!);
     rows.push(`| ${file} | ${fa} | ${ns.map((n) => { const m = median(times.get(`${fa}:${n}`)!); return `${m.toFixed(3)} (${(m / c1).toFixed(2)}×)`; }).join(" | ")} |`);

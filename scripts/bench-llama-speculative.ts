@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Hsd } from "../src/api/hsd.js";
 import { timeDecoding } from "./bench-lib/decode-timing.js";
+import { median } from "../src/util/stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -99,7 +100,6 @@ for (let r = 0; r < repetitions; r++) {
   }
 }
 await hsd.dispose();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const ar = median(results.get("hsd autoregressive")!.tps);
 console.log(`${values.draft} -> ${values.target}, T=${T}, greedy, ${tokens} tokens, 1 thread, flash attention off, ${PROMPTS.length} prompts x ${repetitions} repetitions, interleaved (${new Date().toISOString().slice(0, 16)}Z)\n`);
 console.log("| method | decode tokens/s (median) | min–max | × vs hsd autoregressive | draft acceptance |");

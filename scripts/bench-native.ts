@@ -18,6 +18,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 
 import { loadModel, loadNative, packageRoot, type SamplingTransform } from "../src/native/index.js";
+import { median } from "../src/util/stats.js";
 
 function parseArgs(argv: string[]) {
   const o = { model: "", rounds: 100, threads: 1, position: 64, maxK: 16, greedy: false };
@@ -46,11 +47,6 @@ function largestModel(): string {
   return files.sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0]!;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));

@@ -10,6 +10,7 @@
 
 import path from "node:path";
 import { GREEDY, loadModel, packageRoot } from "../src/native/index.js";
+import { median, trimmedMean } from "../src/util/stats.js";
 
 const argv = process.argv.slice(2);
 const roundsAt = argv.indexOf("--rounds");
@@ -65,16 +66,8 @@ for (let r = 0; r < rounds; r++) {
         if (r >= 20) times[key]!.push(ms); // the first rounds warm up (graph allocations per size)
     }
 }
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-const median = (xs: number[]) => sorted(xs)[xs.length >> 1]!;
-const trimmed = (xs: number[]) => {
-    const s = sorted(xs);
-    const cut = Math.floor(s.length * 0.2);
-    const kept = s.slice(cut, s.length - cut);
-    return kept.reduce((a, b) => a + b, 0) / kept.length;
-};
 console.log(`${new Date().toISOString()}, ${rounds - 20} interleaved rounds, 1 thread, greedy rows`);
 console.log("| scenario (the last pass is timed) | median ms | trimmed mean ms |");
 console.log("|---|---:|---:|");
-for (const k of keys) console.log(`| ${k} | ${median(times[k]!).toFixed(3)} | ${trimmed(times[k]!).toFixed(3)} |`);
+for (const k of keys) console.log(`| ${k} | ${median(times[k]!).toFixed(3)} | ${trimmedMean(times[k]!).toFixed(3)} |`);
 for (const c of contexts) c.dispose();

@@ -15,6 +15,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Hsd } from "../src/api/hsd.js";
+import { defaultContextSize } from "../src/native/model.js";
 import { planFromCalibration } from "../src/api/plan.js";
 import { analyse, compareCosts, type CostComparison, type MethodResult } from "./bench-lib/analyse.js";
 import { LlamaBaseline } from "./bench-lib/llama-baseline.js";
@@ -45,7 +46,7 @@ for (const r of hsd.rejected) log(`skipped ${r.path}: ${r.reason}`);
 const prompts = BENCH_PROMPTS.slice(0, options.prompts);
 const promptTokens = prompts.map((p) => hsd.target.native.tokenize(p, true, false));
 const paths = infos.map((m) => m.path);
-const contextSize = Math.min(hsd.target.native.trainContextSize || 4096, 4096);
+const contextSize = defaultContextSize(hsd.target.native);
 const baseline = options.llama && infos.length >= 2 ? await LlamaBaseline.create(options.threads, contextSize, hsd.flashAttention !== "off", options.gpuLayers) : null;
 const recorder = new PassRecorder(hsd);
 

@@ -9,9 +9,10 @@
 //
 // Duplicates (the optimiser picking a single draft, say) are run once and carry both roles.
 
-import type { PlanReport } from "../../src/api/plan.js";
+import { plannerInputFromReport, type PlanReport } from "../../src/api/plan.js";
 import { CostTable, MeasuredPassCost } from "../../src/planner/cost-model.js";
-import { baseLevel, expectedLatency, nextLevel, topLatency, type LatencyPrediction, type LevelState } from "../../src/planner/latency.js";
+import { baseLevel, nextLevel, topLatency, type LatencyPrediction, type LevelState } from "../../src/planner/latency.js";
+import { predictChain, type PlannerInput } from "../../src/planner/optimizer.js";
 
 type Samples = { n: number; ms: number }[];
 
@@ -85,7 +86,11 @@ export class CalibratedModel {
         return new CalibratedModel({ ...this.plan, acceptance });
     }
 
+    /** The optimiser's input for this calibration (what `predict` scores with). */
+    readonly input: PlannerInput;
+
     constructor(readonly plan: PlanReport) {
+        this.input = plannerInputFromReport(plan, 16);
         this.files = plan.candidates.map((c) => c.file);
         this.names = shortNames(this.files);
         this.costs = plan.candidates.map((c) => new MeasuredPassCost(c.cost_ms, `calibration of ${c.file}`));
@@ -110,17 +115,11 @@ export class CalibratedModel {
      * for the diagnostics that replay a run's measured acceptance.
      */
     predict(chain: readonly number[], thresholds: readonly number[], acceptance?: readonly number[], byPosition?: (readonly number[] | null)[]): LatencyPrediction {
-        const rates = acceptance ?? chain.slice(1).map((hi, j) => this.acceptance(chain[j]!, hi));
-        return expectedLatency({
-            costs: chain.map((i) => this.costs[i]!.cost),
-            coldCosts: chain.map((i) => this.cold[i]!.cost),
-            reshapeCosts: chain.map((i) => this.reshape[i]!.cost),
-            autoregressiveMs: this.plan.candidates[chain[chain.length - 1]!]!.autoregressive_ms,
-            thresholds: [...thresholds],
-            acceptance: [...rates],
-            acceptanceByPosition: byPosition,
-            names: chain.map((i) => this.names[i]!),
-        });
+        const replay = acceptance ? { acceptance: [...acceptance], acceptanceByPosition: byPosition } : null;
+        const p = predictChain(this.input, chain, thresholds, replay);
+        // Short names in the per-level figures (the input carries file names).
+        p.levels.forEach((l, i) => (l.name = this.names[chain[i]!]!));
+        return p;
     }
 
     /** Best thresholds for a fixed chain (grid 1 … t per level, t shrunk for deep chains to keep it ~5k points). */

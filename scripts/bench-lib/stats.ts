@@ -1,13 +1,9 @@
 // Small statistics for the benchmark: medians and spreads over repetitions. No smoothing, no outlier removal:
 // the spread is reported next to every median so a noisy number shows as noisy.
 
-/** Median of a non-empty list (mean of the two middle values for an even count). */
-export function median(values: readonly number[]): number {
-    if (values.length === 0) throw new Error("median of an empty list");
-    const s = [...values].sort((a, b) => a - b);
-    const m = s.length >> 1;
-    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+import { median } from "../../src/util/stats.js";
+
+export { median };
 
 /** Linear-interpolated quantile q in [0, 1] of a non-empty list. */
 export function quantile(values: readonly number[], q: number): number {

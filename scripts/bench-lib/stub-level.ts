@@ -6,7 +6,7 @@
 // argmaxes, so a pass costs O(rows), not O(rows × vocab).
 
 import type { DistributionRows, LevelModel } from "../../src/engine/level.js";
-import { makeRng } from "../../src/planner/simulate.js";
+import { makeRng } from "../../src/util/rng.js";
 
 export class StubLevel implements LevelModel {
     readonly contextSize = 1 << 20;

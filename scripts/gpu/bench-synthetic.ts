@@ -32,6 +32,7 @@ import { withSyntheticAcceptance } from "../../src/engine/synthetic-acceptance.j
 import { measurePassCosts } from "../../src/calibration/measure.js";
 import { MeasuredPassCost, chooseHierarchy, expectedLatency, type PassCost, type PassCostSample } from "../../src/planner/index.js";
 import { Rng } from "../../src/util/rng.js";
+import { median } from "../../src/util/stats.js";
 
 // ---------------------------------------------------------------------------------------------------- options
 interface Options {
@@ -188,12 +189,6 @@ const VOCABULARY: Vocabulary = { isEndOfGeneration: () => false, tokenPiece: () 
 function labelOf(file: string): string {
   const m = /(\d+(?:\.\d+)?[bBmM])\.gguf$/.exec(file);
   return m ? m[1]!.toUpperCase() : file.replace(/\.gguf$/, "");
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function fmt(x: number | null | undefined, digits = 2): string {

@@ -11,7 +11,7 @@ import { basename, resolve } from "node:path";
 import { scanModelFolder, type RejectedFile } from "../models/scan.js";
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
 import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
-import { defaultThreads, loadModel, nativeBackend } from "../native/index.js";
+import { defaultContextSize, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
 import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
 import { NativeLevel, type EvaluationMode } from "../engine/native-level.js";
 import { HsdDecoder } from "../engine/hsd.js";
@@ -142,7 +142,7 @@ export class Hsd {
       for (const info of infos) {
         const native = await loadModel(info.path, { gpuLayers });
         try {
-          const contextSize = options.contextSize ?? Math.min(native.trainContextSize || 4096, 4096);
+          const contextSize = options.contextSize ?? defaultContextSize(native);
           const context = native.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads, flashAttention });
           loaded.push({ info, native, context, level: new NativeLevel(info.file, context, native.vocabSize, options.evaluation ?? "sync") });
         } catch (error) {

@@ -4,7 +4,7 @@
 
 import type { ModelInfo } from "../gguf/model-info.js";
 import type { Calibration } from "../calibration/calibrate.js";
-import { chooseHierarchy, expectedLatency, MeasuredPassCost, type Plan, type PlannerInput } from "../planner/index.js";
+import { chooseHierarchy, MeasuredPassCost, predictChain, type PassCostSample, type PlannerInput } from "../planner/index.js";
 
 export interface PlannedChain {
   /** Files, smallest first, ending with the target. */
@@ -40,44 +40,69 @@ export interface PlanReport {
   calibration: { device: string; threads: number; greedy: boolean; prompts: number; from_cache: boolean };
 }
 
-export function planFromCalibration(calibration: Calibration, infos: readonly ModelInfo[], maxThreshold: number): PlanReport {
-  const costs = calibration.models.map((m) => new MeasuredPassCost(m.costs, m.file));
-  const coldCosts = calibration.models.map((m) => new MeasuredPassCost(m.coldCosts, `${m.file} (cold)`));
-  const reshapeCosts = calibration.models.map((m) => new MeasuredPassCost(m.reshapeCosts, `${m.file} (shape change)`));
-  const input: PlannerInput = {
-    models: infos.map((info, i) => ({ name: info.file, cost: costs[i]!.cost, coldCost: coldCosts[i]!.cost, reshapeCost: reshapeCosts[i]!.cost, autoregressiveMs: calibration.models[i]!.autoregressiveMs })),
-    acceptance: calibration.acceptance,
+/** One model's measured pass costs, as the calibration (and a PlanReport's candidates) hold them. */
+export interface MeasuredCosts {
+  name: string;
+  costs: PassCostSample[];
+  coldCosts: PassCostSample[];
+  reshapeCosts: PassCostSample[];
+  autoregressiveMs: number;
+}
+
+/** The optimiser's input from measured costs and an acceptance matrix (acceptance[lo][hi], lo < hi). */
+export function plannerInput(models: readonly MeasuredCosts[], acceptance: (number | null)[][], maxThreshold: number): PlannerInput {
+  return {
+    models: models.map((m) => ({
+      name: m.name,
+      cost: new MeasuredPassCost(m.costs, m.name).cost,
+      coldCost: new MeasuredPassCost(m.coldCosts, `${m.name} (cold)`).cost,
+      reshapeCost: new MeasuredPassCost(m.reshapeCosts, `${m.name} (shape change)`).cost,
+      autoregressiveMs: m.autoregressiveMs,
+    })),
+    acceptance: acceptance.map((row) => row.map((v) => v ?? Number.NaN)),
     maxThreshold,
   };
+}
+
+/** The same from a plan report (what `plan --json` prints), e.g. to predict chains the report did not pick. */
+export function plannerInputFromReport(report: PlanReport, maxThreshold: number): PlannerInput {
+  const models = report.candidates.map((c) => ({
+    name: c.file,
+    costs: c.cost_ms,
+    coldCosts: c.cold_cost_ms,
+    reshapeCosts: c.reshape_cost_ms,
+    autoregressiveMs: c.autoregressive_ms,
+  }));
+  return plannerInput(models, report.acceptance, maxThreshold);
+}
+
+export function planFromCalibration(calibration: Calibration, infos: readonly ModelInfo[], maxThreshold: number): PlanReport {
+  const input = plannerInput(
+    calibration.models.map((m, i) => ({ ...m, name: infos[i]!.file })),
+    calibration.acceptance,
+    maxThreshold,
+  );
   const result = chooseHierarchy(input);
-  const describe = (plan: Plan): PlannedChain => {
-    const prediction = expectedLatency({
-      costs: plan.chain.map((i) => costs[i]!.cost),
-      coldCosts: plan.chain.map((i) => coldCosts[i]!.cost),
-      reshapeCosts: plan.chain.map((i) => reshapeCosts[i]!.cost),
-      autoregressiveMs: calibration.models[plan.chain[plan.chain.length - 1]!]!.autoregressiveMs,
-      thresholds: plan.thresholds,
-      acceptance: plan.chain.slice(1).map((hi, j) => calibration.acceptance[plan.chain[j]!]![hi]!),
-    });
+  const describe = (chain: number[], thresholds: number[]): PlannedChain => {
+    const prediction = predictChain(input, chain, thresholds);
     return {
-      chain: plan.names,
-      thresholds: plan.thresholds,
+      chain: chain.map((i) => infos[i]!.file),
+      thresholds,
       predicted_ms_per_token: prediction.msPerToken,
       predicted_speedup_vs_autoregressive: prediction.speedup,
       predicted_tokens_per_target_pass: prediction.tokensPerTargetPass,
     };
   };
-  const target = infos.length - 1;
-  const autoregressive = describe({ chain: [target], names: [infos[target]!.file], thresholds: [], predictedMsPerToken: 0, speedupVsAutoregressive: 1 });
-  const bestSingle = result.bestSingleDraft ? describe(result.bestSingleDraft) : null;
-  const best = describe(result);
+  const autoregressive = describe([infos.length - 1], []);
+  const bestSingle = result.bestSingleDraft ? describe(result.bestSingleDraft.chain, result.bestSingleDraft.thresholds) : null;
+  const best = describe(result.chain, result.thresholds);
   return {
     candidates: infos.map((info, i) => ({
       file: info.file,
       parameters: info.parameterCount,
       file_size: info.fileSize,
       quantisation: info.quantisation,
-      cost_ms_1: costs[i]!.at(1),
+      cost_ms_1: input.models[i]!.cost(1),
       cost_ms: calibration.models[i]!.costs,
       cold_cost_ms: calibration.models[i]!.coldCosts,
       reshape_cost_ms: calibration.models[i]!.reshapeCosts,

@@ -4,6 +4,7 @@
 import { stat } from "node:fs/promises";
 import type { ModelInfo } from "../gguf/model-info.js";
 import type { FlashAttention, NativeModel, SamplingTransform } from "../native/types.js";
+import { defaultContextSize } from "../native/model.js";
 import type { PassCostSample } from "../planner/cost-model.js";
 import { CalibrationCache, cacheKey } from "./cache.js";
 import { measureAcceptance } from "./measure.js";
@@ -95,7 +96,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
   const rounds = options.costRounds ?? 16;
   if (!costs) {
     const lo = 32;
-    const contextLimit = Math.min(...models.map((m) => Math.min(m.native.trainContextSize || 4096, 4096)));
+    const contextLimit = Math.min(...models.map((m) => defaultContextSize(m.native)));
     const hi = Math.min(lo + 160, contextLimit - 2 * maxTokens - 2);
     const times = await measureDecodeCosts(models.map((m) => m.native), {
       maxN: maxTokens,
@@ -132,7 +133,7 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
     fromCache: costsFromCache,
   }));
 
-  const acceptanceKey = cacheKey({ v: 1, files: await Promise.all(models.map((m) => fileIdentity(m.info.path))), transform: options.transform, prompts, continuationTokens, seed });
+  const acceptanceKey = cacheKey({ v: 1, files: identities, transform: options.transform, prompts, continuationTokens, seed });
   let acceptance = options.recalibrate ? null : await cache.get<number[][]>("acceptance", acceptanceKey);
   const acceptanceFromCache = acceptance !== null;
   if (!acceptance) {

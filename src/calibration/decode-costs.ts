@@ -22,13 +22,14 @@
 // Separate contexts are used: touching the engine's own contexts would invalidate NativeLevel's cache record.
 
 import type { EvaluateTarget, FlashAttention, NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
+import { defaultContextSize } from "../native/model.js";
 import type { PassCostSample } from "../planner/cost-model.js";
 import { DistributionRows } from "../engine/level.js";
 import { HsdDecoder } from "../engine/hsd.js";
 import { generate } from "../engine/generate.js";
 import { NativeLevel } from "../engine/native-level.js";
-import { makeRng } from "../planner/simulate.js";
-import { Rng } from "../util/rng.js";
+import { makeRng, Rng, shuffle } from "../util/rng.js";
+import { median, trimmedMean } from "../util/stats.js";
 
 export interface DecodeCostOptions {
     /** Largest n measured (the planner's T_max + 2). */
@@ -67,7 +68,7 @@ export interface DecodeCosts {
     samples: number;
 }
 
-/** The four ways a pass is timed (see the module comment). */
+/** How a pass is timed: four ways per (model, n), and "steady" (the model decoding alone, n = 1; see the module comment). */
 export const PASS_KINDS = ["cold", "hot", "coldReshape", "hotReshape", "steady"] as const;
 export type PassKind = (typeof PASS_KINDS)[number];
 
@@ -78,19 +79,6 @@ export function mergeTimes(into: PassTimes | null, more: PassTimes): PassTimes {
     if (!into) return Object.fromEntries(PASS_KINDS.map((k) => [k, more[k].map((byN) => byN.map((xs) => [...xs]))])) as PassTimes;
     for (const k of PASS_KINDS) more[k].forEach((byN, m) => byN.forEach((xs, n) => into[k][m]![n]!.push(...xs)));
     return into;
-}
-
-function trimmedMean(xs: readonly number[]): number {
-    const s = [...xs].sort((a, b) => a - b);
-    const cut = Math.floor(s.length * 0.2);
-    const kept = s.length - 2 * cut > 0 ? s.slice(cut, s.length - cut) : s;
-    return kept.reduce((a, b) => a + b, 0) / kept.length;
-}
-
-function median(xs: readonly number[]): number {
-    const s = [...xs].sort((a, b) => a - b);
-    const m = s.length >> 1;
-    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function tables(times: number[][][]): CostTables {
@@ -159,7 +147,7 @@ export class DecodeCostProbe {
         const length = hi + 3 * maxN + 3;
         this.text = new Int32Array(length);
         for (let i = 0; i < length; i++) this.text[i] = options.text[i % options.text.length]!;
-        const contextSize = Math.min(...models.map((m) => Math.min(m.trainContextSize || 4096, 4096)));
+        const contextSize = Math.min(...models.map(defaultContextSize));
         if (length > contextSize) throw new Error(`measureDecodeCosts: positions up to ${length} exceed the context size ${contextSize}`);
         this.contexts = models.map((m) => m.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads: options.threads, flashAttention: options.flashAttention }));
         const rows = models.map((m) => new DistributionRows(maxN, m.vocabSize, options.transform.greedy));
@@ -223,11 +211,7 @@ export class DecodeCostProbe {
      * below the same passes inside the engine's chains: the model's weights were then still partly in the caches.
      */
     private others(m: number): void {
-        const order = this.models.map((_, i) => i).filter((i) => i !== m);
-        for (let i = order.length - 1; i > 0; i--) {
-            const j = Math.floor(this.rng() * (i + 1));
-            [order[i], order[j]] = [order[j]!, order[i]!];
-        }
+        const order = shuffle(this.models.map((_, i) => i).filter((i) => i !== m), this.rng);
         for (const o of order) this.pass(o, 1 + Math.floor(this.rng() * Math.min(4, this.options.maxN)));
     }
 
@@ -243,10 +227,7 @@ export class DecodeCostProbe {
         const times = Object.fromEntries(PASS_KINDS.map((kind) => [kind, this.models.map(() => Array.from({ length: maxN + 1 }, () => [] as number[]))])) as PassTimes;
         const ns = calibrationSizes(maxN);
         for (let r = 0; r < rounds; r++) {
-            for (let i = ns.length - 1; i > 0; i--) {
-                const j = Math.floor(this.rng() * (i + 1));
-                [ns[i], ns[j]] = [ns[j]!, ns[i]!];
-            }
+            shuffle(ns, this.rng);
             for (const n of ns) {
                 const otherSize = n === 1 ? 2 : 1;
                 for (let step = 0; step < k; step++) {

@@ -7,6 +7,7 @@ import type { PassCostSample } from "../planner/cost-model.js";
 import { Rng } from "../util/rng.js";
 import { DistributionRows } from "../engine/level.js";
 import { sampleRow } from "../engine/sampling.js";
+import { median } from "../util/stats.js";
 
 export interface CostMeasureOptions {
   maxTokens: number;
@@ -119,10 +120,4 @@ function agreement(lo: DistributionRows, hi: DistributionRows, rows: number, voc
     total += overlap;
   }
   return total;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }

@@ -48,8 +48,6 @@ export interface LevelModel {
    * Returns a Promise when the work runs off the JS thread, nothing when it ran synchronously.
    */
   score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): Promise<void> | void;
-  /** Forget cached state beyond `length` tokens of the last scored sequence (after rollback). */
-  rollback?(length: number): void;
 }
 
 /** Time and work spent by one level; filled by the recursion. */

@@ -61,10 +61,6 @@ export class SyntheticAcceptanceLevel implements LevelModel {
     this.overwriteVerdicts(sequence, length, firstRow, rows, rowOffset);
   }
 
-  rollback(length: number): void {
-    this.inner.rollback?.(length);
-  }
-
   /** Row for token t judges sequence[t + 1]: accept (argmax := that token) with probability a, else any other token. */
   private overwriteVerdicts(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): void {
     for (let t = firstRow; t + 1 < length; t++) {

@@ -3,7 +3,8 @@
 
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
-import { GGML_TYPE_NAMES, GgufFormatError, readGgufHeader, type GgufHeader, type GgufValue } from "./reader.js";
+import { GGML_TYPE_NAMES, readGgufHeader, type GgufHeader, type GgufValue } from "./reader.js";
+import { GgufFormatError } from "../errors.js";
 
 export interface ModelInfo {
   path: string;

@@ -6,7 +6,6 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { GgufFormatError } from "../errors.js";
 
-export { GgufFormatError };
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 

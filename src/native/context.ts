@@ -13,7 +13,6 @@ export class LlamaContext implements NativeContext {
   readonly model: LlamaModel;
   /** @internal */
   readonly handle: RawContextHandle;
-  private transform: SamplingTransform = GREEDY;
 
   /** @internal use model.createContext() */
   constructor(handle: RawContextHandle, model: LlamaModel) {
@@ -33,14 +32,8 @@ export class LlamaContext implements NativeContext {
     return this.handle.isDisposed();
   }
 
-  /** The transform in effect (a copy). */
-  get sampling(): SamplingTransform {
-    return { ...this.transform };
-  }
-
   setSampling(transform: SamplingTransform): void {
     this.handle.setSampling(transform);
-    this.transform = { ...transform };
   }
 
   /**

@@ -123,11 +123,6 @@ export function loadNative(): LoadedNative {
   return loaded;
 }
 
-/** llama.cpp's system info line (CPU features, backends). */
-export function nativeSystemInfo(): string {
-  return loadNative().addon.systemInfo();
-}
-
 /** The ggml devices (CPU, GPUs) the loaded backends expose. */
 export function nativeDevices(): NativeDevice[] {
   return loadNative().addon.devices();

@@ -8,6 +8,11 @@ function checkInt(name: string, v: unknown, min: number): number {
   return v;
 }
 
+/** The context size hsd uses by default: the model's training context, capped at 4096 (memory). */
+export function defaultContextSize(model: Pick<NativeModel, "trainContextSize">): number {
+  return Math.min(model.trainContextSize || 4096, 4096);
+}
+
 export class LlamaModel implements NativeModel {
   readonly path: string;
   readonly vocabSize: number;

@@ -41,6 +41,7 @@ export {
     type SearchOptions,
     type ChooseOptions,
     chooseHierarchy,
+    predictChain,
     dynamicProgramme,
     exhaustiveSearch,
     countChains,
@@ -50,8 +51,8 @@ export {
     type SimulationResult,
     type SimulatedLevel,
     simulate,
-    makeRng,
 } from "./simulate.js";
+export { makeRng } from "../util/rng.js";
 
 /** JSON form of a `PlannerInput`: each model's pass cost as calibration samples. */
 export interface PlannerSpec {

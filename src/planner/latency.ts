@@ -176,8 +176,6 @@ export interface LevelState {
     first: FirstPass[];
     /** Expected ms of one call, less the first passes of the first-round chain (one per model 0 … level). */
     internal: number;
-    /** Expected ms of one call when every incoming catch-up is 1 (internal + Σ_m h_m(1)). */
-    cost: number;
     /** Expected passes of this level's model per call (T_0 for level 0, E[R_i] above). */
     passes: number;
     /**
@@ -245,9 +243,13 @@ export function baseLevel(table: CostTable, threshold: number, mode: CatchUpMode
     law[threshold] = 1;
     const first = new FirstPass(cold ?? table, null, threshold);
     const internal = (threshold - 1) * table.at(1);
-    return { level: 0, mode, law, tail: [null], first: [first], internal, cost: internal + first.at(1), passes: threshold, nonFinal: [] };
+    return { level: 0, mode, law, tail: [null], first: [first], internal, passes: threshold, nonFinal: [] };
 }
 
+/**
+ * Step law of a round: P(A = k) = s_k (1 - a_k) P(N > k) + s_k P(N = k), k = 0 … max N (s, r from `survival`).
+ * a = 0 and a = 1 need no special case (0^0 = 1).
+ */
 function stepFrom(law: Float64Array, s: Float64Array, r: Float64Array): StepLaw {
     const maxN = law.length - 1;
     const q = new Float64Array(maxN + 2);
@@ -262,14 +264,6 @@ function stepFrom(law: Float64Array, s: Float64Array, r: Float64Array): StepLaw 
     return { q, mean, meanAccepted: mean - 1 };
 }
 
-/**
- * Step law of a round: P(A = k) = s_k (1 - a_k) P(N > k) + s_k P(N = k), k = 0 … max N.
- * a = 0 and a = 1 need no special case (0^0 = 1).
- */
-export function stepLaw(law: Float64Array, acc: Acceptance): StepLaw {
-    const { s, r } = survival(acc, law.length - 1);
-    return stepFrom(law, s, r);
-}
 
 /**
  * One round of a verifier over `below`'s block: the step law and the joint law of (S, D'_m) for every model m
@@ -327,11 +321,6 @@ export function roundLaw(below: LevelState, acc: Acceptance, joint = true): Roun
         extra.push(data ? { width, stride, data } : null);
     }
     return { below, step, extra, deficit };
-}
-
-/** E[c(N + 1)]: expected cost of a verification pass over a block ~ `law` with one catch-up token. */
-export function expectedPassCost(law: Float64Array, table: CostTable): number {
-    return new FirstPass(table, law).at(1);
 }
 
 /** Mean of a law over block lengths. */
@@ -407,10 +396,7 @@ export function raiseLevel(round: RoundLaw, first: FirstPass, threshold: number)
         tail.push({ width: x.width, stride: L, data: out });
     }
     tail.push(null); // the new level itself: its own pass leaves D = 1
-    const firsts = [...below.first, first];
-    let cost = internal;
-    for (const h of firsts) cost += h.at(1);
-    return { level: below.level + 1, mode: below.mode, law, tail, first: firsts, internal, cost, passes: rounds, nonFinal };
+    return { level: below.level + 1, mode: below.mode, law, tail, first: [...below.first, first], internal, passes: rounds, nonFinal };
 }
 
 /** One level up in a single call: round law, own first pass, DP. */
@@ -558,14 +544,9 @@ function tablesFor(spec: ChainSpec): { tables: CostTable[]; names: string[]; rat
     return { tables: spec.costs.map((c, i) => new CostTable(c, names[i]!)), names, rates };
 }
 
-/**
- * Exact expected latency per token of a chain, with per-level predictions.
- * `tables` may be passed to reuse memoised cost tables (one per level).
- */
-export function expectedLatency(spec: ChainSpec, tables?: CostTable[]): LatencyPrediction {
-    const checked = tablesFor(spec);
-    const tbl = tables ?? checked.tables;
-    const { names, rates } = checked;
+/** Exact expected latency per token of a chain, with per-level predictions. */
+export function expectedLatency(spec: ChainSpec): LatencyPrediction {
+    const { tables: tbl, names, rates } = tablesFor(spec);
     const mode = spec.catchUp ?? "engine";
     const K = spec.costs.length - 1;
     const cold =

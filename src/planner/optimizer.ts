@@ -32,9 +32,12 @@
 
 import { CostTable, type PassCost } from "./cost-model.js";
 import {
+    type ChainSpec,
+    type LatencyPrediction,
     type LevelState,
     FirstPass,
     baseLevel,
+    expectedLatency,
     raiseLevel,
     roundLaw,
     topLatency,
@@ -349,19 +352,42 @@ export function dynamicProgramme(input: PlannerInput, options: SearchOptions = {
 
 /**
  * Pick the hierarchy: exhaustive search when the grid is small (`exhaustiveLimit` chains), else the DP.
- * Never returns a plan predicted slower than no draft or the best single draft (both are always scored; the
- * result is the best of the search's pick and those two).
+ * Never returns a plan predicted slower than no draft or the best single draft: both searches start from no draft
+ * and score every single draft (model, T) exactly before anything deeper.
  */
 export function chooseHierarchy(input: PlannerInput, options: ChooseOptions = {}): SearchResult {
     const method = options.method ?? "auto";
     const limit = options.exhaustiveLimit ?? 10_000;
     const useExhaustive = method === "exhaustive" || (method === "auto" && countChains(input) <= limit);
-    const result = useExhaustive ? exhaustiveSearch(input) : dynamicProgramme(input, options);
-    const p = prepare(input);
-    let pick: Plan = result;
-    for (const g of [autoregressive(p), result.bestSingleDraft]) {
-        if (g && better(g.predictedMsPerToken, pick.predictedMsPerToken)) pick = g;
-    }
-    if (pick !== result) return { ...result, ...pick };
-    return result;
+    return useExhaustive ? exhaustiveSearch(input) : dynamicProgramme(input, options);
+}
+
+/**
+ * The exact prediction, level by level, for one chain of a planner input (candidate indices, smallest first,
+ * ending at the target): the same costs, acceptance and rules the searches score with. `acceptance` /
+ * `acceptanceByPosition` replace the input's rates (one per adjacent pair), to replay measured acceptance.
+ */
+export function predictChain(
+    input: PlannerInput,
+    chain: readonly number[],
+    thresholds: readonly number[],
+    replay: Pick<ChainSpec, "acceptance" | "acceptanceByPosition"> | null = null,
+): LatencyPrediction {
+    const models = chain.map((i) => {
+        const m = input.models[i];
+        if (!m) throw new Error(`predictChain: no candidate ${i} (there are ${input.models.length})`);
+        return m;
+    });
+    const spec: ChainSpec = {
+        costs: models.map((m) => m.cost),
+        coldCosts: models.map((m) => m.coldCost ?? m.cost),
+        thresholds: [...thresholds],
+        acceptance: replay?.acceptance ?? chain.slice(1).map((hi, j) => input.acceptance[chain[j]!]![hi]!),
+        names: models.map((m) => m.name),
+    };
+    if (replay?.acceptanceByPosition) spec.acceptanceByPosition = replay.acceptanceByPosition;
+    if (models.some((m) => m.reshapeCost)) spec.reshapeCosts = models.map((m) => m.reshapeCost ?? (() => 0));
+    const ar = models[models.length - 1]!.autoregressiveMs;
+    if (ar !== undefined) spec.autoregressiveMs = ar;
+    return expectedLatency(spec);
 }

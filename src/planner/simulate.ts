@@ -18,13 +18,9 @@
  */
 
 import { CostTable, type PassCost } from "./cost-model.js";
-import { Rng } from "../util/rng.js";
+import { CATCH_UP_TOKENS } from "./latency.js";
+import { makeRng } from "../util/rng.js";
 
-/** Uniform floats in [0, 1) from the project's seeded PRNG (xoshiro128**, src/util/rng.ts). */
-export function makeRng(seed: number): () => number {
-    const rng = new Rng(seed);
-    return () => rng.next();
-}
 
 export interface SimulationInput {
     /** c_0 … c_K, the last is the target. */
@@ -160,7 +156,7 @@ export function simulate(input: SimulationInput): SimulationResult {
     /** Accepted count of a block of n drafts; then S keeps `from + k` tokens plus one fresh token. */
     const verify = (level: number, from: number, n: number): number => {
         const u = catchUp(level, from);
-        pass(level, (cacheMode ? u : 1) + n);
+        pass(level, (cacheMode ? u : CATCH_UP_TOKENS) + n);
         feedDrafts(level, from, n);
         const byPos = input.acceptanceByPosition?.[level - 1];
         const a = acc[level - 1]!;
@@ -179,7 +175,7 @@ export function simulate(input: SimulationInput): SimulationResult {
         stats[i]!.calls++;
         if (i === 0) {
             const u = catchUp(0, ctxLen);
-            pass(0, cacheMode ? u : 1);
+            pass(0, cacheMode ? u : CATCH_UP_TOKENS);
             S.length = ctxLen;
             S.push(nextId++);
             for (let t = 1; t < T[0]!; t++) {
@@ -207,7 +203,7 @@ export function simulate(input: SimulationInput): SimulationResult {
         const from = S.length;
         if (K === 0) {
             const u = catchUp(0, from);
-            pass(0, cacheMode ? u : 1);
+            pass(0, cacheMode ? u : CATCH_UP_TOKENS);
             S.push(nextId++);
             generated++;
         } else {

@@ -44,3 +44,18 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+/** Uniform floats in [0, 1) from `Rng` as a plain function (the simulator's and the calibration's shuffles). */
+export function makeRng(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
+}
+
+/** Fisher–Yates shuffle in place; returns `items`. */
+export function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
