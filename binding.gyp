@@ -9,8 +9,7 @@
         "native/logging.cc",
         "native/model.cc",
         "native/context.cc",
-        "native/sampling_transform.cc",
-        "native/sha256.cc"
+        "native/sampling_transform.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -6,7 +6,6 @@
 //   devices() -> [{name, description, type, memoryFree, memoryTotal}]
 //   systemInfo() -> string            llama_print_system_info()
 //   loadModel(path, options) -> Promise<NativeModelHandle>
-//   sha256Hex(Uint8Array) -> string   the hash behind vocabFingerprint (exposed so tests can check it)
 #include <napi.h>
 
 #include <string>
@@ -17,7 +16,6 @@
 #include "llama.h"
 #include "logging.h"
 #include "model.h"
-#include "sha256.h"
 
 namespace hsd {
 namespace {
@@ -79,15 +77,6 @@ Napi::Value LoadBackends(const Napi::CallbackInfo& info) {
 
 Napi::Value SystemInfo(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), llama_print_system_info()); }
 
-Napi::Value Sha256Hex(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw Napi::TypeError::New(info.Env(), "sha256Hex(bytes): bytes must be a Uint8Array");
-  Napi::Uint8Array a = info[0].As<Napi::Uint8Array>();
-  Sha256 h;
-  h.update(a.Data(), a.ElementLength());
-  return Napi::String::New(info.Env(), h.hexDigest());
-}
-
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -101,7 +90,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("loadModel", Napi::Function::New(env, AddonModel::Load, "loadModel"));
-  exports.Set("sha256Hex", Napi::Function::New(env, Sha256Hex, "sha256Hex"));
   return exports;
 }
 

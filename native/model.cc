@@ -11,7 +11,6 @@
 #include "context.h"
 #include "gguf.h"
 #include "logging.h"
-#include "sha256.h"
 
 namespace hsd {
 
@@ -64,32 +63,6 @@ std::string checkGgufFile(const std::string& path) {
     return "model file " + q + " is truncated: it has " + std::to_string(size) + " bytes but its GGUF header describes " +
            std::to_string(need);
   return "";
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Vocabulary fingerprint.
-
-std::string computeVocabFingerprint(const llama_vocab* vocab) {
-  Sha256 h;
-  const char tag[] = "hsd-vocab-v1";
-  h.updateString(tag, sizeof(tag) - 1);
-  h.updateI32(static_cast<int32_t>(llama_vocab_type(vocab)));
-  const int32_t n = llama_vocab_n_tokens(vocab);
-  h.updateI32(n);
-  for (int32_t t = 0; t < n; t++) {
-    const char* text = llama_vocab_get_text(vocab, t);
-    h.updateString(text ? text : "", text ? std::strlen(text) : 0);
-    h.updateI32(static_cast<int32_t>(llama_vocab_get_attr(vocab, t)));  // type/attribute; the score is left out
-  }
-  const llama_token specials[] = {
-      llama_vocab_bos(vocab),     llama_vocab_eos(vocab),     llama_vocab_eot(vocab),     llama_vocab_sep(vocab),
-      llama_vocab_nl(vocab),      llama_vocab_pad(vocab),     llama_vocab_mask(vocab),    llama_vocab_fim_pre(vocab),
-      llama_vocab_fim_suf(vocab), llama_vocab_fim_mid(vocab), llama_vocab_fim_pad(vocab), llama_vocab_fim_rep(vocab),
-      llama_vocab_fim_sep(vocab)};
-  for (llama_token s : specials) h.updateI32(s);
-  h.updateI32(llama_vocab_get_add_bos(vocab));
-  h.updateI32(llama_vocab_get_add_eos(vocab));
-  return h.hexDigest();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -200,7 +173,6 @@ Napi::Function AddonModel::DefineClass(Napi::Env env) {
           InstanceMethod("detokenize", &AddonModel::Detokenize),
           InstanceMethod("tokenPiece", &AddonModel::TokenPiece),
           InstanceMethod("isEndOfGeneration", &AddonModel::IsEndOfGeneration),
-          InstanceMethod("vocabFingerprint", &AddonModel::VocabFingerprint),
           InstanceMethod("createContext", &AddonModel::CreateContext),
           InstanceMethod("dispose", &AddonModel::Dispose),
           InstanceMethod("isDisposed", &AddonModel::IsDisposed),
@@ -365,12 +337,6 @@ Napi::Value AddonModel::TokenPiece(const Napi::CallbackInfo& info) {
 Napi::Value AddonModel::IsEndOfGeneration(const Napi::CallbackInfo& info) {
   ModelHandle& h = live(info.Env());
   return Napi::Boolean::New(info.Env(), llama_vocab_is_eog(h.vocab, tokenArg(info, 0, h.nVocab)));
-}
-
-Napi::Value AddonModel::VocabFingerprint(const Napi::CallbackInfo& info) {
-  ModelHandle& h = live(info.Env());
-  if (h.fingerprint.empty()) h.fingerprint = computeVocabFingerprint(h.vocab);
-  return Napi::String::New(info.Env(), h.fingerprint);
 }
 
 Napi::Value AddonModel::CreateContext(const Napi::CallbackInfo& info) {

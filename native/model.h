@@ -21,7 +21,6 @@ struct ModelHandle {
   std::string path;
   bool vocabOnly = false;
   int32_t nVocab = 0;
-  std::string fingerprint;                      // computed on first use
   std::unordered_set<AddonContext*> contexts;   // live (not disposed) contexts, for dispose()
   ~ModelHandle();
 };
@@ -45,7 +44,6 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   Napi::Value Detokenize(const Napi::CallbackInfo& info);
   Napi::Value TokenPiece(const Napi::CallbackInfo& info);
   Napi::Value IsEndOfGeneration(const Napi::CallbackInfo& info);
-  Napi::Value VocabFingerprint(const Napi::CallbackInfo& info);
   Napi::Value CreateContext(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);
@@ -59,6 +57,5 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 std::string checkGgufFile(const std::string& path);
 
 // SHA-256 over "hsd-vocab-v1", vocab type, token count, every token's text and attribute, and the special ids.
-std::string computeVocabFingerprint(const llama_vocab* vocab);
 
 }  // namespace hsd

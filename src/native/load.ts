@@ -58,7 +58,6 @@ export interface RawModelHandle {
   detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
   tokenPiece(token: number): Uint8Array;
   isEndOfGeneration(token: number): boolean;
-  vocabFingerprint(): string;
   createContext(options: { contextSize: number; batchSize: number; threads: number; flashAttention: number }): RawContextHandle;
   dispose(): void;
   isDisposed(): boolean;
@@ -79,7 +78,6 @@ export interface RawAddon {
   devices(): NativeDevice[];
   systemInfo(): string;
   loadModel(path: string, options: { gpuLayers?: number; vocabOnly?: boolean }): Promise<RawModelHandle>;
-  sha256Hex(bytes: Uint8Array): string;
 }
 
 export interface LoadedNative {

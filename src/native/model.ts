@@ -72,11 +72,6 @@ export class LlamaModel implements NativeModel {
     return this.handle.isEndOfGeneration(token);
   }
 
-  /** SHA-256 hex over the vocabulary (see native/model.cc computeVocabFingerprint); cached. */
-  vocabFingerprint(): string {
-    return this.handle.vocabFingerprint();
-  }
-
   createContext(options: ContextOptions): LlamaContext {
     if (typeof options !== "object" || options === null) throw new TypeError("createContext(options): options must be an object");
     const contextSize = checkInt("contextSize", options.contextSize, 1);

@@ -25,7 +25,7 @@ export interface SamplingTransform {
 export interface ModelLoadOptions {
   /** Layers to offload to the GPU (0 = CPU only; a large number = all). */
   gpuLayers?: number;
-  /** Load the vocabulary only (no weights): for scanning folders and fingerprints. */
+  /** Load the vocabulary only (no weights): tokenizer work without the weights' memory. */
   vocabOnly?: boolean;
 }
 
@@ -62,8 +62,6 @@ export interface NativeModel {
   tokenPiece(token: number): Uint8Array;
   /** End of generation (EOS, EOT, …) per llama_vocab_is_eog. */
   isEndOfGeneration(token: number): boolean;
-  /** Hex digest over every token's text, score-free type/attribute, and the special token ids. */
-  vocabFingerprint(): string;
   createContext(options: ContextOptions): NativeContext;
   dispose(): void;
 }
