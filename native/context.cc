@@ -16,10 +16,18 @@ ContextHandle::~ContextHandle() {
 // ---------------------------------------------------------------------------------------------------------------
 // The evaluation itself (any thread).
 
+// Drops the KV cache from position p on. Appending (p == h.position) skips llama_memory_seq_rm, which scans every
+// cell of the cache even when there is nothing to remove. Returns an error message, empty on success.
+std::string truncateTo(ContextHandle& h, int32_t p) {
+  if (p >= h.position) return "";
+  if (!llama_memory_seq_rm(llama_get_memory(h.ctx), 0, p, -1))
+    return "cannot truncate the KV cache to " + std::to_string(p) + " (llama_memory_seq_rm refused: this model's memory cannot roll back)";
+  h.position = p;
+  return "";
+}
+
 std::string runEvaluate(ContextHandle& h, const EvalRequest& r) {
-  llama_memory_t mem = llama_get_memory(h.ctx);
-  if (!llama_memory_seq_rm(mem, 0, r.position, -1))
-    return "cannot truncate the KV cache to " + std::to_string(r.position) + " (llama_memory_seq_rm refused: this model's memory cannot roll back)";
+  if (std::string why = truncateTo(h, r.position); !why.empty()) return why;
   h.position = r.position;
 
   llama_batch& b = h.batch;
@@ -35,7 +43,7 @@ std::string runEvaluate(ContextHandle& h, const EvalRequest& r) {
   const int32_t rc = llama_decode(h.ctx, b);
   if (rc != 0) {
     std::string why = takeThreadErrors();
-    llama_memory_seq_rm(mem, 0, r.position, -1);
+    llama_memory_seq_rm(llama_get_memory(h.ctx), 0, r.position, -1);
     if (rc == 2 && h.abort) return "aborted";
     return "llama_decode failed with code " + std::to_string(rc) + (why.empty() ? "" : ": " + why);
   }
@@ -332,10 +340,7 @@ Napi::Value AddonContext::Truncate(const Napi::CallbackInfo& info) {
   ContextHandle& h = live(env);
   if (pending_ != nullptr) throw Napi::Error::New(env, "cannot truncate while an evaluate() is in flight on this context");
   const int32_t p = intArg(info, 0, "position", 0, INT32_MAX);
-  if (p >= h.position) return env.Undefined();
-  if (!llama_memory_seq_rm(llama_get_memory(h.ctx), 0, p, -1))
-    throw Napi::Error::New(env, "cannot truncate the KV cache (llama_memory_seq_rm refused: this model's memory cannot roll back)");
-  h.position = p;
+  if (std::string why = truncateTo(h, p); !why.empty()) throw Napi::Error::New(env, why);
   return env.Undefined();
 }
 
