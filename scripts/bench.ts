@@ -9,7 +9,7 @@
  * Writes bench-out/bench.json, bench-out/bench.md (also printed) and bench-out/bench.svg.
  *
  * Pieces: scripts/bench-lib/ (options, prompts, methods, runner, llama-baseline, analyse, report, svg, and the
- * hook of the planned --synthetic-acceptance GPU mode). Micro-benchmarks of the hot paths: scripts/bench-micro.ts.
+ * --synthetic-acceptance hook, which points at scripts/gpu/bench-synthetic.ts). Micro-benchmarks of the hot paths: scripts/bench-micro.ts.
  */
 
 import { mkdir, writeFile } from "node:fs/promises";
@@ -59,6 +59,7 @@ const decodeCosts: Record<string, unknown> = {};
 const costsByMode: Record<string, CostComparison[]> = {};
 let names: string[] = infos.map((m) => m.file);
 let costMs1: number[] = [];
+let costMode = "";
 
 async function runOne(method: BenchMethod, prompt: number, mode: SamplingMode, seed: number, maxTokens: number, record: boolean) {
     if (method.kind === "node-llama-cpp") return runLlama(baseline!, method, paths, promptTokens[prompt]!, mode, seed, maxTokens);
@@ -68,7 +69,7 @@ async function runOne(method: BenchMethod, prompt: number, mode: SamplingMode, s
 
 try {
     for (const mode of options.sampling) {
-        log(`[${mode}] calibrating (pass costs n = 1 … ${options.maxThreshold + 2}, acceptance on the calibration prompts) …`);
+        log(`[${mode}] calibrating (pass costs for n up to ${options.maxThreshold + 2}, acceptance on the calibration prompts) …`);
         const calibration = await hsd.calibrate({ sampling: samplingSettings(mode), maxThreshold: options.maxThreshold, recalibrate: options.recalibrate });
         const plan = planFromCalibration(calibration, infos, options.maxThreshold);
         // Prediction (3)'s acceptance: calibrated on the benchmark's own prompts, continuations as long as the runs.
@@ -85,6 +86,7 @@ try {
         const model = new CalibratedModel(plan);
         names = model.names;
         costMs1 = model.costs.map((c) => c.at(1));
+        costMode = mode;
         const methods = buildMethods(model, { maxThreshold: options.maxThreshold, others: options.others, llama: baseline !== null });
         methodsByMode[mode] = methods;
 
@@ -178,6 +180,7 @@ const context: ReportContext = {
     device: hsd.device,
     threads: options.threads,
     models: infos.map((m, i) => ({ file: m.file, parameters: m.parameterCount, costMs1: costMs1[i] ?? Number.NaN })),
+    costMode,
     prompts: prompts.length,
     maxTokens: options.maxTokens,
     repetitions: options.repetitions,

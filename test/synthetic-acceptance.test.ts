@@ -74,15 +74,18 @@ describe("synthetic acceptance (benchmark wrapper)", function () {
     const seq = Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
     const plain = new DistributionRows(8, VOCAB, true);
     inner!.score(seq, 8, 3, plain, 0); // rows for t = 3 … 7
+    let accepted = 0;
     for (let trial = 0; trial < 50; trial++) {
       const rows = new DistributionRows(8, VOCAB, true);
       level.score(seq, 8, 3, rows, 2);
-      for (let r = 0; r < 4; r++) expect(rows.argmax[2 + r]).to.be.within(0, VOCAB - 1); // judged rows: any token
+      // Judged rows: row for t accepts seq[t + 1] (argmax := it) at rate 0.5, else names another token.
+      for (let r = 0; r < 4; r++) if (rows.argmax[2 + r] === seq[3 + r + 1]) accepted++;
       expect(rows.argmax[2 + 4], "bonus row").to.equal(plain.argmax[4]);
       const one = new DistributionRows(1, VOCAB, true);
       level.score(seq, 6, 5, one, 0); // a drafting pass: one row, t = length - 1
       expect(one.argmax[0], "drafting row").to.equal(plain.argmax[2]);
     }
+    expect(accepted, "rows holding the drafted token = the level's accept count").to.equal(level.acceptedRows);
     // Judged rows either hold the drafted token (accept) or another one (reject), about half each.
     expect(level.judgedRows).to.equal(200);
     expect(level.acceptedRows).to.be.within(70, 130);

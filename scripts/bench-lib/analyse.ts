@@ -59,7 +59,8 @@ export interface MethodResult {
     predictionError: number | null;
     /**
      * The latency model with its measured inputs: the formula on pass costs measured in the decoding pattern
-     * (costs.ts) plus the engine's own time per token (overhead.ts), calibrated acceptance.
+     * (src/calibration/decode-costs.ts, measured between the runs) plus the engine's own time per token
+     * (overhead.ts), calibrated acceptance: the report's prediction (2).
      */
     modelledMsPerToken: number | null;
     modelledError: number | null;
@@ -71,7 +72,7 @@ export interface MethodResult {
      */
     workloadMsPerToken: number | null;
     workloadError: number | null;
-    /** The modelled prediction replayed with this run's measured acceptance (scalar per level; by position). */
+    /** Prediction (2) replayed with this run's measured acceptance (scalar per level; by position). */
     replay: { measuredAcceptance: number; measuredAcceptanceByPosition: number } | null;
     /** Σ score() ms / tokens, and the formula's model time (decoding-pattern costs) under the measured acceptance. */
     modelMsPerToken: { measured: number; replayed: number } | null;
@@ -331,8 +332,7 @@ export function analyse(model: CalibratedModel, methods: readonly BenchMethod[],
         results.push(result);
     }
     const arResult = results.find((r) => r.roles.includes("autoregressive"));
-    const singles = results.filter((r) => r.roles.includes("single"));
-    const bestSingle = singles.length === 0 ? null : singles.reduce((a, b) => (b.decodeMsPerToken.median < a.decodeMsPerToken.median ? b : a));
+    const bestSingle = bestSingleOf(results);
     for (const r of results) {
         if (arResult) r.speedupVsAutoregressive = arResult.decodeMsPerToken.median / r.decodeMsPerToken.median;
         if (bestSingle) r.speedupVsBestSingle = bestSingle.decodeMsPerToken.median / r.decodeMsPerToken.median;

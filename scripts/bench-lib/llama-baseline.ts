@@ -2,7 +2,8 @@
 // speculation inside LlamaContextSequence.evaluate) with the planner's best single draft and its threshold.
 //
 // Settings, and why:
-//  - getLlama({gpu: false, build: "never"}): the prebuilt CPU binaries that ship with the package, never a build.
+//  - getLlama({gpu: false, build: "never"}) (gpu "auto" with --gpu-layers): the prebuilt binaries that ship with
+//    the package, never a build.
 //  - threads: the same per-model count as hsd (1 by default), for the target and the draft context alike.
 //  - minTokens = maxTokens = T: with minTokens 0 the predictor may return no draft at all and the target then
 //    never verifies anything; T from the planner makes it classic single-draft speculation at our best T.

@@ -32,7 +32,7 @@ export interface BenchMethod {
     predicted: LatencyPrediction | null;
     /** Calibrated acceptance of each adjacent pair of the chain (a[chain[j]][chain[j+1]]). */
     calibratedAcceptance: number[];
-    /** The formula with pass costs measured in the decoding pattern (costs.ts); filled by the benchmark. */
+    /** The formula with pass costs measured in the decoding pattern (src/calibration/decode-costs.ts) between the runs; filled by the benchmark. */
     predictedDecode?: LatencyPrediction | null;
     /** The same with acceptance calibrated on the benchmark's prompts; filled by the benchmark. */
     predictedWorkload?: LatencyPrediction | null;

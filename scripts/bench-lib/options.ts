@@ -71,7 +71,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         .option("--out <folder>", "where bench.json, bench.md and bench.svg go", "bench-out")
         .option("--use-cache", "take the planner's calibration from the cache when present (default: calibrate afresh, so that the planner's prediction sees the machine as the runs do)", false)
         .option("--seed <n>", "base seed of the sampler (temperature 1)", positiveInt("--seed", 2 ** 31 - 1), 1)
-        .option("--synthetic-acceptance <rates>", "planned GPU mode: random-weight models with real passes, verdicts drawn from these rates (not built yet)")
+        .option("--synthetic-acceptance <rates>", "GPU mode with verdicts drawn at these rates: not wired here, run scripts/gpu/bench-synthetic.ts")
         .allowExcessArguments(false);
     program.parse([...argv], { from: "user" });
     const o = program.opts();

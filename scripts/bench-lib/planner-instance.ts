@@ -1,6 +1,6 @@
-// A synthetic, seeded planner instance for the micro-benchmarks: step-shaped pass costs like the GPU figures in
-// hsd-notes §5 (a one-token pass, then a plateau) and made-up acceptance rates. It measures the planner's own
-// speed, not any model.
+// A synthetic, seeded planner instance for the micro-benchmarks: step-shaped pass costs like the measured GPU
+// costs in docs/gpu/README.md (a one-token pass, then a plateau) and made-up acceptance rates. It measures the
+// planner's own speed, not any model.
 
 import { makeRng, passCostFromSamples, type PlannerInput } from "../../src/planner/index.js";
 

@@ -13,6 +13,8 @@ export interface ReportContext {
     device: string;
     threads: number;
     models: { file: string; parameters: number; costMs1: number }[];
+    /** The mode whose calibration gave `costMs1` (the last one run). */
+    costMode?: string;
     prompts: number;
     maxTokens: number;
     repetitions: number;
@@ -45,7 +47,7 @@ function mainTable(results: readonly MethodResult[]): string[] {
     return lines;
 }
 
-function acceptanceTable(results: readonly MethodResult[], names: string[]): string[] {
+function acceptanceTable(results: readonly MethodResult[]): string[] {
     const lines = ["| method | level: measured / calibrated acceptance (drafts judged) | measured by position (first positions) | greedy output = autoregressive |", "|---|---|---|---|"];
     for (const r of results) {
         if (r.kind === "node-llama-cpp") {
@@ -66,13 +68,12 @@ function acceptanceTable(results: readonly MethodResult[], names: string[]): str
             .join("; ");
         lines.push(`| ${r.label} | ${acc} | ${pos} | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`);
     }
-    void names;
     return lines;
 }
 
 function diagnosticsTable(results: readonly MethodResult[]): string[] {
     const lines = [
-        "| method | measured (median) | measured (pooled) | modelled (calibrated a) | modelled (measured a) | modelled (measured a by position) | costs from the other methods' runs, calibrated a (error vs pooled) | this method's in-run costs, measured a by position (error vs pooled) | model time: measured / formula (measured a by position) | engine time: in runs / without models | tokens per target pass: measured / formula (measured a by position) | tokens per pass by level, measured / predicted (calibrated a) |",
+        "| method | measured (median) | measured (pooled) | prediction (2) (calibrated a) | (2) with measured a | (2) with measured a by position | costs from the other methods' runs, calibrated a (error vs pooled) | this method's in-run costs, measured a by position (error vs pooled) | model time: measured / formula (measured a by position) | engine time: in runs / without models | tokens per target pass: measured / formula (measured a by position) | tokens per pass by level, measured / predicted (calibrated a) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ];
     for (const r of results) {
@@ -103,7 +104,7 @@ export function markdownReport(ctx: ReportContext, byMode: Record<string, Method
             `${ctx.prompts} prompts × ${ctx.repetitions} repetitions, up to ${ctx.maxTokens} tokens per run, methods interleaved.`,
         "",
     );
-    out.push("Models: " + ctx.models.map((m, i) => `${ctx.names[i]} = ${m.file} (${(m.parameters / 1e6).toFixed(2)}M params, c(1) = ${m.costMs1.toFixed(3)} ms)`).join("; ") + ".", "");
+    out.push("Models: " + ctx.models.map((m, i) => `${ctx.names[i]} = ${m.file} (${(m.parameters / 1e6).toFixed(2)}M params, c(1) = ${m.costMs1.toFixed(3)} ms)`).join("; ") + `.${ctx.costMode ? ` (c(1): a hot one-token pass, from the ${ctx.costMode} calibration; each mode's own costs are in its pass-cost table.)` : ""}`, "");
     out.push(
         "ms/token is decoding only (first chunk of tokens to the last), median over repetitions of Σ time / Σ tokens over the prompts; " +
             "min–max is over repetitions. Three predictions, all the latency formula (src/planner) on calibrated inputs, none fitted to the runs: " +
@@ -119,7 +120,7 @@ export function markdownReport(ctx: ReportContext, byMode: Record<string, Method
         out.push(`## ${mode === "greedy" ? "Greedy" : "Temperature 1"}`, "");
         if (cal) out.push(`Calibration ${cal.fromCache ? "from the cache" : "measured in this run"}.`, "");
         out.push(...mainTable(results), "");
-        out.push("Acceptance per level", "", ...acceptanceTable(results, ctx.names), "");
+        out.push("Acceptance per level", "", ...acceptanceTable(results), "");
         out.push("Diagnostics (ms per token; see BENCHMARKS.md for how to read them)", "", ...diagnosticsTable(results), "");
         const c = costs[mode];
         if (c && c.length > 0) out.push("Pass costs c(n) in ms, by source (cold: the pass follows another model's)", "", ...costTable(c), "");

@@ -65,7 +65,7 @@ export function plotSvg(title: string, byMode: Record<string, MethodResult[]>): 
         `<rect width="100%" height="100%" fill="white"/>`,
         `<text x="${left}" y="20" font-size="14" font-weight="bold">${esc(title)}</text>`,
         `<text x="${left}" y="${height - 26}" font-size="11">ms per token. Bar: median; whisker: min–max over repetitions; diamond: prediction (1), calibrated before the runs;</text>`,
-        `<text x="${left}" y="${height - 12}" font-size="11">dot: prediction (3), pass costs calibrated between the runs and acceptance on the benchmark's prompts.</text>`,
+        `<text x="${left}" y="${height - 12}" font-size="11">dot: prediction (3), pass costs calibrated between the runs and acceptance on the benchmark's prompts ((2) where (3) is missing).</text>`,
         ...parts,
         `</svg>`,
     ].join("\n");
