@@ -106,8 +106,8 @@ out.push(
     "passes 1.3–1.8× cheaper, c(1) unchanged — hsd now turns it off on the CPU; (4) distilling the drafts on the target's " +
     "soft labels (the Distillation section): acceptance into the target +0.04 to +0.12. (3) and (4) together bring the best pair, " +
     "0.1M → 5M, to about break-even or a little better in prediction (this run's figure is in the table above; it moves " +
-    "from calibration to calibration on this shared machine) and to 0.91–1.44× measured, greedy, in " +
-    "BENCHMARKS.md's interleaved runs (1.44× in the one reported there). Speculation on this CPU is marginal for this family: enough for the optimiser to have a real " +
+    "from calibration to calibration on this shared machine) and to 1.27–1.44× measured, greedy, in " +
+    "BENCHMARKS.md's committed interleaved runs (1.44× in the one reported there). Speculation on this CPU is marginal for this family: enough for the optimiser to have a real " +
     "choice to make, not a large win.",
 );
 

@@ -64,7 +64,7 @@
  *
  * Shape changes (`reshapeCosts`, optional). llama.cpp reuses a context's compute graph when a pass has the same
  * shape (tokens, outputs) as that context's previous pass and rebuilds it otherwise; on this project's CPU the
- * rebuild added ~0.25 ms to a 1.3 ms pass of the 5M target and ~0.04 ms to a 0.1 ms pass of the 0.1M draft
+ * rebuild added 0.2–0.3 ms to a 1.2–1.5 ms pass of the 5M target and 0.04–0.07 ms to a 0.1 ms pass of the 0.1M draft
  * (`npx tsx scripts/bench-pass-context.ts`; BENCHMARKS.md, "What a pass costs depends on what ran before it"). `costs` / `coldCosts` are then the same-shape costs and
  * c'(n) is the extra of a pass of n tokens after a pass of another size. Who pays it:
  *  - autoregressive passes and level 0's passes after the second of a call: never (always 1 token);
