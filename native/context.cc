@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "addon.h"
+#include "args.h"
 #include "logging.h"
 
 namespace hsd {
@@ -123,7 +124,7 @@ bool abortCallback(void* data) { return static_cast<std::atomic<bool>*>(data)->l
 int32_t intArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min, int64_t max) {
   if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
   double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(min) || d > static_cast<double>(max))
+  if (!isIntegerIn(d, min, max))
     throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer in [" + std::to_string(min) + ", " +
                                                 std::to_string(max) + "], got " + info[i].ToString().Utf8Value());
   return static_cast<int32_t>(d);

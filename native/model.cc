@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "args.h"
 #include "context.h"
 #include "gguf.h"
 #include "logging.h"
@@ -131,7 +132,7 @@ int32_t intOption(Napi::Object o, const char* key, int32_t def, int32_t min, int
   if (v.IsUndefined()) return def;
   if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int64_t>(d)) || d < min || d > max)
+  if (!isIntegerIn(d, min, max))
     throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer in [" + std::to_string(min) + ", " +
                                              std::to_string(max) + "], got " + v.ToString().Utf8Value());
   return static_cast<int32_t>(d);
@@ -260,7 +261,7 @@ namespace {
 int32_t tokenArg(const Napi::CallbackInfo& info, size_t i, int32_t nVocab) {
   if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "token must be a number");
   double d = info[i].As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int32_t>(d)) || d < 0 || d >= nVocab)
+  if (!isIntegerIn(d, 0, static_cast<int64_t>(nVocab) - 1))
     throw Napi::RangeError::New(info.Env(), "token id " + info[i].ToString().Utf8Value() + " is outside the vocabulary [0, " +
                                                 std::to_string(nVocab) + ")");
   return static_cast<int32_t>(d);

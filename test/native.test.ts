@@ -174,6 +174,8 @@ describe("native layer", function () {
       expect(model.isEndOfGeneration(model.eosToken)).to.equal(true);
       expect(model.isEndOfGeneration(prompt[0]!)).to.equal(false);
       expect(() => model.isEndOfGeneration(model.vocabSize)).to.throw(RangeError);
+      // Values whose cast to an integer would be undefined behaviour are refused before any cast.
+      for (const bad of [Number.NaN, 2 ** 40, -(2 ** 40), 1.5]) expect(() => model.isEndOfGeneration(bad), String(bad)).to.throw(RangeError);
     });
 
     it("the vocabulary fingerprint (read from the GGUF header) is the same across the family", async function () {
