@@ -29,7 +29,7 @@ import { NativeLevel } from "../../src/engine/native-level.js";
 import { HsdDecoder } from "../../src/engine/hsd.js";
 import { generate, type RunStats, type Vocabulary } from "../../src/engine/generate.js";
 import { withSyntheticAcceptance } from "../../src/engine/synthetic-acceptance.js";
-import { measurePassCosts } from "../../src/calibration/measure.js";
+import { measurePassCosts } from "./pass-costs.js";
 import { MeasuredPassCost, chooseHierarchy, expectedLatency, type PassCost, type PassCostSample } from "../../src/planner/index.js";
 import { Rng } from "../../src/util/rng.js";
 import { median } from "../../src/util/stats.js";

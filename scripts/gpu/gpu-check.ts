@@ -16,7 +16,7 @@ import { GREEDY, loadModel, nativeBackend, nativeDevices, type LlamaModel, type 
 import { NativeLevel } from "../../src/engine/native-level.js";
 import { HsdDecoder } from "../../src/engine/hsd.js";
 import { generate } from "../../src/engine/generate.js";
-import { measurePassCosts } from "../../src/calibration/measure.js";
+import { measurePassCosts } from "./pass-costs.js";
 import { Rng } from "../../src/util/rng.js";
 
 const TEXT =

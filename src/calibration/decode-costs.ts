@@ -1,5 +1,5 @@
 // Pass costs measured the way decoding incurs them: the calibration's input to the latency model. (The simpler
-// measurePassCosts in measure.ts times n = 1 … T_max+2 back to back at one fixed depth and keeps the median; on
+// measurePassCosts in scripts/gpu/pass-costs.ts times n = 1 … T_max+2 back to back at one fixed depth and keeps the median; on
 // this project's CPU and GPU runs that under-predicted real decoding by 15–100%.) What this one accounts for:
 //  - depth: decoding runs at every depth from the prompt's end to prompt + max tokens; here each model's passes
 //    move through that range and wrap;

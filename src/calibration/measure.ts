@@ -1,56 +1,10 @@
-// The two measurements the latency model needs, taken on the user's machine and settings
-// (hsd-notes §5): c_i(n), the time of one pass of n tokens through model i at a realistic
-// context depth, and a(lo, hi), how often drafts of lo survive the check of hi.
+// Acceptance as the latency model needs it, taken on the user's machine and settings: a(lo, hi), how often
+// drafts of lo survive the check of hi. (Pass costs: decode-costs.ts.)
 
 import type { NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
-import type { PassCostSample } from "../planner/cost-model.js";
 import { Rng } from "../util/rng.js";
 import { DistributionRows } from "../engine/level.js";
 import { sampleRow } from "../engine/sampling.js";
-import { median } from "../util/stats.js";
-
-export interface CostMeasureOptions {
-  maxTokens: number;
-  /** Tokens already in the cache when a pass is timed. */
-  depth: number;
-  repetitions: number;
-  warmup: number;
-}
-
-/**
- * Median wall time of a pass of n = 1 … maxTokens tokens (all rows produced, as in a
- * verification pass), on `context` with `transform` applied, at position `depth`.
- */
-export function measurePassCosts(
-  model: NativeModel,
-  context: NativeContext,
-  prefix: Int32Array,
-  transform: SamplingTransform,
-  options: CostMeasureOptions,
-  onStep?: () => void,
-): PassCostSample[] {
-  context.setSampling(transform);
-  const depth = Math.min(options.depth, prefix.length);
-  const rows = new DistributionRows(options.maxTokens, model.vocabSize, transform.greedy);
-  const target = { probs: rows.probs, argmax: rows.argmax, rowOffset: 0 };
-  context.evaluateSync(prefix.subarray(0, depth), 0, depth, target);
-  const block = new Int32Array(options.maxTokens);
-  for (let i = 0; i < block.length; i++) block[i] = prefix[(depth + i) % prefix.length]!;
-  const samples: PassCostSample[] = [];
-  for (let n = 1; n <= options.maxTokens; n++) {
-    const times: number[] = [];
-    for (let r = 0; r < options.warmup + options.repetitions; r++) {
-      const started = performance.now();
-      context.evaluateSync(block.subarray(0, n), depth, 0, target);
-      const ms = performance.now() - started;
-      if (r >= options.warmup) times.push(ms);
-    }
-    samples.push({ n, ms: median(times) });
-    onStep?.();
-  }
-  context.truncate(0);
-  return samples;
-}
 
 export interface AcceptanceMeasureOptions {
   /** Tokens the target generates after each prompt; acceptance is averaged over them. */
