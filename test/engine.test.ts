@@ -3,6 +3,7 @@ import { expect } from "chai";
 import { HsdDecoder, type VerificationMutation } from "../src/engine/hsd.js";
 import { SyntheticLevel, syntheticFamily } from "../src/engine/synthetic.js";
 import { generate, type Vocabulary } from "../src/engine/generate.js";
+import { TextAssembler } from "../src/engine/text.js";
 import { Rng } from "../src/util/rng.js";
 import { chiSquareFit } from "./helpers/stats.js";
 
@@ -186,5 +187,31 @@ describe("HSD recursion on synthetic models", function () {
       expect(a.value.tokens).to.have.length(20);
       expect(a.value.tokens.slice(0, r.value.tokens.length)).to.deep.equal(r.value.tokens);
     });
+  });
+});
+
+describe("streamed text and stop strings (TextAssembler)", () => {
+  const bytes = (s: string) => new TextEncoder().encode(s);
+
+  it("holds back a tail that may start a stop string, releases it when it does not, and cuts at the stop", () => {
+    const t = new TextAssembler(["STOP", "END"]);
+    expect(t.push(bytes("abcST"))).to.equal(false);
+    expect(t.takeReady()).to.equal("abc"); // "ST" may begin "STOP"
+    expect(t.push(bytes("Xy"))).to.equal(false);
+    expect(t.takeReady()).to.equal("STXy");
+    expect(t.push(bytes("zE"))).to.equal(false);
+    expect(t.takeReady()).to.equal("z");
+    expect(t.push(bytes("ND tail"))).to.equal(true);
+    expect(t.finish()).to.equal("");
+    expect(t.fullText).to.equal("abcSTXyz");
+  });
+
+  it("never splits a UTF-8 character across chunks", () => {
+    const t = new TextAssembler([]);
+    const euro = bytes("€");
+    t.push(euro.subarray(0, 2));
+    expect(t.takeReady()).to.equal("");
+    t.push(euro.subarray(2));
+    expect(t.takeReady()).to.equal("€");
   });
 });

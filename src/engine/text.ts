@@ -8,15 +8,18 @@ export class TextAssembler {
   /** How much of `text` has been handed out by takeReady(). */
   private shown = 0;
   private stopped = false;
+  /** Length of the longest stop string: how far back a new piece can complete one. */
+  private readonly longestStop: number;
 
   constructor(private readonly stops: readonly string[]) {
     for (const s of stops) if (s.length === 0) throw new Error("stop strings must not be empty");
+    this.longestStop = stops.reduce((m, s) => Math.max(m, s.length), 0);
   }
 
   /** Adds one token's bytes; returns true when a stop string has now appeared. */
   push(bytes: Uint8Array): boolean {
     if (this.stopped) return true;
-    const searchFrom = Math.max(0, this.text.length - this.longestStop());
+    const searchFrom = Math.max(0, this.text.length - this.longestStop);
     this.text += this.decoder.decode(bytes, { stream: true });
     for (const stop of this.stops) {
       const at = this.text.indexOf(stop, searchFrom);
@@ -49,23 +52,24 @@ export class TextAssembler {
     return this.text;
   }
 
-  private longestStop(): number {
-    let longest = 0;
-    for (const s of this.stops) longest = Math.max(longest, s.length);
-    return longest;
-  }
-
   /** Length of the longest suffix of the text that is a proper prefix of a stop string. */
   private pendingStopPrefix(): number {
     let best = 0;
     for (const stop of this.stops) {
       for (let k = Math.min(stop.length - 1, this.text.length); k > best; k--) {
-        if (this.text.endsWith(stop.slice(0, k))) {
+        if (this.endsWithPrefix(stop, k)) {
           best = k;
           break;
         }
       }
     }
     return best;
+  }
+
+  /** Whether the text ends with stop[0 .. k) (compared in place: this runs for every token). */
+  private endsWithPrefix(stop: string, k: number): boolean {
+    const from = this.text.length - k;
+    for (let i = 0; i < k; i++) if (this.text.charCodeAt(from + i) !== stop.charCodeAt(i)) return false;
+    return true;
   }
 }
