@@ -61,6 +61,15 @@ describe("HSD on the bundled GGUF family", function () {
     expect(hsd.rejected).to.deep.equal([]);
   });
 
+  it("named files follow the folder scan's rules: a target smaller than another named file is refused", async function () {
+    const all = bundledFamily().files;
+    const err = await Hsd.open({ files: [all[0]!, all[all.length - 1]!], target: all[0]! }).then(() => null, (e: Error) => e);
+    expect(err?.message).to.match(/not smaller than the target/);
+    const two = await Hsd.open({ files: [all[all.length - 1]!, all[0]!] });
+    expect(two.models.map((m) => m.info.path)).to.deep.equal([all[0], all[all.length - 1]]); // sorted, target last
+    await two.dispose();
+  });
+
   it("a run's result can be read more than once, and unset sampling fields take the defaults", async function () {
     const run = hsd.generate("The state of the Union is", {
       hierarchy: { files: [files[0]!, files[files.length - 1]!], thresholds: [2] },

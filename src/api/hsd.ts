@@ -8,7 +8,7 @@
 
 import { fileURLToPath } from "node:url";
 import { basename, resolve } from "node:path";
-import { scanModelFolder, type RejectedFile } from "../models/scan.js";
+import { groupWithTarget, scanModelFolder, type RejectedFile } from "../models/scan.js";
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
 import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
 import { defaultContextSize, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
@@ -123,12 +123,15 @@ export class Hsd {
       infos = await Promise.all(options.files.map((f) => readModelInfo(resolve(f))));
       const target = options.target ? infos.find((m) => m.path === resolve(options.target!) || m.file === options.target) : infos.reduce((a, b) => (b.parameterCount > a.parameterCount ? b : a));
       if (!target) throw new ModelFolderError(`--target ${options.target}: not among the given files`);
-      for (const m of infos) {
-        if (m.vocabFingerprint !== target.vocabFingerprint) {
-          throw new VocabularyMismatchError(`${m.path}: its vocabulary differs from the target ${target.file}'s, so it cannot draft for it`);
-        }
+      // Files the caller named must all take part: the folder scan's rules, but a refusal is an error.
+      const group = groupWithTarget(infos, target);
+      const refused = group.rejected[0];
+      if (refused) {
+        const message = `${refused.path}: ${refused.reason}`;
+        const vocabulary = infos.find((m) => m.path === refused.path)!.vocabFingerprint !== target.vocabFingerprint;
+        throw vocabulary ? new VocabularyMismatchError(message) : new InvalidOptionError(message);
       }
-      infos = [...infos.filter((m) => m !== target).sort((a, b) => a.parameterCount - b.parameterCount), target];
+      infos = group.models;
       rejected = [];
     } else {
       const scan = await scanModelFolder(options.models ?? BUNDLED_MODELS_DIR, { target: options.target });

@@ -58,6 +58,16 @@ export async function scanModelFolder(folder: string, options: { target?: string
   } else {
     target = infos.reduce((a, b) => (b.parameterCount > a.parameterCount ? b : a));
   }
+  const group = groupWithTarget(infos, target);
+  return { folder: dir, target, models: group.models, rejected: [...rejected, ...group.rejected] };
+}
+
+/**
+ * The models that can take part with `target`: the same vocabulary (exact fingerprint) and fewer parameters,
+ * sorted small to large, the target last; every other one with the reason.
+ */
+export function groupWithTarget(infos: readonly ModelInfo[], target: ModelInfo): { models: ModelInfo[]; rejected: RejectedFile[] } {
+  const rejected: RejectedFile[] = [];
   const models: ModelInfo[] = [];
   for (const info of infos) {
     if (info.vocabFingerprint !== target.vocabFingerprint) {
@@ -69,5 +79,5 @@ export async function scanModelFolder(folder: string, options: { target?: string
     }
   }
   models.sort((a, b) => a.parameterCount - b.parameterCount);
-  return { folder: dir, target, models, rejected };
+  return { models, rejected };
 }
