@@ -11,10 +11,7 @@
 # the CPU rehearsal). Expected on an H100: 2-3 minutes in all.
 set -uo pipefail
 source "$(dirname "$0")/gpu-env.sh"
-exec 3>&1 4>&2
-exec > >(tee -a "$OUT/bench-log.txt") 2>&1
-TEE_PID=$!
-T_START=$(now)
+begin_log bench-log.txt
 GGUF_DIR=$(gguf_dir)
 echo "device-bench: backend $BACKEND, models $GGUF_DIR, OUT $OUT"
 
@@ -64,8 +61,4 @@ if step ready ready && step models models; then
 else
   skip bench-synthetic "no addon or no models"
 fi
-SUMMARY+=("$(printf '%-26s %-8s %8s s' total "" "$(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')")")
-print_summary "$OUT/bench-summary.txt"
-exec 1>&3 2>&4
-wait "$TEE_PID" 2>/dev/null
-exit 0
+end_run bench-summary.txt

@@ -11,10 +11,7 @@
 # Local rehearsal (no CUDA): HSD_GPU_BACKEND=cpu, see scripts/gpu/README.md.
 set -uo pipefail
 source "$(dirname "$0")/gpu-env.sh"
-exec 3>&1 4>&2
-exec > >(tee -a "$OUT/build-log.txt") 2>&1
-TEE_PID=$!
-T_START=$(now)
+begin_log build-log.txt
 echo "device-build: backend $BACKEND, cuda arch $CUDA_ARCH, $JOBS jobs, root $ROOT, OUT $OUT"
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -150,18 +147,10 @@ smoke() {
 }
 
 native_tests() {
-  # The project's native tests with every layer on the GPU (HSD_TEST_GPU_LAYERS: test files that read it), plus
-  # the synthetic-acceptance unit test. Test files that do not read it would run on the CPU: said, not hidden.
-  local files=(test/synthetic-acceptance.test.ts) f
-  # test/hsd-gguf.test.ts is left to the CPU run: its 400 generations take minutes and gpu-check.ts already
-  # checks greedy HSD against the target alone on the GPU.
-  for f in test/native.test.ts; do
-    [ -f "$f" ] || continue
-    if grep -q HSD_TEST_GPU_LAYERS "$f"; then files+=("$f")
-    elif [ "$f" = test/native.test.ts ]; then files+=("$f"); echo "WARNING: $f does not read HSD_TEST_GPU_LAYERS: it runs on the CPU"
-    else echo "not run: $f does not read HSD_TEST_GPU_LAYERS (it would only repeat the CPU run)"
-    fi
-  done
+  # The native tests with every layer on the GPU (test/native.test.ts reads HSD_TEST_GPU_LAYERS), plus the
+  # synthetic-acceptance unit test. test/hsd-gguf.test.ts is left to the CPU run: its 400 generations take
+  # minutes and gpu-check.ts already checks greedy HSD against the target alone on the GPU.
+  local files=(test/synthetic-acceptance.test.ts test/native.test.ts)
   HSD_TEST_GPU_LAYERS="${HSD_TEST_GPU_LAYERS:-999}" timeout -k 10 "${HSD_TEST_TIMEOUT_S:-180}" node node_modules/mocha/bin/mocha.js \
     --no-config --import=tsx --timeout 120000 --reporter ./test/helpers/reporter.cjs "${files[@]}" 2>&1 | tee "$OUT/native-tests.txt"
 }
@@ -202,8 +191,4 @@ else
   skip native-tests "no working addon"; skip gpu-check "no working addon"
 fi
 step gguf-wait wait_gguf
-SUMMARY+=("$(printf '%-26s %-8s %8s s' total "" "$(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')")")
-print_summary "$OUT/build-summary.txt"
-exec 1>&3 2>&4
-wait "$TEE_PID" 2>/dev/null
-exit 0
+end_run build-summary.txt

@@ -71,6 +71,23 @@ print_summary() {
   } | tee "$file"
 }
 
+# Everything from here on goes to the terminal and to $OUT/$1 as well; the run's clock starts.
+begin_log() {
+  exec 3>&1 4>&2
+  exec > >(tee -a "$OUT/$1") 2>&1
+  TEE_PID=$!
+  T_START=$(now)
+}
+
+# The total row, the summary (also written to $OUT/$1), the terminal restored; always exit 0.
+end_run() {
+  SUMMARY+=("$(printf '%-26s %-8s %8s s' total "" "$(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')")")
+  print_summary "$OUT/$1"
+  exec 1>&3 2>&4
+  wait "$TEE_PID" 2>/dev/null
+  exit 0
+}
+
 # The folder of the random GGUF family: fixed by the first call, reused by the second.
 gguf_dir() {
   if [ -n "${HSD_GGUF_DIR:-}" ]; then echo "$HSD_GGUF_DIR"; return; fi
