@@ -21,7 +21,9 @@ const threads = Number(values.threads);
 const rounds = Number(values.rounds);
 const ns = [1, 2, 3, 4, 6, 8, 12, 16];
 const depth = 64;
-const files = readdirSync(values.models!).filter((f) => f.endsWith(".gguf")).sort();
+const files = readdirSync(values.models!)
+  .filter((f) => f.endsWith(".gguf"))
+  .sort();
 const modes = ["on", "off"] as const;
 
 const rows: string[] = [];
@@ -48,12 +50,21 @@ for (const file of files) {
   }
   for (const fa of modes) {
     const c1 = median(times.get(`${fa}:1`)!);
-    rows.push(`| ${file} | ${fa} | ${ns.map((n) => { const m = median(times.get(`${fa}:${n}`)!); return `${m.toFixed(3)} (${(m / c1).toFixed(2)}×)`; }).join(" | ")} |`);
+    rows.push(
+      `| ${file} | ${fa} | ${ns
+        .map((n) => {
+          const m = median(times.get(`${fa}:${n}`)!);
+          return `${m.toFixed(3)} (${(m / c1).toFixed(2)}×)`;
+        })
+        .join(" | ")} |`,
+    );
   }
   for (const c of contexts.values()) c.dispose();
   model.dispose();
 }
-console.log(`c(n) in ms (median of ${rounds * 3} passes, depth ${depth}, ${threads} thread(s), greedy; in brackets: c(n)/c(1))\n`);
+console.log(
+  `c(n) in ms (median of ${rounds * 3} passes, depth ${depth}, ${threads} thread(s), greedy; in brackets: c(n)/c(1))\n`,
+);
 console.log(`| model | flash attention | ${ns.map((n) => `c(${n})`).join(" | ")} |`);
 console.log(`|---|---|${ns.map(() => "---:").join("|")}|`);
 for (const r of rows) console.log(r);

@@ -31,7 +31,12 @@ const repetitions = Number(values.repetitions);
 const source = resolve("build/llama.cpp-src");
 const buildDir = resolve("build/llama-spec-build");
 const binary = join(buildDir, "bin", "llama-speculative-simple");
-const PROMPTS = ["The state of the Union is", "In the early years of the century,", "We must never forget that", "The committee met on Tuesday to discuss"];
+const PROMPTS = [
+  "The state of the Union is",
+  "In the early years of the century,",
+  "We must never forget that",
+  "The committee met on Tuesday to discuss",
+];
 
 /**
  * Runs a command with its output going to a file, read back afterwards: llama.cpp's example logs from a
@@ -43,7 +48,8 @@ function run(cmd: string, args: string[]): string {
   try {
     const r = spawnSync(cmd, args, { stdio: ["ignore", fd, fd] });
     const out = readFileSync(logPath, "utf8");
-    if (r.status !== 0) throw new Error(`${cmd} ${args.slice(0, 3).join(" ")} … failed (${r.status}):\n${out.slice(-2000)}`);
+    if (r.status !== 0)
+      throw new Error(`${cmd} ${args.slice(0, 3).join(" ")} … failed (${r.status}):\n${out.slice(-2000)}`);
     return out;
   } finally {
     closeSync(fd);
@@ -56,21 +62,66 @@ if (!existsSync(binary)) {
     run("git", ["clone", "-q", "node_modules/node-llama-cpp/llama/gitRelease.bundle", source]);
   }
   process.stderr.write(`building llama-speculative-simple in ${buildDir} (several minutes on 2 cores)…\n`);
-  run("cmake", ["-S", source, "-B", buildDir, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=ON",
-    "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_EXAMPLES=ON", "-DLLAMA_BUILD_TOOLS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF"]);
+  run("cmake", [
+    "-S",
+    source,
+    "-B",
+    buildDir,
+    "-G",
+    "Ninja",
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DGGML_NATIVE=ON",
+    "-DLLAMA_BUILD_COMMON=ON",
+    "-DLLAMA_BUILD_EXAMPLES=ON",
+    "-DLLAMA_BUILD_TOOLS=OFF",
+    "-DLLAMA_BUILD_SERVER=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+  ]);
   run("ninja", ["-C", buildDir, "llama-speculative-simple"]);
 }
 
 const draftPath = join(values.models!, values.draft!);
 const targetPath = join(values.models!, values.target!);
 function llamaSpeculative(prompt: string): { tps: number; accept: number } {
-  const out = run(binary, ["-m", targetPath, "-md", draftPath, "--spec-type", "draft-simple", "--spec-draft-p-min", "0", "--spec-draft-n-max", String(T),
-    "--spec-draft-n-min", "0", "-t", "1", "-td", "1", "-fa", "off", "-c", "512", "-n", String(tokens), "--temp", "0", "--top-k", "1", "--seed", "1",
-    "-p", prompt]);
+  const out = run(binary, [
+    "-m",
+    targetPath,
+    "-md",
+    draftPath,
+    "--spec-type",
+    "draft-simple",
+    "--spec-draft-p-min",
+    "0",
+    "--spec-draft-n-max",
+    String(T),
+    "--spec-draft-n-min",
+    "0",
+    "-t",
+    "1",
+    "-td",
+    "1",
+    "-fa",
+    "off",
+    "-c",
+    "512",
+    "-n",
+    String(tokens),
+    "--temp",
+    "0",
+    "--top-k",
+    "1",
+    "--seed",
+    "1",
+    "-p",
+    prompt,
+  ]);
   const speed = /decoded\s+\d+ tokens in\s+[\d.]+ seconds, speed:\s+([\d.]+) t\/s/.exec(out);
   const accept = /accept\s+=\s+([\d.]+)%/.exec(out);
-  if (!speed) throw new Error(`could not read the decode speed from llama-speculative-simple's output:\n${out.slice(-1500)}`);
+  if (!speed)
+    throw new Error(`could not read the decode speed from llama-speculative-simple's output:\n${out.slice(-1500)}`);
   return { tps: Number(speed[1]), accept: accept ? Number(accept[1]) / 100 : NaN };
 }
 
@@ -87,7 +138,9 @@ const methods = {
   "hsd single draft": (p: string) => hsdRun(p, [values.draft!, values.target!], [T]),
   "hsd autoregressive": (p: string) => hsdRun(p, [values.target!], []),
 };
-const results = new Map<string, { tps: number[]; accept: number[] }>(Object.keys(methods).map((k) => [k, { tps: [], accept: [] }]));
+const results = new Map<string, { tps: number[]; accept: number[] }>(
+  Object.keys(methods).map((k) => [k, { tps: [], accept: [] }]),
+);
 for (let r = 0; r < repetitions; r++) {
   for (const prompt of PROMPTS) {
     const order = Object.entries(methods);
@@ -101,11 +154,17 @@ for (let r = 0; r < repetitions; r++) {
 }
 await hsd.dispose();
 const ar = median(results.get("hsd autoregressive")!.tps);
-console.log(`${values.draft} -> ${values.target}, T=${T}, greedy, ${tokens} tokens, 1 thread, flash attention off, ${PROMPTS.length} prompts x ${repetitions} repetitions, interleaved (${new Date().toISOString().slice(0, 16)}Z)\n`);
+console.log(
+  `${values.draft} -> ${values.target}, T=${T}, greedy, ${tokens} tokens, 1 thread, flash attention off, ${PROMPTS.length} prompts x ${repetitions} repetitions, interleaved (${new Date().toISOString().slice(0, 16)}Z)\n`,
+);
 console.log("| method | decode tokens/s (median) | min–max | × vs hsd autoregressive | draft acceptance |");
 console.log("|---|---:|---:|---:|---:|");
 for (const [name, r] of results) {
   const acc = r.accept.filter((a) => Number.isFinite(a));
-  console.log(`| ${name} | ${median(r.tps).toFixed(1)} | ${Math.min(...r.tps).toFixed(1)}–${Math.max(...r.tps).toFixed(1)} | ${(median(r.tps) / ar).toFixed(2)} | ${acc.length && name !== "hsd autoregressive" ? median(acc).toFixed(3) : "—"} |`);
+  console.log(
+    `| ${name} | ${median(r.tps).toFixed(1)} | ${Math.min(...r.tps).toFixed(1)}–${Math.max(...r.tps).toFixed(1)} | ${(median(r.tps) / ar).toFixed(2)} | ${acc.length && name !== "hsd autoregressive" ? median(acc).toFixed(3) : "—"} |`,
+  );
 }
-console.log("\nllama.cpp's acceptance is its n_accept / n_drafted; hsd's is accepted / judged drafts (a draft after a rejection is not judged).");
+console.log(
+  "\nllama.cpp's acceptance is its n_accept / n_drafted; hsd's is accepted / judged drafts (a draft after a rejection is not judged).",
+);

@@ -42,23 +42,34 @@ function parseArgs(argv: string[]) {
 
 function largestModel(): string {
   const dir = path.join(packageRoot, "models", "tiny");
-  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".gguf")).map((f) => path.join(dir, f)) : [];
+  const files = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith(".gguf"))
+        .map((f) => path.join(dir, f))
+    : [];
   if (files.length === 0) throw new Error(`no models in ${dir}; pass --model PATH`);
   return files.sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0]!;
 }
-
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const modelPath = o.model || largestModel();
   const native = loadNative();
   const model = await loadModel(modelPath);
-  const ctx = model.createContext({ contextSize: o.position + o.maxK + 16, batchSize: Math.max(o.maxK, 1), threads: o.threads });
+  const ctx = model.createContext({
+    contextSize: o.position + o.maxK + 16,
+    batchSize: Math.max(o.maxK, 1),
+    threads: o.threads,
+  });
   const sampling: SamplingTransform = { greedy: o.greedy, temperature: 1, topK: 0, topP: 1, minP: 0 };
   const V = model.vocabSize;
 
   // A real text as context and as the tokens of each pass.
-  const text = "The history of the country is the history of its people, of the work they did and the choices they made. ".repeat(20);
+  const text =
+    "The history of the country is the history of its people, of the work they did and the choices they made. ".repeat(
+      20,
+    );
   const stream = model.tokenize(text, false, false);
   if (stream.length < o.position + o.maxK) throw new Error("the sample text is too short for --position/--max-k");
   const prefix = stream.subarray(0, o.position);
@@ -68,15 +79,23 @@ async function main() {
   }
   ctx.setSampling(sampling);
 
-  const target = { probs: o.greedy ? null : new Float32Array(o.maxK * V), argmax: new Int32Array(o.maxK), rowOffset: 0 };
-  console.log(`model ${path.relative(process.cwd(), modelPath)} (${model.description}, vocab ${V}), backend ${native.config.backend}, ` +
-    `${o.threads} thread(s), cache depth ${o.position}, ${o.greedy ? "greedy" : "full distributions at T=1"}, ${o.rounds} rounds`);
+  const target = {
+    probs: o.greedy ? null : new Float32Array(o.maxK * V),
+    argmax: new Int32Array(o.maxK),
+    rowOffset: 0,
+  };
+  console.log(
+    `model ${path.relative(process.cwd(), modelPath)} (${model.description}, vocab ${V}), backend ${native.config.backend}, ` +
+      `${o.threads} thread(s), cache depth ${o.position}, ${o.greedy ? "greedy" : "full distributions at T=1"}, ${o.rounds} rounds`,
+  );
   console.log(" k   cpp ms   sync ms  async ms   sync %   async %   sync +us  async +us   (+us: paired median)");
 
   const rows: Array<Record<string, number>> = [];
   for (let k = 1; k <= o.maxK; k++) {
     const toks = stream.slice(o.position, o.position + k);
-    const cpp: number[] = [], sync: number[] = [], asyn: number[] = [];
+    const cpp: number[] = [],
+      sync: number[] = [],
+      asyn: number[] = [];
     const runs: Array<() => Promise<void> | void> = [
       () => void cpp.push(ctx.timeDecodeLoop(toks, o.position, 0, 1)[0]!),
       () => {

@@ -79,14 +79,21 @@ function bundlePath() {
 
 function ensureHeaders() {
   if (opts.headers) {
-    if (!fs.existsSync(path.join(opts.headers, "include", "llama.h")) || !fs.existsSync(path.join(opts.headers, "ggml", "include", "gguf.h")))
+    if (
+      !fs.existsSync(path.join(opts.headers, "include", "llama.h")) ||
+      !fs.existsSync(path.join(opts.headers, "ggml", "include", "gguf.h"))
+    )
       fail(`--headers ${opts.headers}: no include/llama.h and ggml/include/gguf.h there`);
     log(`headers from ${opts.headers}`);
     return opts.headers;
   }
   const dest = path.join(buildDir, "llama-headers");
   const stamp = path.join(dest, "commit.txt");
-  if (fs.existsSync(path.join(dest, "include", "llama.h")) && fs.existsSync(path.join(dest, "ggml", "include", "gguf.h")) && fs.existsSync(stamp)) {
+  if (
+    fs.existsSync(path.join(dest, "include", "llama.h")) &&
+    fs.existsSync(path.join(dest, "ggml", "include", "gguf.h")) &&
+    fs.existsSync(stamp)
+  ) {
     log(`headers present in ${path.relative(root, dest)} (llama.cpp ${fs.readFileSync(stamp, "utf8").trim()})`);
     return dest;
   }
@@ -162,8 +169,10 @@ function findLibs(dir, probe = false) {
 
 function linkArgs(dir, libs) {
   const names = [libs.llama, libs.ggml, libs.ggmlBase];
-  if (process.platform === "linux") return { libraries: names.map((n) => `-l:${n}`), ldflags: [`-L${dir}`, `-Wl,-rpath,${dir}`] };
-  if (process.platform === "darwin") return { libraries: names.map((n) => path.join(dir, n)), ldflags: [`-Wl,-rpath,${dir}`] };
+  if (process.platform === "linux")
+    return { libraries: names.map((n) => `-l:${n}`), ldflags: [`-L${dir}`, `-Wl,-rpath,${dir}`] };
+  if (process.platform === "darwin")
+    return { libraries: names.map((n) => path.join(dir, n)), ldflags: [`-Wl,-rpath,${dir}`] };
   // Windows (untested): link the import libraries; the DLLs must be on PATH or next to the .node file.
   return { libraries: names.map((n) => path.join(dir, n)), ldflags: [] };
 }
@@ -177,7 +186,9 @@ function nodeGypScript() {
   } catch {}
   const prefix = path.resolve(path.dirname(process.execPath), "..");
   cands.push(path.join(prefix, "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"));
-  cands.push(path.join(path.dirname(process.execPath), "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"));
+  cands.push(
+    path.join(path.dirname(process.execPath), "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js"),
+  );
   const r = spawnSync("npm", ["config", "get", "node-gyp"], { encoding: "utf8", shell: process.platform === "win32" });
   if (r.status === 0 && r.stdout.trim() && r.stdout.trim() !== "undefined") cands.push(r.stdout.trim());
   return cands.find((c) => fs.existsSync(c)) ?? null;
@@ -191,7 +202,9 @@ function nodeDir() {
   const h = path.join(prefix, "include", "node", "node_version.h");
   if (!fs.existsSync(h)) return null;
   const src = fs.readFileSync(h, "utf8");
-  const v = ["MAJOR", "MINOR", "PATCH"].map((k) => src.match(new RegExp(`#define NODE_${k}_VERSION (\\d+)`))?.[1]).join(".");
+  const v = ["MAJOR", "MINOR", "PATCH"]
+    .map((k) => src.match(new RegExp(`#define NODE_${k}_VERSION (\\d+)`))?.[1])
+    .join(".");
   return `v${v}` === process.version ? prefix : null;
 }
 
@@ -219,9 +232,19 @@ function directBuild(inputs, addon) {
   const objDir = path.join(buildDir, "Release", "obj.direct");
   fs.mkdirSync(objDir, { recursive: true });
   const cflags = [
-    "-std=c++17", "-O3", "-fPIC", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter",
-    ...target.defines.map((d) => `-D${d}`), "-DBUILDING_NODE_EXTENSION",
-    `-I${napiInc}`, `-I${addonApi}`, ...inputs.includeDirs.map((d) => `-I${d}`),
+    "-std=c++17",
+    "-O3",
+    "-fPIC",
+    "-fexceptions",
+    "-fvisibility=hidden",
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+    ...target.defines.map((d) => `-D${d}`),
+    "-DBUILDING_NODE_EXTENSION",
+    `-I${napiInc}`,
+    `-I${addonApi}`,
+    ...inputs.includeDirs.map((d) => `-I${d}`),
   ];
   const objs = target.sources.map((src) => {
     const obj = path.join(objDir, path.basename(src).replace(/\.cc$/, ".o"));
@@ -278,7 +301,10 @@ async function main() {
   // Smoke test in a child process: linking/rpath problems show up here, not in the user's first run.
   const probe = spawnSync(
     process.execPath,
-    ["-e", `const a=require(${JSON.stringify(addon)});const d=a.loadBackends(${JSON.stringify(libDir)});console.log(JSON.stringify(d.map(x=>x.name)))`],
+    [
+      "-e",
+      `const a=require(${JSON.stringify(addon)});const d=a.loadBackends(${JSON.stringify(libDir)});console.log(JSON.stringify(d.map(x=>x.name)))`,
+    ],
     { encoding: "utf8" },
   );
   if (probe.status !== 0) fail(`the built addon does not load:\n${probe.stderr || probe.stdout}`);

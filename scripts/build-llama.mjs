@@ -154,14 +154,18 @@ function preflight() {
   if (!have("git")) fail("git is not installed (needed to unpack the llama.cpp source bundle)");
   if (opts.backend === "cuda") {
     // nvcc is often installed but not on PATH; cmake reads CUDACXX.
-    if (!process.env.CUDACXX && !have("nvcc") && fs.existsSync("/usr/local/cuda/bin/nvcc")) process.env.CUDACXX = "/usr/local/cuda/bin/nvcc";
+    if (!process.env.CUDACXX && !have("nvcc") && fs.existsSync("/usr/local/cuda/bin/nvcc"))
+      process.env.CUDACXX = "/usr/local/cuda/bin/nvcc";
     const nvcc = process.env.CUDACXX || "nvcc";
     if (!have(nvcc)) fail(`the CUDA compiler (${nvcc}) was not found: install the CUDA toolkit or set CUDACXX`);
     log(`CUDA compiler: ${nvcc}`);
     if (!opts.cudaArch && !have("nvidia-smi", ["-L"]))
-      fail("no GPU visible for CMAKE_CUDA_ARCHITECTURES=native: pass --cuda-arch (e.g. 90 for H100/H200) or set CMAKE_CUDA_ARCHITECTURES");
+      fail(
+        "no GPU visible for CMAKE_CUDA_ARCHITECTURES=native: pass --cuda-arch (e.g. 90 for H100/H200) or set CMAKE_CUDA_ARCHITECTURES",
+      );
   }
-  if (opts.backend === "vulkan" && !have("glslc")) fail("glslc (Vulkan SDK / shaderc) was not found: it compiles ggml's Vulkan shaders");
+  if (opts.backend === "vulkan" && !have("glslc"))
+    fail("glslc (Vulkan SDK / shaderc) was not found: it compiles ggml's Vulkan shaders");
 }
 
 function main() {
@@ -171,8 +175,10 @@ function main() {
   const prefix = path.join(buildDir, `llama-${opts.backend}`);
   const work = path.join(buildDir, `llama-${opts.backend}-build`);
   const defines = cmakeDefines(prefix);
-  log(`backend=${opts.backend} jobs=${opts.jobs} ${opts.singleCpu ? "one CPU variant" : "all CPU variants"}` +
-      (opts.backend === "cuda" ? ` CMAKE_CUDA_ARCHITECTURES=${defines.CMAKE_CUDA_ARCHITECTURES}` : ""));
+  log(
+    `backend=${opts.backend} jobs=${opts.jobs} ${opts.singleCpu ? "one CPU variant" : "all CPU variants"}` +
+      (opts.backend === "cuda" ? ` CMAKE_CUDA_ARCHITECTURES=${defines.CMAKE_CUDA_ARCHITECTURES}` : ""),
+  );
 
   // cmake-js (a devDependency) drives the configure + build: it picks the generator (Ninja when present) and
   // finds cmake. It is a thin wrapper here; install is plain `cmake --install` (cmake-js has no install step).
@@ -189,13 +195,20 @@ function main() {
       env: { ...process.env, npm_config_nodedir: nodedir },
     });
   } else {
-    if (!opts.plainCmake) log(cmakeJs ? "no local Node headers for cmake-js: using cmake directly" : "cmake-js not installed: using cmake directly");
+    if (!opts.plainCmake)
+      log(
+        cmakeJs
+          ? "no local Node headers for cmake-js: using cmake directly"
+          : "cmake-js not installed: using cmake directly",
+      );
     const gen = have("ninja") ? ["-G", "Ninja"] : [];
     run("cmake", ["-S", src, "-B", work, ...gen, ...Object.entries(defines).map(([k, v]) => `-D${k}=${v}`)]);
     if (!opts.configureOnly) run("cmake", ["--build", work, "--config", "Release", "--parallel", String(opts.jobs)]);
   }
   if (opts.configureOnly) {
-    log(`configured in ${path.relative(root, work)} (${((Date.now() - t0) / 1000).toFixed(0)} s); --configure-only: stopping here`);
+    log(
+      `configured in ${path.relative(root, work)} (${((Date.now() - t0) / 1000).toFixed(0)} s); --configure-only: stopping here`,
+    );
     return;
   }
   fs.rmSync(prefix, { recursive: true, force: true });
@@ -207,9 +220,21 @@ function main() {
   const buildS = ((Date.now() - t0) / 1000).toFixed(0);
 
   // The addon is compiled against the headers of the very tree the libs came from.
-  run(process.execPath, [path.join(root, "scripts", "build-addon.mjs"), "--lib-dir", libDir, "--backend", opts.backend,
-    "--headers", src, "-j", String(opts.jobs), ...(opts.direct ? ["--direct"] : [])]);
-  log(`done: llama.cpp built in ${buildS} s, total ${((Date.now() - t0) / 1000).toFixed(0)} s; build/native-config.json now points at ${path.relative(root, libDir)}`);
+  run(process.execPath, [
+    path.join(root, "scripts", "build-addon.mjs"),
+    "--lib-dir",
+    libDir,
+    "--backend",
+    opts.backend,
+    "--headers",
+    src,
+    "-j",
+    String(opts.jobs),
+    ...(opts.direct ? ["--direct"] : []),
+  ]);
+  log(
+    `done: llama.cpp built in ${buildS} s, total ${((Date.now() - t0) / 1000).toFixed(0)} s; build/native-config.json now points at ${path.relative(root, libDir)}`,
+  );
   log("to go back to the prebuilt CPU libs: npm run build:addon");
 }
 

@@ -32,7 +32,9 @@ export class PromptTooLongError extends HsdError {
     readonly promptTokens: number,
     readonly contextSize: number,
   ) {
-    super(`the prompt is ${promptTokens} tokens but the context holds ${contextSize}: shorten the prompt or raise --context-size`);
+    super(
+      `the prompt is ${promptTokens} tokens but the context holds ${contextSize}: shorten the prompt or raise --context-size`,
+    );
   }
 }
 
@@ -42,6 +44,8 @@ export class ContextOverflowError extends HsdError {
     readonly needed: number,
     readonly contextSize: number,
   ) {
-    super(`${model}: the sequence needs ${needed} tokens but the context holds ${contextSize}; use a shorter prompt, fewer --max-tokens, or a larger --context-size`);
+    super(
+      `${model}: the sequence needs ${needed} tokens but the context holds ${contextSize}; use a shorter prompt, fewer --max-tokens, or a larger --context-size`,
+    );
   }
 }

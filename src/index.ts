@@ -1,5 +1,14 @@
 // hsd-llm: hierarchical speculative decoding over llama.cpp.
-export { Hsd, GenerationRun, BUNDLED_MODELS_DIR, type OpenOptions, type Hierarchy, type GenerateRequest, type GenerationReport, type PlanRequest } from "./api/hsd.js";
+export {
+  Hsd,
+  GenerationRun,
+  BUNDLED_MODELS_DIR,
+  type OpenOptions,
+  type Hierarchy,
+  type GenerateRequest,
+  type GenerationReport,
+  type PlanRequest,
+} from "./api/hsd.js";
 export { DEFAULT_SAMPLING, type SamplingSettings } from "./api/sampling.js";
 export type { PlanReport, PlannedChain } from "./api/plan.js";
 export type { GenerationChunk, GenerationResult, RunStats, StopReason } from "./engine/generate.js";

@@ -10,7 +10,11 @@ import { bundledFamily } from "./helpers/models.js";
 const CLI = fileURLToPath(new URL("../ts-lib/cli/main.js", import.meta.url));
 
 function hsd(args: string[], cacheDir: string) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, HSD_CACHE_DIR: cacheDir }, timeout: 300_000 });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, HSD_CACHE_DIR: cacheDir },
+    timeout: 300_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -55,19 +59,38 @@ describe("hsd CLI (spawned process)", function () {
       for (const r of c.reshape_cost_ms) expect(r.ms, `${c.file} size-change extra at n = ${r.n}`).to.be.at.least(0);
     }
     expect(plan.best.predicted_ms_per_token).to.be.at.most(plan.autoregressive.predicted_ms_per_token);
-    if (plan.best_single) expect(plan.best.predicted_ms_per_token).to.be.at.most(plan.best_single.predicted_ms_per_token + 1e-9);
+    if (plan.best_single)
+      expect(plan.best.predicted_ms_per_token).to.be.at.most(plan.best_single.predicted_ms_per_token + 1e-9);
   });
 
   it("plan prints a table for people", function () {
     const p = hsd(["plan", "--threads", "1", "--greedy", "--max-threshold", "8"], cache);
     expect(p.code, p.stderr).to.equal(0);
-    expect(p.stdout).to.match(/Chosen:/).and.match(/Autoregressive:/);
+    expect(p.stdout)
+      .to.match(/Chosen:/)
+      .and.match(/Autoregressive:/);
   });
 
   it("run --json prints text, token ids, hierarchy and stats, planned with the run's own calibration flags", function () {
     const prompts = join(cache, "prompts.txt");
     writeFileSync(prompts, "The state of the Union is\nIt is the duty of every citizen to\n");
-    const r = hsd(["run", "--json", "--threads", "1", "--greedy", "--max-threshold", "8", "--prompts", prompts, "--max-tokens", "16", "Once upon a time"], cache);
+    const r = hsd(
+      [
+        "run",
+        "--json",
+        "--threads",
+        "1",
+        "--greedy",
+        "--max-threshold",
+        "8",
+        "--prompts",
+        prompts,
+        "--max-tokens",
+        "16",
+        "Once upon a time",
+      ],
+      cache,
+    );
     expect(r.code, r.stderr).to.equal(0);
     const out = JSON.parse(r.stdout);
     expect(out.text).to.be.a("string").that.is.not.empty;
@@ -83,7 +106,23 @@ describe("hsd CLI (spawned process)", function () {
   });
 
   it("run streams text to stdout and a summary to stderr", function () {
-    const r = hsd(["run", "--threads", "1", "--seed", "7", "--max-tokens", "12", "--hierarchy", `${basename(family.files[0]!)},${basename(family.files[family.files.length - 1]!)}`, "--thresholds", "3", "The state of the Union is"], cache);
+    const r = hsd(
+      [
+        "run",
+        "--threads",
+        "1",
+        "--seed",
+        "7",
+        "--max-tokens",
+        "12",
+        "--hierarchy",
+        `${basename(family.files[0]!)},${basename(family.files[family.files.length - 1]!)}`,
+        "--thresholds",
+        "3",
+        "The state of the Union is",
+      ],
+      cache,
+    );
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout.trim().length).to.be.greaterThan(0);
     expect(r.stderr).to.match(/\[hsd\] \d+ tokens/);
@@ -103,8 +142,13 @@ describe("hsd CLI (spawned process)", function () {
       const p = hsd(["plan", "--json", "--models", dir, "--threads", "1", "--greedy", "--max-threshold", "4"], cache);
       expect(p.code, p.stderr).to.equal(0);
       const plan = JSON.parse(p.stdout);
-      expect(plan.candidates.map((c: { file: string }) => c.file)).to.deep.equal(["good-small.gguf", "good-target.gguf"]);
-      const reasons = Object.fromEntries(plan.rejected.map((r: { file: string; reason: string }) => [basename(r.file), r.reason]));
+      expect(plan.candidates.map((c: { file: string }) => c.file)).to.deep.equal([
+        "good-small.gguf",
+        "good-target.gguf",
+      ]);
+      const reasons = Object.fromEntries(
+        plan.rejected.map((r: { file: string; reason: string }) => [basename(r.file), r.reason]),
+      );
       expect(reasons["notes.txt"]).to.match(/not a \.gguf/);
       expect(reasons["fake.gguf"]).to.match(/not a GGUF/);
       expect(reasons["truncated.gguf"]).to.match(/truncated/);
@@ -120,7 +164,11 @@ describe("hsd CLI (spawned process)", function () {
     ["an empty prompt", ["run", ""], /prompt is empty/],
     ["a bad number", ["run", "--max-tokens", "zero", "hi"], /--max-tokens/],
     ["a bad calibration length", ["plan", "--calibration-tokens", "0"], /--calibration-tokens/],
-    ["thresholds that do not fit the hierarchy", ["run", "--hierarchy", "a.gguf,b.gguf", "--thresholds", "1,2", "hi"], /--thresholds needs 1/],
+    [
+      "thresholds that do not fit the hierarchy",
+      ["run", "--hierarchy", "a.gguf,b.gguf", "--thresholds", "1,2", "hi"],
+      /--thresholds needs 1/,
+    ],
   ] as const) {
     it(`${name} exits non-zero with a one-line reason`, function () {
       const r = hsd([...args], cache);
@@ -128,7 +176,9 @@ describe("hsd CLI (spawned process)", function () {
       expect(r.stdout).to.equal("");
       const lines = r.stderr.trim().split("\n");
       expect(lines, r.stderr).to.have.length(1);
-      expect(lines[0]).to.match(/^hsd: /).and.match(pattern);
+      expect(lines[0])
+        .to.match(/^hsd: /)
+        .and.match(pattern);
     });
   }
 });

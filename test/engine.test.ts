@@ -45,7 +45,12 @@ function exactPrefixLaw(target: SyntheticLevel, prompt: number[], n: number): Ma
 }
 
 /** Samples the first PREFIX tokens SAMPLES times with HSD and counts each outcome. */
-async function samplePrefixes(levels: SyntheticLevel[], thresholds: number[], seed: number, mutation?: VerificationMutation) {
+async function samplePrefixes(
+  levels: SyntheticLevel[],
+  thresholds: number[],
+  seed: number,
+  mutation?: VerificationMutation,
+) {
   const decoder = new HsdDecoder(levels, { thresholds, greedy: false, rng: new Rng(seed), mutation });
   const prompt = [1, 3];
   const seq = new Int32Array(64);
@@ -78,7 +83,10 @@ describe("HSD recursion on synthetic models", function () {
     for (const h of HIERARCHIES) {
       it(`${h.name}`, async function () {
         const { fit } = await samplePrefixes(family(h.levels), h.thresholds, 1234);
-        expect(fit.pValue, `chi2=${fit.chiSquare.toFixed(1)} dof=${fit.degreesOfFreedom} TV=${fit.totalVariation.toFixed(4)}`).to.be.greaterThan(P_THRESHOLD);
+        expect(
+          fit.pValue,
+          `chi2=${fit.chiSquare.toFixed(1)} dof=${fit.degreesOfFreedom} TV=${fit.totalVariation.toFixed(4)}`,
+        ).to.be.greaterThan(P_THRESHOLD);
       });
     }
     it("autoregressive (K=0) with the same sampler", async function () {
@@ -122,7 +130,11 @@ describe("HSD recursion on synthetic models", function () {
       while (!r.done) r = await it.next();
       return r.value.tokens;
     }
-    for (const h of [...HIERARCHIES, { name: "K=3 (T=4,4,4)", levels: 4, thresholds: [4, 4, 4] }, { name: "K=2 (T=5,1)", levels: 3, thresholds: [5, 1] }]) {
+    for (const h of [
+      ...HIERARCHIES,
+      { name: "K=3 (T=4,4,4)", levels: 4, thresholds: [4, 4, 4] },
+      { name: "K=2 (T=5,1)", levels: 3, thresholds: [5, 1] },
+    ]) {
       it(h.name, async function () {
         const levels = family(h.levels);
         const reference = await greedyTokens([levels[levels.length - 1]!], []);
@@ -140,7 +152,9 @@ describe("HSD recursion on synthetic models", function () {
     it("stops at max tokens exactly, even mid-block", async function () {
       const levels = family(3);
       const decoder = new HsdDecoder(levels.slice(1), { thresholds: [6], greedy: false, rng: new Rng(5) });
-      const it = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 7 });
+      const it = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), {
+        maxTokens: 7,
+      });
       let r = await it.next();
       const streamed: number[] = [];
       while (!r.done) {
@@ -154,12 +168,17 @@ describe("HSD recursion on synthetic models", function () {
     it("stops at a stop string and cuts the text before it", async function () {
       const levels = family(2);
       const decoder = new HsdDecoder(levels, { thresholds: [3], greedy: true, rng: new Rng(5) });
-      const free = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 40 });
+      const free = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), {
+        maxTokens: 40,
+      });
       let r = await free.next();
       while (!r.done) r = await free.next();
       const stop = r.value.text.slice(10, 13);
       const cut = r.value.text.indexOf(stop);
-      const it = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 40, stop: [stop] });
+      const it = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), {
+        maxTokens: 40,
+        stop: [stop],
+      });
       let shown = "";
       let s = await it.next();
       while (!s.done) {
@@ -174,14 +193,19 @@ describe("HSD recursion on synthetic models", function () {
       const levels = family(3);
       const decoder = new HsdDecoder(levels, { thresholds: [2, 2], greedy: true, rng: new Rng(5) });
       const controller = new AbortController();
-      const it = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 50, signal: controller.signal });
+      const it = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), {
+        maxTokens: 50,
+        signal: controller.signal,
+      });
       await it.next();
       controller.abort();
       let r = await it.next();
       while (!r.done) r = await it.next();
       expect(r.value.stopReason).to.equal("aborted");
       expect(r.value.tokens.length).to.be.lessThan(50);
-      const again = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), { maxTokens: 20 });
+      const again = generate(decoder, { ...vocab, isEndOfGeneration: () => false }, Int32Array.from([1]), {
+        maxTokens: 20,
+      });
       let a = await again.next();
       while (!a.done) a = await again.next();
       expect(a.value.tokens).to.have.length(20);

@@ -37,10 +37,21 @@ function allHierarchies(files: string[]): Hierarchy[] {
   for (const d of drafts) for (const t of [1, 3, 6]) out.push({ files: [d, target], thresholds: [t] });
   for (let a = 0; a < drafts.length; a++) {
     for (let b = a + 1; b < drafts.length; b++) {
-      for (const th of [[2, 3], [4, 1], [3, 6]]) out.push({ files: [drafts[a]!, drafts[b]!, target], thresholds: th });
+      for (const th of [
+        [2, 3],
+        [4, 1],
+        [3, 6],
+      ])
+        out.push({ files: [drafts[a]!, drafts[b]!, target], thresholds: th });
     }
   }
-  if (drafts.length >= 3) for (const th of [[1, 2, 4], [3, 3, 3], [5, 2, 2]]) out.push({ files: [...drafts.slice(0, 3), target], thresholds: th });
+  if (drafts.length >= 3)
+    for (const th of [
+      [1, 2, 4],
+      [3, 3, 3],
+      [5, 2, 2],
+    ])
+      out.push({ files: [...drafts.slice(0, 3), target], thresholds: th });
   return out;
 }
 
@@ -63,7 +74,10 @@ describe("HSD on the bundled GGUF family", function () {
 
   it("named files follow the folder scan's rules: a target smaller than another named file is refused", async function () {
     const all = bundledFamily().files;
-    const err = await Hsd.open({ files: [all[0]!, all[all.length - 1]!], target: all[0]! }).then(() => null, (e: Error) => e);
+    const err = await Hsd.open({ files: [all[0]!, all[all.length - 1]!], target: all[0]! }).then(
+      () => null,
+      (e: Error) => e,
+    );
     expect(err?.message).to.match(/not smaller than the target/);
     const two = await Hsd.open({ files: [all[all.length - 1]!, all[0]!] });
     expect(two.models.map((m) => m.info.path)).to.deep.equal([all[0], all[all.length - 1]]); // sorted, target last
@@ -86,7 +100,11 @@ describe("HSD on the bundled GGUF family", function () {
     const target = files[files.length - 1]!;
     const reference = new Map<string, number[]>();
     for (const prompt of PROMPTS) {
-      const r = await hsd.generate(prompt, { hierarchy: { files: [target], thresholds: [] }, sampling: { greedy: true }, maxTokens: TOKENS }).result;
+      const r = await hsd.generate(prompt, {
+        hierarchy: { files: [target], thresholds: [] },
+        sampling: { greedy: true },
+        maxTokens: TOKENS,
+      }).result;
       reference.set(prompt, r.tokens);
     }
     const mismatches: string[] = [];
@@ -107,18 +125,27 @@ describe("HSD on the bundled GGUF family", function () {
         else mismatches.push(label);
       }
     }
-    if (ties.length) console.log(`      ${ties.length} divergence(s) at argmax ties (gap < 1e-4), counted separately:\n        ${ties.join("\n        ")}`);
+    if (ties.length)
+      console.log(
+        `      ${ties.length} divergence(s) at argmax ties (gap < 1e-4), counted separately:\n        ${ties.join("\n        ")}`,
+      );
     expect(mismatches, mismatches.join("\n")).to.deep.equal([]);
     expect(ties.length, "argmax ties must stay rare").to.be.at.most(Math.ceil(compared * 0.02));
   });
 
   it("greedy through the asynchronous evaluation path gives the same tokens as the synchronous one", async function () {
-    const asyncHsd = await Hsd.open({ models: family.dir, threads: 1, evaluation: "async", gpuLayers: Number(process.env.HSD_TEST_GPU_LAYERS ?? 0) });
+    const asyncHsd = await Hsd.open({
+      models: family.dir,
+      threads: 1,
+      evaluation: "async",
+      gpuLayers: Number(process.env.HSD_TEST_GPU_LAYERS ?? 0),
+    });
     try {
       const hierarchy: Hierarchy = { files, thresholds: files.slice(1).map(() => 2) };
       for (const prompt of PROMPTS.slice(0, 4)) {
         const sync = await hsd.generate(prompt, { hierarchy, sampling: { greedy: true }, maxTokens: TOKENS }).result;
-        const viaAsync = await asyncHsd.generate(prompt, { hierarchy, sampling: { greedy: true }, maxTokens: TOKENS }).result;
+        const viaAsync = await asyncHsd.generate(prompt, { hierarchy, sampling: { greedy: true }, maxTokens: TOKENS })
+          .result;
         expect(viaAsync.tokens, prompt).to.deep.equal(sync.tokens);
       }
     } finally {
@@ -136,14 +163,18 @@ describe("HSD on the bundled GGUF family", function () {
     for (const hierarchy of [single, deepest]) {
       const counts = new Map<string, number>();
       for (let s = 0; s < SAMPLES; s++) {
-        const r = await hsd.generate(prompt, { hierarchy, sampling: { ...sampling, seed: 1000 + s }, maxTokens: 2 }).result;
+        const r = await hsd.generate(prompt, { hierarchy, sampling: { ...sampling, seed: 1000 + s }, maxTokens: 2 })
+          .result;
         const key = r.tokens.slice(0, 2).join(",");
         counts.set(key, (counts.get(key) ?? 0) + 1);
       }
       const fit = chiSquareFit(counts, exact, SAMPLES);
       // Fixed seeds make this deterministic; p > 1e-6 leaves a one-in-a-million margin for a
       // correct engine under any other seed, while a broken verifier lands at p ~ 0 (see engine.test.ts).
-      expect(fit.pValue, `${hierarchy.files.join(">")}: chi2=${fit.chiSquare.toFixed(1)} dof=${fit.degreesOfFreedom} TV=${fit.totalVariation.toFixed(3)}`).to.be.greaterThan(1e-6);
+      expect(
+        fit.pValue,
+        `${hierarchy.files.join(">")}: chi2=${fit.chiSquare.toFixed(1)} dof=${fit.degreesOfFreedom} TV=${fit.totalVariation.toFixed(3)}`,
+      ).to.be.greaterThan(1e-6);
     }
   });
 });
@@ -166,7 +197,11 @@ async function topTwoGap(model: NativeModel, prompt: string, tokens: number[]): 
 }
 
 /** The target's exact probability of each first-two-token outcome, by enumeration. */
-async function exactTwoTokenLaw(hsd: Hsd, prompt: string, s: { temperature: number; topK: number; topP: number; minP: number }): Promise<Map<string, number>> {
+async function exactTwoTokenLaw(
+  hsd: Hsd,
+  prompt: string,
+  s: { temperature: number; topK: number; topP: number; minP: number },
+): Promise<Map<string, number>> {
   const model = hsd.target.native;
   const context = model.createContext({ contextSize: 512, batchSize: 512, threads: 1 });
   const law = new Map<string, number>();
@@ -186,5 +221,3 @@ async function exactTwoTokenLaw(hsd: Hsd, prompt: string, s: { temperature: numb
   }
   return law;
 }
-
-

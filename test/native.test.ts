@@ -129,7 +129,16 @@ describe("native layer", function () {
         fs.rmSync(dir, { recursive: true, force: true });
       });
 
-      for (const name of ["missing.gguf", "not-gguf.gguf", "empty.gguf", "truncated-data.gguf", "truncated-header.gguf", "random.gguf", "gguf-magic-random.gguf", "no-tensors.gguf"]) {
+      for (const name of [
+        "missing.gguf",
+        "not-gguf.gguf",
+        "empty.gguf",
+        "truncated-data.gguf",
+        "truncated-header.gguf",
+        "random.gguf",
+        "gguf-magic-random.gguf",
+        "no-tensors.gguf",
+      ]) {
         it(name, async function () {
           let err: unknown;
           try {
@@ -144,7 +153,10 @@ describe("native layer", function () {
       }
 
       it("a directory is rejected too", async function () {
-        const err = await loadModel(dir).then(() => null, (e: Error) => e);
+        const err = await loadModel(dir).then(
+          () => null,
+          (e: Error) => e,
+        );
         expect(err?.message).to.include(dir);
       });
 
@@ -175,7 +187,8 @@ describe("native layer", function () {
       expect(model.isEndOfGeneration(prompt[0]!)).to.equal(false);
       expect(() => model.isEndOfGeneration(model.vocabSize)).to.throw(RangeError);
       // Values whose cast to an integer would be undefined behaviour are refused before any cast.
-      for (const bad of [Number.NaN, 2 ** 40, -(2 ** 40), 1.5]) expect(() => model.isEndOfGeneration(bad), String(bad)).to.throw(RangeError);
+      for (const bad of [Number.NaN, 2 ** 40, -(2 ** 40), 1.5])
+        expect(() => model.isEndOfGeneration(bad), String(bad)).to.throw(RangeError);
     });
 
     it("the vocabulary fingerprint (read from the GGUF header) is the same across the family", async function () {
@@ -202,7 +215,9 @@ describe("native layer", function () {
         expect(m.detokenize(Int32Array.of(id), false, false)).to.equal(changed);
         expect(model.detokenize(Int32Array.of(id), false, false)).to.equal(text);
         m.dispose();
-        expect((await readModelInfo(p)).vocabFingerprint).to.not.equal((await readModelInfo(modelFiles[0]!)).vocabFingerprint);
+        expect((await readModelInfo(p)).vocabFingerprint).to.not.equal(
+          (await readModelInfo(modelFiles[0]!)).vocabFingerprint,
+        );
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
@@ -286,7 +301,8 @@ describe("native layer", function () {
 
     it("greedy argmax equals the argmax of the temperature-1 distribution", function () {
       const r = evalRows(ctx, prompt.subarray(0, 16), 0, V);
-      for (let j = 0; j < 16; j++) expect(r.argmax[j], `row ${j}`).to.equal(argmaxOf(r.probs.subarray(j * V, (j + 1) * V)));
+      for (let j = 0; j < 16; j++)
+        expect(r.argmax[j], `row ${j}`).to.equal(argmaxOf(r.probs.subarray(j * V, (j + 1) * V)));
       ctx.setSampling({ ...T1, greedy: true });
       const argmax = new Int32Array(16);
       ctx.evaluateSync(prompt.subarray(0, 16), 0, 0, { probs: null, argmax, rowOffset: 0 });
@@ -325,9 +341,16 @@ describe("native layer", function () {
       expect(() => ctx.evaluateSync(Int32Array.of(V), 0, 0, t)).to.throw(RangeError, /outside the vocabulary/);
       expect(() => ctx.evaluateSync(new Int32Array(0), 0, 0, t)).to.throw(RangeError, /tokens.length/);
       expect(() => ctx.evaluateSync(new Int32Array(33), 0, 0, t)).to.throw(RangeError, /batchSize/);
-      expect(() => ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs: new Float32Array(V), argmax, rowOffset: 0 })).to.throw(RangeError, /probs/);
-      expect(() => ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs: null, argmax, rowOffset: 0 })).to.throw(TypeError, /probs/);
-      expect(() => ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs, argmax: new Int32Array(2), rowOffset: 0 })).to.throw(RangeError, /argmax/);
+      expect(() =>
+        ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs: new Float32Array(V), argmax, rowOffset: 0 }),
+      ).to.throw(RangeError, /probs/);
+      expect(() => ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs: null, argmax, rowOffset: 0 })).to.throw(
+        TypeError,
+        /probs/,
+      );
+      expect(() =>
+        ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs, argmax: new Int32Array(2), rowOffset: 0 }),
+      ).to.throw(RangeError, /argmax/);
       expect(() => ctx.setSampling({ ...T1, temperature: 0 })).to.throw(RangeError, /temperature/);
       expect(() => ctx.setSampling({ ...T1, topP: 1.5 })).to.throw(RangeError, /topP/);
       expect(() => model.createContext({ contextSize: 8, batchSize: 0, threads: 1 })).to.throw(RangeError);
@@ -339,8 +362,13 @@ describe("native layer", function () {
       const probs = new Float32Array(12 * V);
       const argmax = new Int32Array(12);
       const p = ctx.evaluate(prompt.subarray(0, 12), 0, 0, { probs, argmax, rowOffset: 0 });
-      expect(() => ctx.evaluateSync(prompt.subarray(0, 1), 0, 0, { probs, argmax, rowOffset: 0 })).to.throw(/in flight/);
-      const second = await ctx.evaluate(prompt.subarray(0, 1), 0, 0, { probs, argmax, rowOffset: 0 }).then(() => null, (e: Error) => e);
+      expect(() => ctx.evaluateSync(prompt.subarray(0, 1), 0, 0, { probs, argmax, rowOffset: 0 })).to.throw(
+        /in flight/,
+      );
+      const second = await ctx.evaluate(prompt.subarray(0, 1), 0, 0, { probs, argmax, rowOffset: 0 }).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(second?.message).to.match(/in flight/);
       expect(() => ctx.truncate(0)).to.throw(/in flight/);
       await p;
@@ -379,7 +407,11 @@ describe("native layer", function () {
         ctxs.forEach((c) => c.setSampling(T1));
         const toks = prompt.subarray(0, 8);
         const refs = ctxs.map((c, i) => evalRows(c, toks, 0, models[i]!.vocabSize).probs);
-        const outs = models.map((m) => ({ probs: new Float32Array(8 * m.vocabSize), argmax: new Int32Array(8), rowOffset: 0 }));
+        const outs = models.map((m) => ({
+          probs: new Float32Array(8 * m.vocabSize),
+          argmax: new Int32Array(8),
+          rowOffset: 0,
+        }));
         await Promise.all(ctxs.map((c, i) => c.evaluate(toks, 0, 0, outs[i]!)));
         outs.forEach((o, i) => expect(maxAbsDiff(o.probs, refs[i]!), files[i]).to.equal(0));
         if (distinct.length > 1) expect(maxAbsDiff(refs[0]!, refs[1]!)).to.be.greaterThan(1e-4); // really different models
@@ -398,7 +430,10 @@ describe("native layer", function () {
       const target = { probs: new Float32Array(32 * m.vocabSize), argmax: new Int32Array(32), rowOffset: 0 };
       const p = ctx.evaluate(toks, 0, 0, target);
       ctx.dispose();
-      const err = await p.then(() => null, (e: Error) => e);
+      const err = await p.then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(err).to.be.instanceOf(Error);
       expect(err!.message).to.match(/context was disposed/);
       expect(() => ctx.position).to.throw(/disposed/);
@@ -417,7 +452,14 @@ describe("native layer", function () {
       const p1 = c1.evaluate(toks, 0, 0, mk());
       const p2 = c2.evaluate(toks, 0, 0, mk());
       m.dispose();
-      const errs = await Promise.all([p1, p2].map((p) => p.then(() => null, (e: Error) => e)));
+      const errs = await Promise.all(
+        [p1, p2].map((p) =>
+          p.then(
+            () => null,
+            (e: Error) => e,
+          ),
+        ),
+      );
       for (const err of errs) expect(err?.message).to.match(/model of this context was disposed/);
       expect(c1.disposed && c2.disposed && m.disposed).to.equal(true);
       expect(() => m.createContext(CTX)).to.throw(/disposed/);
@@ -430,7 +472,9 @@ describe("native layer", function () {
     it("counts physical cores", function () {
       const cpuinfo = [0, 1, 2, 3]
         .map((p) => `processor\t: ${p}\nphysical id\t: ${p >> 1 ? 1 : 0}\ncore id\t\t: ${p % 2}\n`)
-        .concat([4, 5, 6, 7].map((p) => `processor\t: ${p}\nphysical id\t: ${(p - 4) >> 1 ? 1 : 0}\ncore id\t\t: ${p % 2}\n`))
+        .concat(
+          [4, 5, 6, 7].map((p) => `processor\t: ${p}\nphysical id\t: ${(p - 4) >> 1 ? 1 : 0}\ncore id\t\t: ${p % 2}\n`),
+        )
         .join("\n");
       expect(physicalCoresFromCpuinfo(cpuinfo)).to.equal(4); // 2 sockets x 2 cores, hyper-threaded
       expect(physicalCoresFromCpuinfo("")).to.equal(0);
@@ -450,7 +494,7 @@ function referenceTransform(p: Float32Array, s: SamplingTransform): Float32Array
   const V = p.length;
   const q = new Float64Array(V);
   let z = 0;
-  for (let i = 0; i < V; i++) z += (q[i] = Math.pow(p[i]!, 1 / s.temperature));
+  for (let i = 0; i < V; i++) z += q[i] = Math.pow(p[i]!, 1 / s.temperature);
   for (let i = 0; i < V; i++) q[i]! /= z;
   const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => q[b]! - q[a]! || a - b);
   let keep = s.topK > 0 ? Math.min(s.topK, V) : V;

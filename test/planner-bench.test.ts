@@ -18,269 +18,298 @@ import { parseSyntheticAcceptance, runSyntheticAcceptance } from "../scripts/ben
 
 /** A plan report as planFromCalibration writes it, for 4 candidates with affine costs. */
 function fakePlan(): PlanReport {
-    const files = ["hsd-tiny-0.1M.gguf", "hsd-tiny-0.6M.gguf", "hsd-tiny-1.8M.gguf", "hsd-tiny-5M.gguf"];
-    const base = [0.05, 0.1, 0.18, 0.3];
-    const acceptance = [
-        [null, 0.8, 0.65, 0.6],
-        [null, null, 0.8, 0.68],
-        [null, null, null, 0.75],
-        [null, null, null, null],
-    ];
-    const chain = (names: string[], thresholds: number[]) => ({
-        chain: names,
-        thresholds,
-        predicted_ms_per_token: 0,
-        predicted_speedup_vs_autoregressive: 1,
-        predicted_tokens_per_target_pass: 1,
-    });
-    return {
-        candidates: files.map((file, i) => ({
-            file,
-            parameters: [0.1e6, 0.6e6, 1.8e6, 5e6][i]!,
-            file_size: 0,
-            quantisation: "F16",
-            cost_ms_1: base[i]!,
-            cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
-            cold_cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
-            reshape_cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: 0.2 * base[i]! })),
-            autoregressive_ms: base[i]!,
-        })),
-        acceptance,
-        best: { ...chain([files[0]!, files[2]!, files[3]!], [3, 4]), predicted_speedup_vs_best_single: 1, method: "exhaustive" },
-        best_single: chain([files[0]!, files[3]!], [3]),
-        autoregressive: chain([files[3]!], []),
-        calibration: { device: "test", threads: 1, greedy: true, prompts: 8, from_cache: false },
-    };
+  const files = ["hsd-tiny-0.1M.gguf", "hsd-tiny-0.6M.gguf", "hsd-tiny-1.8M.gguf", "hsd-tiny-5M.gguf"];
+  const base = [0.05, 0.1, 0.18, 0.3];
+  const acceptance = [
+    [null, 0.8, 0.65, 0.6],
+    [null, null, 0.8, 0.68],
+    [null, null, null, 0.75],
+    [null, null, null, null],
+  ];
+  const chain = (names: string[], thresholds: number[]) => ({
+    chain: names,
+    thresholds,
+    predicted_ms_per_token: 0,
+    predicted_speedup_vs_autoregressive: 1,
+    predicted_tokens_per_target_pass: 1,
+  });
+  return {
+    candidates: files.map((file, i) => ({
+      file,
+      parameters: [0.1e6, 0.6e6, 1.8e6, 5e6][i]!,
+      file_size: 0,
+      quantisation: "F16",
+      cost_ms_1: base[i]!,
+      cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
+      cold_cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
+      reshape_cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: 0.2 * base[i]! })),
+      autoregressive_ms: base[i]!,
+    })),
+    acceptance,
+    best: {
+      ...chain([files[0]!, files[2]!, files[3]!], [3, 4]),
+      predicted_speedup_vs_best_single: 1,
+      method: "exhaustive",
+    },
+    best_single: chain([files[0]!, files[3]!], [3]),
+    autoregressive: chain([files[3]!], []),
+    calibration: { device: "test", threads: 1, greedy: true, prompts: 8, from_cache: false },
+  };
 }
 
 function fakeStats(levels: number, tokens: number, wallMs: number): RunStats {
-    return {
-        tokens,
-        targetPasses: tokens / 2,
-        wallMs,
-        msPerToken: wallMs / tokens,
-        tokensPerSecond: (1000 * tokens) / wallMs,
-        engineMs: 0.1 * wallMs,
-        levels: Array.from({ length: levels }, (_, i) => ({
-            name: `L${i}`,
-            passes: tokens,
-            tokensEvaluated: 2 * tokens,
-            drafted: i < levels - 1 ? 100 : 0,
-            judged: i < levels - 1 ? 80 : 0,
-            accepted: i < levels - 1 ? 60 : 0,
-            acceptanceRate: i < levels - 1 ? 0.75 : 0,
-            acceptanceByPosition: i < levels - 1 ? [0.8, 0.7] : [],
-            judgedByPosition: i < levels - 1 ? [50, 30] : [],
-            scoreMs: 0.2 * wallMs,
-        })),
-    };
+  return {
+    tokens,
+    targetPasses: tokens / 2,
+    wallMs,
+    msPerToken: wallMs / tokens,
+    tokensPerSecond: (1000 * tokens) / wallMs,
+    engineMs: 0.1 * wallMs,
+    levels: Array.from({ length: levels }, (_, i) => ({
+      name: `L${i}`,
+      passes: tokens,
+      tokensEvaluated: 2 * tokens,
+      drafted: i < levels - 1 ? 100 : 0,
+      judged: i < levels - 1 ? 80 : 0,
+      accepted: i < levels - 1 ? 60 : 0,
+      acceptanceRate: i < levels - 1 ? 0.75 : 0,
+      acceptanceByPosition: i < levels - 1 ? [0.8, 0.7] : [],
+      judgedByPosition: i < levels - 1 ? [50, 30] : [],
+      scoreMs: 0.2 * wallMs,
+    })),
+  };
 }
 
 describe("bench: statistics and options", () => {
-    it("median, quantile, summary and rotation", () => {
-        expect(median([3, 1, 2])).to.equal(2);
-        expect(median([4, 1, 2, 3])).to.equal(2.5);
-        expect(quantile([0, 10], 0.25)).to.equal(2.5);
-        const s = summarize([2, 4, 3]);
-        expect(s).to.include({ median: 3, min: 2, max: 4, n: 3 });
-        expect(s.relativeSpread).to.be.closeTo(2 / 3, 1e-12);
-        expect(rotate([1, 2, 3], 4)).to.deep.equal([2, 3, 1]);
-        expect(() => median([])).to.throw(/empty/);
-        expect(cellSeed(1, 0, 0)).to.not.equal(cellSeed(1, 1, 0));
-        expect(hashTokens([1, 2])).to.not.equal(hashTokens([2, 1]));
-    });
+  it("median, quantile, summary and rotation", () => {
+    expect(median([3, 1, 2])).to.equal(2);
+    expect(median([4, 1, 2, 3])).to.equal(2.5);
+    expect(quantile([0, 10], 0.25)).to.equal(2.5);
+    const s = summarize([2, 4, 3]);
+    expect(s).to.include({ median: 3, min: 2, max: 4, n: 3 });
+    expect(s.relativeSpread).to.be.closeTo(2 / 3, 1e-12);
+    expect(rotate([1, 2, 3], 4)).to.deep.equal([2, 3, 1]);
+    expect(() => median([])).to.throw(/empty/);
+    expect(cellSeed(1, 0, 0)).to.not.equal(cellSeed(1, 1, 0));
+    expect(hashTokens([1, 2])).to.not.equal(hashTokens([2, 1]));
+  });
 
-    it("parses flags and rejects bad values naming the flag", () => {
-        const o = parseBenchOptions(["--prompts", "2", "--max-tokens", "32", "--repetitions", "5", "--sampling", "t1", "--no-llama"]);
-        expect(o).to.include({ prompts: 2, maxTokens: 32, repetitions: 5, llama: false, threads: 1 });
-        expect(o.sampling).to.deep.equal(["t1"]);
-        expect(parseBenchOptions([]).sampling).to.deep.equal(["greedy", "t1"]);
-        const fail = (args: string[]) => {
-            const write = process.stderr.write;
-            const exit = process.exit;
-            process.stderr.write = (() => true) as typeof process.stderr.write;
-            process.exit = ((code: number) => {
-                throw new Error(`exit ${code}`);
-            }) as typeof process.exit;
-            try {
-                parseBenchOptions(args);
-            } finally {
-                process.stderr.write = write;
-                process.exit = exit;
-            }
-        };
-        expect(() => fail(["--prompts", "0"])).to.throw(/exit/);
-        expect(() => fail(["--sampling", "beam"])).to.throw(/exit/);
-    });
+  it("parses flags and rejects bad values naming the flag", () => {
+    const o = parseBenchOptions([
+      "--prompts",
+      "2",
+      "--max-tokens",
+      "32",
+      "--repetitions",
+      "5",
+      "--sampling",
+      "t1",
+      "--no-llama",
+    ]);
+    expect(o).to.include({ prompts: 2, maxTokens: 32, repetitions: 5, llama: false, threads: 1 });
+    expect(o.sampling).to.deep.equal(["t1"]);
+    expect(parseBenchOptions([]).sampling).to.deep.equal(["greedy", "t1"]);
+    const fail = (args: string[]) => {
+      const write = process.stderr.write;
+      const exit = process.exit;
+      process.stderr.write = (() => true) as typeof process.stderr.write;
+      process.exit = ((code: number) => {
+        throw new Error(`exit ${code}`);
+      }) as typeof process.exit;
+      try {
+        parseBenchOptions(args);
+      } finally {
+        process.stderr.write = write;
+        process.exit = exit;
+      }
+    };
+    expect(() => fail(["--prompts", "0"])).to.throw(/exit/);
+    expect(() => fail(["--sampling", "beam"])).to.throw(/exit/);
+  });
 
-    it("the --synthetic-acceptance hook parses rates and points at the GPU script that implements the mode", () => {
-        expect(parseSyntheticAcceptance("0.7, 0.8").rates).to.deep.equal([0.7, 0.8]);
-        expect(() => parseSyntheticAcceptance("0.7,1.5")).to.throw(/rates in \[0, 1\]/);
-        expect(() => runSyntheticAcceptance({ rates: [0.7] })).to.throw(/not wired into this benchmark.*scripts\/gpu\/bench-synthetic\.ts/);
-    });
+  it("the --synthetic-acceptance hook parses rates and points at the GPU script that implements the mode", () => {
+    expect(parseSyntheticAcceptance("0.7, 0.8").rates).to.deep.equal([0.7, 0.8]);
+    expect(() => parseSyntheticAcceptance("0.7,1.5")).to.throw(/rates in \[0, 1\]/);
+    expect(() => runSyntheticAcceptance({ rates: [0.7] })).to.throw(
+      /not wired into this benchmark.*scripts\/gpu\/bench-synthetic\.ts/,
+    );
+  });
 });
 
 describe("bench: methods from a calibration", () => {
-    const plan = fakePlan();
-    const model = new CalibratedModel(plan);
+  const plan = fakePlan();
+  const model = new CalibratedModel(plan);
 
-    it("short names drop the common prefix at a separator", () => {
-        expect(shortNames(plan.candidates.map((c) => c.file))).to.deep.equal(["0.1M", "0.6M", "1.8M", "5M"]);
-        expect(shortNames(["dev-a.gguf", "dev-b.gguf"])).to.deep.equal(["a", "b"]);
-    });
+  it("short names drop the common prefix at a separator", () => {
+    expect(shortNames(plan.candidates.map((c) => c.file))).to.deep.equal(["0.1M", "0.6M", "1.8M", "5M"]);
+    expect(shortNames(["dev-a.gguf", "dev-b.gguf"])).to.deep.equal(["a", "b"]);
+  });
 
-    it("best thresholds of a fixed chain equal brute force over expectedLatency", () => {
-        const chain = [0, 1, 3];
-        const best = model.bestThresholds(chain, 8);
-        let brute = Number.POSITIVE_INFINITY;
-        for (let a = 1; a <= 8; a++) {
-            for (let b = 1; b <= 8; b++) brute = Math.min(brute, model.predict(chain, [a, b]).msPerToken);
-        }
-        expect(best.ms).to.be.closeTo(brute, 1e-12);
-        expect(model.predict(chain, best.thresholds).msPerToken).to.be.closeTo(best.ms, 1e-12);
-    });
+  it("best thresholds of a fixed chain equal brute force over expectedLatency", () => {
+    const chain = [0, 1, 3];
+    const best = model.bestThresholds(chain, 8);
+    let brute = Number.POSITIVE_INFINITY;
+    for (let a = 1; a <= 8; a++) {
+      for (let b = 1; b <= 8; b++) brute = Math.min(brute, model.predict(chain, [a, b]).msPerToken);
+    }
+    expect(best.ms).to.be.closeTo(brute, 1e-12);
+    expect(model.predict(chain, best.thresholds).msPerToken).to.be.closeTo(best.ms, 1e-12);
+  });
 
-    it("runs autoregressive, each single draft at its best T, the optimiser's pick, others, and node-llama-cpp once each", () => {
-        const methods = buildMethods(model, { maxThreshold: 8, others: 2, llama: true });
-        const roles = methods.flatMap((m) => m.roles);
-        expect(roles.filter((r) => r === "autoregressive")).to.have.length(1);
-        expect(roles.filter((r) => r === "single")).to.have.length(3);
-        expect(roles.filter((r) => r === "optimiser")).to.have.length(1);
-        expect(roles.filter((r) => r === "other")).to.have.length(2);
-        expect(new Set(methods.map((m) => m.id)).size).to.equal(methods.length);
-        const opt = methods.find((m) => m.roles.includes("optimiser"))!;
-        expect(opt.chain).to.deep.equal([0, 2, 3]);
-        const others = methods.filter((m) => m.roles.includes("other"));
-        expect(others[0]!.chain).to.deep.equal([0, 1, 2, 3]); // the full chain first
-        // The prediction is the formula on the report's own samples, assembled here independently of the planner input.
-        for (const m of methods.filter((x) => x.kind === "hsd")) {
-            const c = m.chain.map((i) => plan.candidates[i]!);
-            const byHand = expectedLatency({
-                costs: c.map((x) => passCostFromSamples(x.cost_ms)),
-                coldCosts: c.map((x) => passCostFromSamples(x.cold_cost_ms)),
-                reshapeCosts: c.map((x) => passCostFromSamples(x.reshape_cost_ms)),
-                autoregressiveMs: c[c.length - 1]!.autoregressive_ms,
-                thresholds: m.thresholds,
-                acceptance: m.chain.slice(1).map((hi, j) => plan.acceptance[m.chain[j]!]![hi]!),
-            });
-            expect(m.predicted!.msPerToken, m.label).to.be.closeTo(byHand.msPerToken, 1e-12);
-        }
-        const llama = methods.find((m) => m.kind === "node-llama-cpp")!;
-        expect(llama.chain).to.deep.equal([0, 3]);
-        expect(llama.predicted).to.equal(null);
-        // A pick equal to a single draft is one method with two roles.
-        const samePick = new CalibratedModel({ ...plan, best: { ...plan.best, chain: [plan.candidates[0]!.file, plan.candidates[3]!.file], thresholds: [model.bestThresholds([0, 3], 8).thresholds[0]!] } });
-        const m2 = buildMethods(samePick, { maxThreshold: 8, others: 0, llama: false });
-        expect(m2).to.have.length(4);
-        expect(m2.find((m) => m.roles.includes("optimiser"))!.roles).to.deep.equal(["single", "optimiser"]);
+  it("runs autoregressive, each single draft at its best T, the optimiser's pick, others, and node-llama-cpp once each", () => {
+    const methods = buildMethods(model, { maxThreshold: 8, others: 2, llama: true });
+    const roles = methods.flatMap((m) => m.roles);
+    expect(roles.filter((r) => r === "autoregressive")).to.have.length(1);
+    expect(roles.filter((r) => r === "single")).to.have.length(3);
+    expect(roles.filter((r) => r === "optimiser")).to.have.length(1);
+    expect(roles.filter((r) => r === "other")).to.have.length(2);
+    expect(new Set(methods.map((m) => m.id)).size).to.equal(methods.length);
+    const opt = methods.find((m) => m.roles.includes("optimiser"))!;
+    expect(opt.chain).to.deep.equal([0, 2, 3]);
+    const others = methods.filter((m) => m.roles.includes("other"));
+    expect(others[0]!.chain).to.deep.equal([0, 1, 2, 3]); // the full chain first
+    // The prediction is the formula on the report's own samples, assembled here independently of the planner input.
+    for (const m of methods.filter((x) => x.kind === "hsd")) {
+      const c = m.chain.map((i) => plan.candidates[i]!);
+      const byHand = expectedLatency({
+        costs: c.map((x) => passCostFromSamples(x.cost_ms)),
+        coldCosts: c.map((x) => passCostFromSamples(x.cold_cost_ms)),
+        reshapeCosts: c.map((x) => passCostFromSamples(x.reshape_cost_ms)),
+        autoregressiveMs: c[c.length - 1]!.autoregressive_ms,
+        thresholds: m.thresholds,
+        acceptance: m.chain.slice(1).map((hi, j) => plan.acceptance[m.chain[j]!]![hi]!),
+      });
+      expect(m.predicted!.msPerToken, m.label).to.be.closeTo(byHand.msPerToken, 1e-12);
+    }
+    const llama = methods.find((m) => m.kind === "node-llama-cpp")!;
+    expect(llama.chain).to.deep.equal([0, 3]);
+    expect(llama.predicted).to.equal(null);
+    // A pick equal to a single draft is one method with two roles.
+    const samePick = new CalibratedModel({
+      ...plan,
+      best: {
+        ...plan.best,
+        chain: [plan.candidates[0]!.file, plan.candidates[3]!.file],
+        thresholds: [model.bestThresholds([0, 3], 8).thresholds[0]!],
+      },
     });
+    const m2 = buildMethods(samePick, { maxThreshold: 8, others: 0, llama: false });
+    expect(m2).to.have.length(4);
+    expect(m2.find((m) => m.roles.includes("optimiser"))!.roles).to.deep.equal(["single", "optimiser"]);
+  });
 });
 
 describe("bench: analysis, report and plot", () => {
-    const plan = fakePlan();
-    const model = new CalibratedModel(plan);
-    const methods = buildMethods(model, { maxThreshold: 8, others: 1, llama: true });
+  const plan = fakePlan();
+  const model = new CalibratedModel(plan);
+  const methods = buildMethods(model, { maxThreshold: 8, others: 1, llama: true });
 
-    function records(): RunRecord[] {
-        const out: RunRecord[] = [];
-        for (let rep = 0; rep < 3; rep++) {
-            for (let p = 0; p < 2; p++) {
-                methods.forEach((m, slot) => {
-                    const msPerToken = (m.predicted?.msPerToken ?? 0.25) * (1 + 0.05 * rep);
-                    out.push({
-                        method: m.id,
-                        mode: "greedy",
-                        repetition: rep,
-                        prompt: p,
-                        slot,
-                        tokens: 50,
-                        wallMs: 50 * msPerToken * 1.1,
-                        decodeMs: 48 * msPerToken,
-                        decodeTokens: 48,
-                        tokensHash: m.roles.includes("other") && p === 1 ? "different" : "same",
-                        stats: m.kind === "hsd" ? fakeStats(m.chain.length, 50, 50 * msPerToken) : null,
-                        predictions: m.kind === "hsd" ? null : { used: 30, unused: 5, validated: 35, refuted: 15 },
-                    });
-                });
-            }
-        }
-        return out;
-    }
-
-    it("medians over repetitions, ratios, prediction errors, greedy agreement and acceptance", () => {
-        const results = analyse(model, methods, records(), "greedy");
-        expect(results).to.have.length(methods.length);
-        const ar = results.find((r) => r.roles.includes("autoregressive"))!;
-        expect(ar.decodeMsPerToken.median).to.be.closeTo(0.3 * 1.05, 1e-12);
-        expect(ar.predictionError).to.be.closeTo(0.05, 1e-9);
-        const best = bestSingleOf(results)!;
-        const singleMedians = results.filter((r) => r.roles.includes("single")).map((r) => r.decodeMsPerToken.median);
-        expect(best.decodeMsPerToken.median).to.equal(Math.min(...singleMedians));
-        for (const r of results) {
-            expect(r.speedupVsAutoregressive).to.be.closeTo(ar.decodeMsPerToken.median / r.decodeMsPerToken.median, 1e-12);
-        }
-        const other = results.find((r) => r.roles.includes("other"))!;
-        expect(other.greedyMatches).to.deep.equal({ same: 3, of: 6 });
-        const single = results.find((r) => r.roles.includes("single"))!;
-        const singleChain = methods.find((m) => m.id === single.id)!.chain;
-        expect(single.levels![0]!.acceptance).to.deep.equal({ measured: 0.75, calibrated: plan.acceptance[singleChain[0]!]![singleChain[1]!], judged: 6 * 80 });
-        expect(single.levels![0]!.acceptanceByPosition).to.deep.equal([0.8, 0.7]);
-        // Replay with the measured acceptance by position is the formula with those rates.
-        const chain = methods.find((m) => m.id === single.id)!.chain;
-        const replay = expectedLatency({
-            costs: chain.map((i) => model.costs[i]!.cost),
-            coldCosts: chain.map((i) => model.cold[i]!.cost),
-            reshapeCosts: chain.map((i) => model.reshape[i]!.cost),
-            thresholds: single.thresholds,
-            acceptance: [0.75],
-            acceptanceByPosition: [[0.8, 0.7]],
+  function records(): RunRecord[] {
+    const out: RunRecord[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      for (let p = 0; p < 2; p++) {
+        methods.forEach((m, slot) => {
+          const msPerToken = (m.predicted?.msPerToken ?? 0.25) * (1 + 0.05 * rep);
+          out.push({
+            method: m.id,
+            mode: "greedy",
+            repetition: rep,
+            prompt: p,
+            slot,
+            tokens: 50,
+            wallMs: 50 * msPerToken * 1.1,
+            decodeMs: 48 * msPerToken,
+            decodeTokens: 48,
+            tokensHash: m.roles.includes("other") && p === 1 ? "different" : "same",
+            stats: m.kind === "hsd" ? fakeStats(m.chain.length, 50, 50 * msPerToken) : null,
+            predictions: m.kind === "hsd" ? null : { used: 30, unused: 5, validated: 35, refuted: 15 },
+          });
         });
-        expect(single.replay!.measuredAcceptanceByPosition).to.be.closeTo(replay.msPerToken, 1e-12);
-        const llama = results.find((r) => r.kind === "node-llama-cpp")!;
-        expect(llama.llamaAcceptance).to.equal(0.7);
-    });
+      }
+    }
+    return out;
+  }
 
-    it("the markdown flags predictions more than 10% off, and the SVG is well formed", () => {
-        const results = analyse(model, methods, records(), "greedy");
-        const ctx: ReportContext = {
-            title: "test",
-            command: "npm run bench",
-            device: "cpu",
-            threads: 1,
-            models: plan.candidates.map((c) => ({ file: c.file, parameters: c.parameters, costMs1: c.cost_ms_1 })),
-            prompts: 2,
-            maxTokens: 50,
-            repetitions: 3,
-            calibration: { greedy: { fromCache: true, acceptance: plan.acceptance } },
-            startedAt: "now",
-            wallSeconds: 1,
-            names: model.names,
-        };
-        const md = markdownReport(ctx, { greedy: results });
-        expect(md).to.include("| method | role | ms/token median");
-        expect(md).to.match(/Every hsd method's measured ms\/token is within 10% of prediction \(1\), calibrated before the runs/);
-        const off = results.map((r) => (r.predictionError === null ? r : { ...r, predictionError: 0.2 }));
-        const offMd = markdownReport(ctx, { greedy: off });
-        expect(offMd).to.include("+20.0% **!**");
-        expect(offMd).to.match(/Outside 10% of prediction \(1\), calibrated before the runs: /);
-        const svg = plotSvg("a <b> & c", { greedy: results });
-        expect(svg.startsWith("<svg")).to.equal(true);
-        expect(svg.trim().endsWith("</svg>")).to.equal(true);
-        expect(svg).to.include("a &lt;b&gt; &amp; c");
-        expect((svg.match(/<rect /g) ?? []).length).to.equal(results.length + 1);
-        expect(niceAxis(0.87)).to.deep.equal({ max: 1, step: 0.2 });
+  it("medians over repetitions, ratios, prediction errors, greedy agreement and acceptance", () => {
+    const results = analyse(model, methods, records(), "greedy");
+    expect(results).to.have.length(methods.length);
+    const ar = results.find((r) => r.roles.includes("autoregressive"))!;
+    expect(ar.decodeMsPerToken.median).to.be.closeTo(0.3 * 1.05, 1e-12);
+    expect(ar.predictionError).to.be.closeTo(0.05, 1e-9);
+    const best = bestSingleOf(results)!;
+    const singleMedians = results.filter((r) => r.roles.includes("single")).map((r) => r.decodeMsPerToken.median);
+    expect(best.decodeMsPerToken.median).to.equal(Math.min(...singleMedians));
+    for (const r of results) {
+      expect(r.speedupVsAutoregressive).to.be.closeTo(ar.decodeMsPerToken.median / r.decodeMsPerToken.median, 1e-12);
+    }
+    const other = results.find((r) => r.roles.includes("other"))!;
+    expect(other.greedyMatches).to.deep.equal({ same: 3, of: 6 });
+    const single = results.find((r) => r.roles.includes("single"))!;
+    const singleChain = methods.find((m) => m.id === single.id)!.chain;
+    expect(single.levels![0]!.acceptance).to.deep.equal({
+      measured: 0.75,
+      calibrated: plan.acceptance[singleChain[0]!]![singleChain[1]!],
+      judged: 6 * 80,
     });
+    expect(single.levels![0]!.acceptanceByPosition).to.deep.equal([0.8, 0.7]);
+    // Replay with the measured acceptance by position is the formula with those rates.
+    const chain = methods.find((m) => m.id === single.id)!.chain;
+    const replay = expectedLatency({
+      costs: chain.map((i) => model.costs[i]!.cost),
+      coldCosts: chain.map((i) => model.cold[i]!.cost),
+      reshapeCosts: chain.map((i) => model.reshape[i]!.cost),
+      thresholds: single.thresholds,
+      acceptance: [0.75],
+      acceptanceByPosition: [[0.8, 0.7]],
+    });
+    expect(single.replay!.measuredAcceptanceByPosition).to.be.closeTo(replay.msPerToken, 1e-12);
+    const llama = results.find((r) => r.kind === "node-llama-cpp")!;
+    expect(llama.llamaAcceptance).to.equal(0.7);
+  });
 
-    it("stub levels drive the real recursion with plausible acceptance (used by bench-micro)", async () => {
-        for (const greedy of [true, false]) {
-            const levels = stubFamily(3, 64, 32, 1);
-            const decoder = new HsdDecoder(levels, { thresholds: [2, 4], greedy, rng: new Rng(2) });
-            const seq = new Int32Array(4096);
-            let tokens = 0;
-            for (let i = 0; i < 200; i++) tokens += await decoder.step(seq, 10 + tokens);
-            const rate = decoder.stats[0]!.acceptanceRate;
-            expect(rate, `greedy=${greedy}`).to.be.within(0.3, 0.99);
-            expect(tokens / 200).to.be.above(1);
-        }
-    });
+  it("the markdown flags predictions more than 10% off, and the SVG is well formed", () => {
+    const results = analyse(model, methods, records(), "greedy");
+    const ctx: ReportContext = {
+      title: "test",
+      command: "npm run bench",
+      device: "cpu",
+      threads: 1,
+      models: plan.candidates.map((c) => ({ file: c.file, parameters: c.parameters, costMs1: c.cost_ms_1 })),
+      prompts: 2,
+      maxTokens: 50,
+      repetitions: 3,
+      calibration: { greedy: { fromCache: true, acceptance: plan.acceptance } },
+      startedAt: "now",
+      wallSeconds: 1,
+      names: model.names,
+    };
+    const md = markdownReport(ctx, { greedy: results });
+    expect(md).to.include("| method | role | ms/token median");
+    expect(md).to.match(
+      /Every hsd method's measured ms\/token is within 10% of prediction \(1\), calibrated before the runs/,
+    );
+    const off = results.map((r) => (r.predictionError === null ? r : { ...r, predictionError: 0.2 }));
+    const offMd = markdownReport(ctx, { greedy: off });
+    expect(offMd).to.include("+20.0% **!**");
+    expect(offMd).to.match(/Outside 10% of prediction \(1\), calibrated before the runs: /);
+    const svg = plotSvg("a <b> & c", { greedy: results });
+    expect(svg.startsWith("<svg")).to.equal(true);
+    expect(svg.trim().endsWith("</svg>")).to.equal(true);
+    expect(svg).to.include("a &lt;b&gt; &amp; c");
+    expect((svg.match(/<rect /g) ?? []).length).to.equal(results.length + 1);
+    expect(niceAxis(0.87)).to.deep.equal({ max: 1, step: 0.2 });
+  });
+
+  it("stub levels drive the real recursion with plausible acceptance (used by bench-micro)", async () => {
+    for (const greedy of [true, false]) {
+      const levels = stubFamily(3, 64, 32, 1);
+      const decoder = new HsdDecoder(levels, { thresholds: [2, 4], greedy, rng: new Rng(2) });
+      const seq = new Int32Array(4096);
+      let tokens = 0;
+      for (let i = 0; i < 200; i++) tokens += await decoder.step(seq, 10 + tokens);
+      const rate = decoder.stats[0]!.acceptanceRate;
+      expect(rate, `greedy=${greedy}`).to.be.within(0.3, 0.99);
+      expect(tokens / 200).to.be.above(1);
+    }
+  });
 });

@@ -16,7 +16,11 @@ function family(levels: number): SyntheticLevel[] {
 }
 
 /** Runs `passes` target passes greedily; returns the decoder (its stats) and the tokens generated. */
-async function run(levels: LevelModel[], thresholds: number[], passes: number): Promise<{ decoder: HsdDecoder; tokens: number }> {
+async function run(
+  levels: LevelModel[],
+  thresholds: number[],
+  passes: number,
+): Promise<{ decoder: HsdDecoder; tokens: number }> {
   const decoder = new HsdDecoder(levels, { thresholds, greedy: true, rng: new Rng(5) });
   const prompt = [3, 1, 4, 1, 5];
   const seq = new Int32Array(prompt.length + passes * (decoder.maxDraftBlock + 1) + decoder.maxDraftBlock + 1);
@@ -100,7 +104,8 @@ describe("synthetic acceptance (benchmark wrapper)", function () {
       get tokensEvaluated() {
         return inner!.tokensEvaluated;
       },
-      score: (s, l, f, rows, o) => new Promise<void>((resolve) => setTimeout(() => resolve(inner!.score(s, l, f, rows, o)), 1)),
+      score: (s, l, f, rows, o) =>
+        new Promise<void>((resolve) => setTimeout(() => resolve(inner!.score(s, l, f, rows, o)), 1)),
     };
     const level = new SyntheticAcceptanceLevel(slow, 1, 4);
     const seq = Int32Array.from([5, 6, 7, 8]);
@@ -114,7 +119,9 @@ describe("synthetic acceptance (benchmark wrapper)", function () {
     expect(() => new SyntheticAcceptanceLevel(inner!, 1.2, 1)).to.throw(/acceptance must be in \[0, 1\]/);
     expect(() => new SyntheticAcceptanceLevel(inner!, Number.NaN, 1)).to.throw(/acceptance/);
     const level = new SyntheticAcceptanceLevel(inner!, 0.5, 1);
-    expect(() => level.score(Int32Array.from([1, 2]), 2, 0, new DistributionRows(2, VOCAB, false), 0)).to.throw(/greedy/);
+    expect(() => level.score(Int32Array.from([1, 2]), 2, 0, new DistributionRows(2, VOCAB, false), 0)).to.throw(
+      /greedy/,
+    );
     expect(() => withSyntheticAcceptance(family(3), [0.5], 1)).to.throw(/2 acceptance rates/);
   });
 });

@@ -11,7 +11,13 @@
 
 import { plannerInputFromReport, type PlanReport } from "../../src/api/plan.js";
 import { CostTable, MeasuredPassCost } from "../../src/planner/cost-model.js";
-import { baseLevel, nextLevel, topLatency, type LatencyPrediction, type LevelState } from "../../src/planner/latency.js";
+import {
+  baseLevel,
+  nextLevel,
+  topLatency,
+  type LatencyPrediction,
+  type LevelState,
+} from "../../src/planner/latency.js";
 import { predictChain, type PlannerInput } from "../../src/planner/optimizer.js";
 
 type Samples = { n: number; ms: number }[];
@@ -19,220 +25,236 @@ type Samples = { n: number; ms: number }[];
 export type Role = "autoregressive" | "single" | "optimiser" | "other" | "node-llama-cpp";
 
 export interface BenchMethod {
-    /** Stable key: "hsd:<chain>:<thresholds>" or "llama:<draft>:<T>". */
-    id: string;
-    label: string;
-    roles: Role[];
-    kind: "hsd" | "node-llama-cpp";
-    /** Candidate indices (into the plan's candidates), smallest first, ending at the target. */
-    chain: number[];
-    files: string[];
-    thresholds: number[];
-    /** The formula's prediction from the calibration (null for node-llama-cpp: a different algorithm). */
-    predicted: LatencyPrediction | null;
-    /** Calibrated acceptance of each adjacent pair of the chain (a[chain[j]][chain[j+1]]). */
-    calibratedAcceptance: number[];
-    /** The formula with pass costs measured in the decoding pattern (src/calibration/decode-costs.ts) between the runs; filled by the benchmark. */
-    predictedDecode?: LatencyPrediction | null;
-    /** The same with acceptance calibrated on the benchmark's prompts; filled by the benchmark. */
-    predictedWorkload?: LatencyPrediction | null;
-    /** Engine time per token without models (overhead.ts); filled by the benchmark. */
-    overheadMsPerToken?: number | null;
+  /** Stable key: "hsd:<chain>:<thresholds>" or "llama:<draft>:<T>". */
+  id: string;
+  label: string;
+  roles: Role[];
+  kind: "hsd" | "node-llama-cpp";
+  /** Candidate indices (into the plan's candidates), smallest first, ending at the target. */
+  chain: number[];
+  files: string[];
+  thresholds: number[];
+  /** The formula's prediction from the calibration (null for node-llama-cpp: a different algorithm). */
+  predicted: LatencyPrediction | null;
+  /** Calibrated acceptance of each adjacent pair of the chain (a[chain[j]][chain[j+1]]). */
+  calibratedAcceptance: number[];
+  /** The formula with pass costs measured in the decoding pattern (src/calibration/decode-costs.ts) between the runs; filled by the benchmark. */
+  predictedDecode?: LatencyPrediction | null;
+  /** The same with acceptance calibrated on the benchmark's prompts; filled by the benchmark. */
+  predictedWorkload?: LatencyPrediction | null;
+  /** Engine time per token without models (overhead.ts); filled by the benchmark. */
+  overheadMsPerToken?: number | null;
 }
 
 /** Short display names: the candidates' file names without their common prefix and the extension. */
 export function shortNames(files: readonly string[]): string[] {
-    const stems = files.map((f) => f.replace(/\.gguf$/i, ""));
-    if (stems.length < 2) return stems;
-    let prefix = stems[0]!;
-    for (const s of stems) while (!s.startsWith(prefix)) prefix = prefix.slice(0, -1);
-    // Cut only at a separator, so "hsd-tiny-0.1M" / "hsd-tiny-0.6M" give "0.1M" / "0.6M", not "1M" / "6M".
-    const cut = Math.max(prefix.lastIndexOf("-"), prefix.lastIndexOf("_"), prefix.lastIndexOf("."));
-    const n = cut >= 0 ? cut + 1 : 0;
-    return stems.map((s) => (s.length > n ? s.slice(n) : s));
+  const stems = files.map((f) => f.replace(/\.gguf$/i, ""));
+  if (stems.length < 2) return stems;
+  let prefix = stems[0]!;
+  for (const s of stems) while (!s.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  // Cut only at a separator, so "hsd-tiny-0.1M" / "hsd-tiny-0.6M" give "0.1M" / "0.6M", not "1M" / "6M".
+  const cut = Math.max(prefix.lastIndexOf("-"), prefix.lastIndexOf("_"), prefix.lastIndexOf("."));
+  const n = cut >= 0 ? cut + 1 : 0;
+  return stems.map((s) => (s.length > n ? s.slice(n) : s));
 }
 
 /** The planner's view of one calibration: cost tables and the acceptance matrix. */
 export class CalibratedModel {
-    readonly costs: MeasuredPassCost[];
-    readonly tables: CostTable[];
-    readonly names: string[];
-    readonly files: string[];
+  readonly costs: MeasuredPassCost[];
+  readonly tables: CostTable[];
+  readonly names: string[];
+  readonly files: string[];
 
-    /** Cold pass costs (after another model's pass), when measured; else the same as `costs`. */
-    readonly cold: MeasuredPassCost[];
-    /** Extra cost of a pass whose size differs from the model's previous pass (latency.ts, "shape changes"). */
-    readonly reshape: MeasuredPassCost[];
-    /** Cold tables carrying the shape-change extra, as the optimiser builds them. */
-    readonly coldTables: CostTable[];
+  /** Cold pass costs (after another model's pass), when measured; else the same as `costs`. */
+  readonly cold: MeasuredPassCost[];
+  /** Extra cost of a pass whose size differs from the model's previous pass (latency.ts, "shape changes"). */
+  readonly reshape: MeasuredPassCost[];
+  /** Cold tables carrying the shape-change extra, as the optimiser builds them. */
+  readonly coldTables: CostTable[];
 
-    /** The same calibration with other pass costs (e.g. measured between the runs): same acceptance. */
-    withCosts(costs: { hot: Samples[]; cold: Samples[]; reshape: Samples[]; steady: Samples[] }): CalibratedModel {
-        return new CalibratedModel({
-            ...this.plan,
-            candidates: this.plan.candidates.map((c, i) => ({
-                ...c,
-                cost_ms: costs.hot[i]!,
-                cost_ms_1: costs.hot[i]![0]!.ms,
-                cold_cost_ms: costs.cold[i]!,
-                reshape_cost_ms: costs.reshape[i]!,
-                autoregressive_ms: costs.steady[i]![0]?.ms ?? costs.hot[i]![0]!.ms,
-            })),
-        });
+  /** The same calibration with other pass costs (e.g. measured between the runs): same acceptance. */
+  withCosts(costs: { hot: Samples[]; cold: Samples[]; reshape: Samples[]; steady: Samples[] }): CalibratedModel {
+    return new CalibratedModel({
+      ...this.plan,
+      candidates: this.plan.candidates.map((c, i) => ({
+        ...c,
+        cost_ms: costs.hot[i]!,
+        cost_ms_1: costs.hot[i]![0]!.ms,
+        cold_cost_ms: costs.cold[i]!,
+        reshape_cost_ms: costs.reshape[i]!,
+        autoregressive_ms: costs.steady[i]![0]?.ms ?? costs.hot[i]![0]!.ms,
+      })),
+    });
+  }
+
+  /** The same pass costs with another acceptance matrix (e.g. measured on other prompts). */
+  withAcceptance(acceptance: (number | null)[][]): CalibratedModel {
+    return new CalibratedModel({ ...this.plan, acceptance });
+  }
+
+  /** The optimiser's input for this calibration (what `predict` scores with). */
+  readonly input: PlannerInput;
+
+  constructor(readonly plan: PlanReport) {
+    this.input = plannerInputFromReport(plan, 16);
+    this.files = plan.candidates.map((c) => c.file);
+    this.names = shortNames(this.files);
+    this.costs = plan.candidates.map((c) => new MeasuredPassCost(c.cost_ms, `calibration of ${c.file}`));
+    this.tables = this.costs.map((c, i) => new CostTable(c.cost, this.files[i]!));
+    this.cold = plan.candidates.map((c) => new MeasuredPassCost(c.cold_cost_ms, `cold costs of ${c.file}`));
+    this.reshape = plan.candidates.map(
+      (c) => new MeasuredPassCost(c.reshape_cost_ms, `shape-change costs of ${c.file}`),
+    );
+    this.coldTables = this.cold.map((c, i) => new CostTable(c.cost, `${this.files[i]} (cold)`, this.reshape[i]!.cost));
+  }
+
+  get target(): number {
+    return this.files.length - 1;
+  }
+
+  acceptance(lo: number, hi: number): number {
+    const v = this.plan.acceptance[lo]?.[hi];
+    if (typeof v !== "number")
+      throw new Error(`calibration has no acceptance for ${this.files[lo]} checked by ${this.files[hi]}`);
+    return v;
+  }
+
+  /**
+   * The formula for a chain. `acceptance` / `byPosition` override the calibrated rates (one per adjacent pair),
+   * for the diagnostics that replay a run's measured acceptance.
+   */
+  predict(
+    chain: readonly number[],
+    thresholds: readonly number[],
+    acceptance?: readonly number[],
+    byPosition?: (readonly number[] | null)[],
+  ): LatencyPrediction {
+    const replay = acceptance ? { acceptance: [...acceptance], acceptanceByPosition: byPosition } : null;
+    const p = predictChain(this.input, chain, thresholds, replay);
+    // Short names in the per-level figures (the input carries file names).
+    p.levels.forEach((l, i) => (l.name = this.names[chain[i]!]!));
+    return p;
+  }
+
+  /** Best thresholds for a fixed chain (grid 1 … t per level, t shrunk for deep chains to keep it ~5k points). */
+  bestThresholds(chain: readonly number[], maxThreshold: number): { thresholds: number[]; ms: number } {
+    const depth = chain.length - 1;
+    if (depth === 0) return { thresholds: [], ms: this.plan.candidates[chain[0]!]!.autoregressive_ms };
+    const grid = Math.max(1, Math.min(maxThreshold, Math.floor(5000 ** (1 / depth))));
+    let best = { thresholds: [] as number[], ms: Number.POSITIVE_INFINITY };
+    const ts: number[] = [];
+    const visit = (state: LevelState, level: number): void => {
+      if (level === depth) {
+        const ms = topLatency(
+          state,
+          this.coldTables[chain[depth]!]!,
+          this.acceptance(chain[depth - 1]!, chain[depth]!),
+        );
+        if (ms < best.ms * (1 - 1e-12)) best = { thresholds: [...ts], ms };
+        return;
+      }
+      for (let T = 1; T <= grid; T++) {
+        ts.push(T);
+        visit(
+          nextLevel(state, this.coldTables[chain[level]!]!, this.acceptance(chain[level - 1]!, chain[level]!), T),
+          level + 1,
+        );
+        ts.pop();
+      }
+    };
+    for (let T = 1; T <= grid; T++) {
+      ts.push(T);
+      visit(baseLevel(this.tables[chain[0]!]!, T, "engine", this.coldTables[chain[0]!]), 1);
+      ts.pop();
     }
+    return best;
+  }
 
-    /** The same pass costs with another acceptance matrix (e.g. measured on other prompts). */
-    withAcceptance(acceptance: (number | null)[][]): CalibratedModel {
-        return new CalibratedModel({ ...this.plan, acceptance });
-    }
-
-    /** The optimiser's input for this calibration (what `predict` scores with). */
-    readonly input: PlannerInput;
-
-    constructor(readonly plan: PlanReport) {
-        this.input = plannerInputFromReport(plan, 16);
-        this.files = plan.candidates.map((c) => c.file);
-        this.names = shortNames(this.files);
-        this.costs = plan.candidates.map((c) => new MeasuredPassCost(c.cost_ms, `calibration of ${c.file}`));
-        this.tables = this.costs.map((c, i) => new CostTable(c.cost, this.files[i]!));
-        this.cold = plan.candidates.map((c) => new MeasuredPassCost(c.cold_cost_ms, `cold costs of ${c.file}`));
-        this.reshape = plan.candidates.map((c) => new MeasuredPassCost(c.reshape_cost_ms, `shape-change costs of ${c.file}`));
-        this.coldTables = this.cold.map((c, i) => new CostTable(c.cost, `${this.files[i]} (cold)`, this.reshape[i]!.cost));
-    }
-
-    get target(): number {
-        return this.files.length - 1;
-    }
-
-    acceptance(lo: number, hi: number): number {
-        const v = this.plan.acceptance[lo]?.[hi];
-        if (typeof v !== "number") throw new Error(`calibration has no acceptance for ${this.files[lo]} checked by ${this.files[hi]}`);
-        return v;
-    }
-
-    /**
-     * The formula for a chain. `acceptance` / `byPosition` override the calibrated rates (one per adjacent pair),
-     * for the diagnostics that replay a run's measured acceptance.
-     */
-    predict(chain: readonly number[], thresholds: readonly number[], acceptance?: readonly number[], byPosition?: (readonly number[] | null)[]): LatencyPrediction {
-        const replay = acceptance ? { acceptance: [...acceptance], acceptanceByPosition: byPosition } : null;
-        const p = predictChain(this.input, chain, thresholds, replay);
-        // Short names in the per-level figures (the input carries file names).
-        p.levels.forEach((l, i) => (l.name = this.names[chain[i]!]!));
-        return p;
-    }
-
-    /** Best thresholds for a fixed chain (grid 1 … t per level, t shrunk for deep chains to keep it ~5k points). */
-    bestThresholds(chain: readonly number[], maxThreshold: number): { thresholds: number[]; ms: number } {
-        const depth = chain.length - 1;
-        if (depth === 0) return { thresholds: [], ms: this.plan.candidates[chain[0]!]!.autoregressive_ms };
-        const grid = Math.max(1, Math.min(maxThreshold, Math.floor(5000 ** (1 / depth))));
-        let best = { thresholds: [] as number[], ms: Number.POSITIVE_INFINITY };
-        const ts: number[] = [];
-        const visit = (state: LevelState, level: number): void => {
-            if (level === depth) {
-                const ms = topLatency(state, this.coldTables[chain[depth]!]!, this.acceptance(chain[depth - 1]!, chain[depth]!));
-                if (ms < best.ms * (1 - 1e-12)) best = { thresholds: [...ts], ms };
-                return;
-            }
-            for (let T = 1; T <= grid; T++) {
-                ts.push(T);
-                visit(nextLevel(state, this.coldTables[chain[level]!]!, this.acceptance(chain[level - 1]!, chain[level]!), T), level + 1);
-                ts.pop();
-            }
-        };
-        for (let T = 1; T <= grid; T++) {
-            ts.push(T);
-            visit(baseLevel(this.tables[chain[0]!]!, T, "engine", this.coldTables[chain[0]!]), 1);
-            ts.pop();
-        }
-        return best;
-    }
-
-    label(chain: readonly number[], thresholds: readonly number[]): string {
-        const names = chain.map((i) => this.names[i]!);
-        return thresholds.length === 0 ? names[0]! : `${names.join(">")} T=${thresholds.join(",")}`;
-    }
+  label(chain: readonly number[], thresholds: readonly number[]): string {
+    const names = chain.map((i) => this.names[i]!);
+    return thresholds.length === 0 ? names[0]! : `${names.join(">")} T=${thresholds.join(",")}`;
+  }
 }
 
 function indexOfFile(model: CalibratedModel, file: string): number {
-    const i = model.files.indexOf(file);
-    if (i < 0) throw new Error(`plan names ${file}, which is not among the calibrated candidates (${model.files.join(", ")})`);
-    return i;
+  const i = model.files.indexOf(file);
+  if (i < 0)
+    throw new Error(`plan names ${file}, which is not among the calibrated candidates (${model.files.join(", ")})`);
+  return i;
 }
 
 /** Every subset of the drafts with at least `minDrafts` members, as chains ending at the target. */
 function chainsWith(target: number, minDrafts: number): number[][] {
-    const out: number[][] = [];
-    for (let mask = 0; mask < 1 << target; mask++) {
-        const drafts = [...Array(target).keys()].filter((d) => mask & (1 << d));
-        if (drafts.length >= minDrafts) out.push([...drafts, target]);
-    }
-    return out;
+  const out: number[][] = [];
+  for (let mask = 0; mask < 1 << target; mask++) {
+    const drafts = [...Array(target).keys()].filter((d) => mask & (1 << d));
+    if (drafts.length >= minDrafts) out.push([...drafts, target]);
+  }
+  return out;
 }
 
 export interface MethodOptions {
-    maxThreshold: number;
-    others: number;
-    llama: boolean;
+  maxThreshold: number;
+  others: number;
+  llama: boolean;
 }
 
 export function buildMethods(model: CalibratedModel, options: MethodOptions): BenchMethod[] {
-    const K = model.target;
-    const byId = new Map<string, BenchMethod>();
-    const add = (chain: number[], thresholds: number[], role: Role): void => {
-        const id = `hsd:${chain.join(">")}:${thresholds.join(",")}`;
-        const existing = byId.get(id);
-        if (existing) {
-            if (!existing.roles.includes(role)) existing.roles.push(role);
-            return;
-        }
-        byId.set(id, {
-            id,
-            label: model.label(chain, thresholds),
-            roles: [role],
-            kind: "hsd",
-            chain,
-            files: chain.map((i) => model.files[i]!),
-            thresholds,
-            predicted: model.predict(chain, thresholds),
-            calibratedAcceptance: chain.slice(1).map((hi, j) => model.acceptance(chain[j]!, hi)),
-        });
-    };
-    add([K], [], "autoregressive");
-    for (let d = 0; d < K; d++) {
-        const best = model.bestThresholds([d, K], options.maxThreshold);
-        add([d, K], best.thresholds, "single");
+  const K = model.target;
+  const byId = new Map<string, BenchMethod>();
+  const add = (chain: number[], thresholds: number[], role: Role): void => {
+    const id = `hsd:${chain.join(">")}:${thresholds.join(",")}`;
+    const existing = byId.get(id);
+    if (existing) {
+      if (!existing.roles.includes(role)) existing.roles.push(role);
+      return;
     }
-    const pick = model.plan.best;
-    const pickChain = pick.chain.map((f) => indexOfFile(model, f));
-    add(pickChain, [...pick.thresholds], "optimiser");
-    if (options.others > 0) {
-        const multi = chainsWith(K, 2)
-            .map((chain) => ({ chain, ...model.bestThresholds(chain, options.maxThreshold) }))
-            .filter((c) => c.chain.join(">") !== pickChain.join(">"))
-            .sort((x, y) => y.chain.length - x.chain.length || x.ms - y.ms);
-        // The full chain first (it exercises the deepest catch-up), then the best-predicted others.
-        const full = multi.filter((c) => c.chain.length === K + 1);
-        const rest = multi.filter((c) => c.chain.length !== K + 1).sort((x, y) => x.ms - y.ms);
-        for (const c of [...full, ...rest].slice(0, options.others)) add(c.chain, c.thresholds, "other");
-    }
-    const methods = [...byId.values()];
-    const single = model.plan.best_single;
-    if (options.llama && single) {
-        const chain = single.chain.map((f) => indexOfFile(model, f));
-        const T = single.thresholds[0]!;
-        methods.push({
-            id: `llama:${chain[0]}:${T}`,
-            label: `node-llama-cpp ${model.names[chain[0]!]} T=${T}`,
-            roles: ["node-llama-cpp"],
-            kind: "node-llama-cpp",
-            chain,
-            files: chain.map((i) => model.files[i]!),
-            thresholds: [T],
-            predicted: null,
-            calibratedAcceptance: [model.acceptance(chain[0]!, chain[1]!)],
-        });
-    }
-    return methods;
+    byId.set(id, {
+      id,
+      label: model.label(chain, thresholds),
+      roles: [role],
+      kind: "hsd",
+      chain,
+      files: chain.map((i) => model.files[i]!),
+      thresholds,
+      predicted: model.predict(chain, thresholds),
+      calibratedAcceptance: chain.slice(1).map((hi, j) => model.acceptance(chain[j]!, hi)),
+    });
+  };
+  add([K], [], "autoregressive");
+  for (let d = 0; d < K; d++) {
+    const best = model.bestThresholds([d, K], options.maxThreshold);
+    add([d, K], best.thresholds, "single");
+  }
+  const pick = model.plan.best;
+  const pickChain = pick.chain.map((f) => indexOfFile(model, f));
+  add(pickChain, [...pick.thresholds], "optimiser");
+  if (options.others > 0) {
+    const multi = chainsWith(K, 2)
+      .map((chain) => ({ chain, ...model.bestThresholds(chain, options.maxThreshold) }))
+      .filter((c) => c.chain.join(">") !== pickChain.join(">"))
+      .sort((x, y) => y.chain.length - x.chain.length || x.ms - y.ms);
+    // The full chain first (it exercises the deepest catch-up), then the best-predicted others.
+    const full = multi.filter((c) => c.chain.length === K + 1);
+    const rest = multi.filter((c) => c.chain.length !== K + 1).sort((x, y) => x.ms - y.ms);
+    for (const c of [...full, ...rest].slice(0, options.others)) add(c.chain, c.thresholds, "other");
+  }
+  const methods = [...byId.values()];
+  const single = model.plan.best_single;
+  if (options.llama && single) {
+    const chain = single.chain.map((f) => indexOfFile(model, f));
+    const T = single.thresholds[0]!;
+    methods.push({
+      id: `llama:${chain[0]}:${T}`,
+      label: `node-llama-cpp ${model.names[chain[0]!]} T=${T}`,
+      roles: ["node-llama-cpp"],
+      kind: "node-llama-cpp",
+      chain,
+      files: chain.map((i) => model.files[i]!),
+      thresholds: [T],
+      predicted: null,
+      calibratedAcceptance: [model.acceptance(chain[0]!, chain[1]!)],
+    });
+  }
+  return methods;
 }

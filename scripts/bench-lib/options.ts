@@ -7,93 +7,137 @@ import { BENCH_PROMPTS } from "./prompts.js";
 export type SamplingMode = "greedy" | "t1";
 
 export interface BenchOptions {
-    /** Models folder; null = the bundled family (models/tiny). */
-    models: string | null;
-    prompts: number;
-    maxTokens: number;
-    repetitions: number;
-    sampling: SamplingMode[];
-    threads: number;
-    /** Layers offloaded to the GPU (0 = CPU; 999 = all), for hsd and the node-llama-cpp baseline alike. */
-    gpuLayers: number;
-    maxThreshold: number;
-    /** Other hierarchies to run besides autoregressive, single drafts and the optimiser's pick. */
-    others: number;
-    /** Run node-llama-cpp's DraftSequenceTokenPredictor baseline. */
-    llama: boolean;
-    out: string;
-    /** Calibrate afresh (default) rather than take the planner's calibration from the cache. */
-    recalibrate: boolean;
-    seed: number;
-    /** Planned GPU mode (not built yet): acceptance rates to impose, e.g. "0.7,0.8". */
-    syntheticAcceptance: string | null;
+  /** Models folder; null = the bundled family (models/tiny). */
+  models: string | null;
+  prompts: number;
+  maxTokens: number;
+  repetitions: number;
+  sampling: SamplingMode[];
+  threads: number;
+  /** Layers offloaded to the GPU (0 = CPU; 999 = all), for hsd and the node-llama-cpp baseline alike. */
+  gpuLayers: number;
+  maxThreshold: number;
+  /** Other hierarchies to run besides autoregressive, single drafts and the optimiser's pick. */
+  others: number;
+  /** Run node-llama-cpp's DraftSequenceTokenPredictor baseline. */
+  llama: boolean;
+  out: string;
+  /** Calibrate afresh (default) rather than take the planner's calibration from the cache. */
+  recalibrate: boolean;
+  seed: number;
+  /** Planned GPU mode (not built yet): acceptance rates to impose, e.g. "0.7,0.8". */
+  syntheticAcceptance: string | null;
 }
 
 function positiveInt(name: string, max: number) {
-    return (value: string): number => {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`${name} must be an integer in 1 … ${max}, got "${value}"`);
-        return n;
-    };
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer in 1 … ${max}, got "${value}"`);
+    return n;
+  };
 }
 
 function samplingList(value: string): SamplingMode[] {
-    const modes = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-    if (modes.length === 0) throw new InvalidArgumentError(`--sampling needs at least one of greedy, t1`);
-    for (const m of modes) {
-        if (m !== "greedy" && m !== "t1") throw new InvalidArgumentError(`--sampling: "${m}" is not one of greedy, t1`);
-    }
-    return [...new Set(modes)] as SamplingMode[];
+  const modes = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (modes.length === 0) throw new InvalidArgumentError(`--sampling needs at least one of greedy, t1`);
+  for (const m of modes) {
+    if (m !== "greedy" && m !== "t1") throw new InvalidArgumentError(`--sampling: "${m}" is not one of greedy, t1`);
+  }
+  return [...new Set(modes)] as SamplingMode[];
 }
 
 export function parseBenchOptions(argv: readonly string[]): BenchOptions {
-    const program = new Command()
-        .name("npm run bench --")
-        .description("End-to-end benchmark of hsd: autoregressive, single drafts, the optimiser's hierarchy, other hierarchies and node-llama-cpp's draft-model speculation; predicted next to measured ms/token.")
-        .option("--models <folder>", "GGUF folder (default: the bundled family, models/tiny)")
-        .option("--prompts <n>", `prompts from the fixed set of ${BENCH_PROMPTS.length}`, positiveInt("--prompts", BENCH_PROMPTS.length), 4)
-        .option("--max-tokens <n>", "tokens generated per run", positiveInt("--max-tokens", 4096), 96)
-        .option("--repetitions <n>", "rounds over all prompts and methods (medians and spread are over these)", positiveInt("--repetitions", 1000), 5)
-        .option("--sampling <list>", "greedy and/or t1 (temperature 1, no top-k/top-p/min-p)", samplingList, ["greedy", "t1"] as SamplingMode[])
-        .option("--threads <n>", "ggml threads per model", positiveInt("--threads", 256), 1)
-        .option("--gpu-layers <n>", "layers offloaded to the GPU, 999 = all (needs a GPU build: npm run build:llama -- --backend cuda)", (v) => {
-            const n = Number(v);
-            if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`--gpu-layers must be an integer >= 0, got "${v}"`);
-            return n;
-        }, 0)
-        .option("--max-threshold <n>", "largest threshold the planner may pick", positiveInt("--max-threshold", 64), 16)
-        .option("--others <n>", "other hierarchies to run (multi-draft chains the optimiser did not pick)", (v) => {
-            const n = Number(v);
-            if (!Number.isInteger(n) || n < 0 || n > 10) throw new InvalidArgumentError(`--others must be an integer in 0 … 10, got "${v}"`);
-            return n;
-        }, 2)
-        .option("--no-llama", "skip the node-llama-cpp DraftSequenceTokenPredictor baseline")
-        .option("--out <folder>", "where bench.json, bench.md and bench.svg go", "bench-out")
-        .option("--use-cache", "take the planner's calibration from the cache when present (default: calibrate afresh, so that the planner's prediction sees the machine as the runs do)", false)
-        .option("--seed <n>", "base seed of the sampler (temperature 1)", positiveInt("--seed", 2 ** 31 - 1), 1)
-        .option("--synthetic-acceptance <rates>", "GPU mode with verdicts drawn at these rates: not wired here, run scripts/gpu/bench-synthetic.ts")
-        .allowExcessArguments(false);
-    program.parse([...argv], { from: "user" });
-    const o = program.opts();
-    return {
-        models: (o.models as string | undefined) ?? null,
-        prompts: o.prompts as number,
-        maxTokens: o.maxTokens as number,
-        repetitions: o.repetitions as number,
-        sampling: o.sampling as SamplingMode[],
-        threads: o.threads as number,
-        gpuLayers: o.gpuLayers as number,
-        maxThreshold: o.maxThreshold as number,
-        others: o.others as number,
-        llama: o.llama as boolean,
-        out: o.out as string,
-        recalibrate: !(o.useCache as boolean),
-        seed: o.seed as number,
-        syntheticAcceptance: (o.syntheticAcceptance as string | undefined) ?? null,
-    };
+  const program = new Command()
+    .name("npm run bench --")
+    .description(
+      "End-to-end benchmark of hsd: autoregressive, single drafts, the optimiser's hierarchy, other hierarchies and node-llama-cpp's draft-model speculation; predicted next to measured ms/token.",
+    )
+    .option("--models <folder>", "GGUF folder (default: the bundled family, models/tiny)")
+    .option(
+      "--prompts <n>",
+      `prompts from the fixed set of ${BENCH_PROMPTS.length}`,
+      positiveInt("--prompts", BENCH_PROMPTS.length),
+      4,
+    )
+    .option("--max-tokens <n>", "tokens generated per run", positiveInt("--max-tokens", 4096), 96)
+    .option(
+      "--repetitions <n>",
+      "rounds over all prompts and methods (medians and spread are over these)",
+      positiveInt("--repetitions", 1000),
+      5,
+    )
+    .option("--sampling <list>", "greedy and/or t1 (temperature 1, no top-k/top-p/min-p)", samplingList, [
+      "greedy",
+      "t1",
+    ] as SamplingMode[])
+    .option("--threads <n>", "ggml threads per model", positiveInt("--threads", 256), 1)
+    .option(
+      "--gpu-layers <n>",
+      "layers offloaded to the GPU, 999 = all (needs a GPU build: npm run build:llama -- --backend cuda)",
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0)
+          throw new InvalidArgumentError(`--gpu-layers must be an integer >= 0, got "${v}"`);
+        return n;
+      },
+      0,
+    )
+    .option("--max-threshold <n>", "largest threshold the planner may pick", positiveInt("--max-threshold", 64), 16)
+    .option(
+      "--others <n>",
+      "other hierarchies to run (multi-draft chains the optimiser did not pick)",
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 10)
+          throw new InvalidArgumentError(`--others must be an integer in 0 … 10, got "${v}"`);
+        return n;
+      },
+      2,
+    )
+    .option("--no-llama", "skip the node-llama-cpp DraftSequenceTokenPredictor baseline")
+    .option("--out <folder>", "where bench.json, bench.md and bench.svg go", "bench-out")
+    .option(
+      "--use-cache",
+      "take the planner's calibration from the cache when present (default: calibrate afresh, so that the planner's prediction sees the machine as the runs do)",
+      false,
+    )
+    .option("--seed <n>", "base seed of the sampler (temperature 1)", positiveInt("--seed", 2 ** 31 - 1), 1)
+    .option(
+      "--synthetic-acceptance <rates>",
+      "GPU mode with verdicts drawn at these rates: not wired here, run scripts/gpu/bench-synthetic.ts",
+    )
+    .allowExcessArguments(false);
+  program.parse([...argv], { from: "user" });
+  const o = program.opts();
+  return {
+    models: (o.models as string | undefined) ?? null,
+    prompts: o.prompts as number,
+    maxTokens: o.maxTokens as number,
+    repetitions: o.repetitions as number,
+    sampling: o.sampling as SamplingMode[],
+    threads: o.threads as number,
+    gpuLayers: o.gpuLayers as number,
+    maxThreshold: o.maxThreshold as number,
+    others: o.others as number,
+    llama: o.llama as boolean,
+    out: o.out as string,
+    recalibrate: !(o.useCache as boolean),
+    seed: o.seed as number,
+    syntheticAcceptance: (o.syntheticAcceptance as string | undefined) ?? null,
+  };
 }
 
 /** The decoding settings of a mode, in the API's terms (temperature 1 with every truncation off). */
-export function samplingSettings(mode: SamplingMode): { greedy?: boolean; temperature?: number; topK?: number; topP?: number; minP?: number } {
-    return mode === "greedy" ? { greedy: true } : { greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0 };
+export function samplingSettings(mode: SamplingMode): {
+  greedy?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+} {
+  return mode === "greedy" ? { greedy: true } : { greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0 };
 }

@@ -5,18 +5,18 @@
 import { makeRng, passCostFromSamples, type PlannerInput } from "../../src/planner/index.js";
 
 export function plannerInstance(nModels: number, maxThreshold: number, seed: number): PlannerInput {
-    const rng = makeRng(seed);
-    const models: PlannerInput["models"] = [];
-    let single = 0.3;
-    for (let m = 0; m < nModels; m++) {
-        single *= 1.8 + 0.8 * rng();
-        const plateau = single * (1.3 + 0.3 * rng());
-        const samples = [{ n: 1, ms: single }];
-        for (let n = 2; n <= maxThreshold + 2; n++) samples.push({ n, ms: plateau + 0.01 * single * n });
-        models.push({ name: `m${m}`, cost: passCostFromSamples(samples) });
-    }
-    const acceptance = Array.from({ length: nModels }, (_, lo) =>
-        Array.from({ length: nModels }, (_, hi) => (hi > lo ? 0.55 + 0.4 * rng() * ((lo + 1) / (hi + 1)) ** 0.3 : 0)),
-    );
-    return { models, acceptance, maxThreshold };
+  const rng = makeRng(seed);
+  const models: PlannerInput["models"] = [];
+  let single = 0.3;
+  for (let m = 0; m < nModels; m++) {
+    single *= 1.8 + 0.8 * rng();
+    const plateau = single * (1.3 + 0.3 * rng());
+    const samples = [{ n: 1, ms: single }];
+    for (let n = 2; n <= maxThreshold + 2; n++) samples.push({ n, ms: plateau + 0.01 * single * n });
+    models.push({ name: `m${m}`, cost: passCostFromSamples(samples) });
+  }
+  const acceptance = Array.from({ length: nModels }, (_, lo) =>
+    Array.from({ length: nModels }, (_, hi) => (hi > lo ? 0.55 + 0.4 * rng() * ((lo + 1) / (hi + 1)) ** 0.3 : 0)),
+  );
+  return { models, acceptance, maxThreshold };
 }

@@ -8,135 +8,178 @@ import { bestSingleOf } from "./analyse.js";
 export const PREDICTION_TOLERANCE = 0.1;
 
 export interface ReportContext {
-    title: string;
-    command: string;
-    device: string;
-    threads: number;
-    models: { file: string; parameters: number; costMs1: number }[];
-    /** The mode whose calibration gave `costMs1` (the last one run). */
-    costMode?: string;
-    prompts: number;
-    maxTokens: number;
-    repetitions: number;
-    calibration: Record<string, { fromCache: boolean; acceptance: (number | null)[][] }>;
-    startedAt: string;
-    wallSeconds: number;
-    names: string[];
+  title: string;
+  command: string;
+  device: string;
+  threads: number;
+  models: { file: string; parameters: number; costMs1: number }[];
+  /** The mode whose calibration gave `costMs1` (the last one run). */
+  costMode?: string;
+  prompts: number;
+  maxTokens: number;
+  repetitions: number;
+  calibration: Record<string, { fromCache: boolean; acceptance: (number | null)[][] }>;
+  startedAt: string;
+  wallSeconds: number;
+  names: string[];
 }
 
-const f = (x: number | null | undefined, digits = 3): string => (x === null || x === undefined || !Number.isFinite(x) ? "—" : x.toFixed(digits));
-const pct = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? "—" : `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`);
+const f = (x: number | null | undefined, digits = 3): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? "—" : x.toFixed(digits);
+const pct = (x: number | null | undefined): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? "—" : `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`;
 
 function roles(r: MethodResult): string {
-    return r.roles.join(", ");
+  return r.roles.join(", ");
 }
 
 function mainTable(results: readonly MethodResult[]): string[] {
-    const best = bestSingleOf(results);
-    const flag = (e: number | null): string => (e !== null && Math.abs(e) > PREDICTION_TOLERANCE ? " **!**" : "");
-    const lines = [
-        "| method | role | ms/token median | min–max (spread) | tokens/s | × vs autoregressive | × vs best single | (1) calibrated before the runs | measured vs (1) | (2) costs calibrated between the runs | measured vs (2) | (3) = (2) with acceptance on these prompts | measured vs (3) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ];
-    for (const r of results) {
-        const s = r.decodeMsPerToken;
-        lines.push(
-            `| ${r.label}${r === best ? " (best single)" : ""} | ${roles(r)} | ${f(s.median)} | ${f(s.min)}–${f(s.max)} (${(100 * s.relativeSpread).toFixed(0)}%) | ${f(r.tokensPerSecond, 0)} | ${f(r.speedupVsAutoregressive, 2)} | ${f(r.speedupVsBestSingle, 2)} | ${f(r.predictedMsPerToken)} | ${pct(r.predictionError)}${flag(r.predictionError)} | ${f(r.modelledMsPerToken)} | ${pct(r.modelledError)}${flag(r.modelledError)} | ${f(r.workloadMsPerToken)} | ${pct(r.workloadError)}${flag(r.workloadError)} |`,
-        );
-    }
-    return lines;
+  const best = bestSingleOf(results);
+  const flag = (e: number | null): string => (e !== null && Math.abs(e) > PREDICTION_TOLERANCE ? " **!**" : "");
+  const lines = [
+    "| method | role | ms/token median | min–max (spread) | tokens/s | × vs autoregressive | × vs best single | (1) calibrated before the runs | measured vs (1) | (2) costs calibrated between the runs | measured vs (2) | (3) = (2) with acceptance on these prompts | measured vs (3) |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of results) {
+    const s = r.decodeMsPerToken;
+    lines.push(
+      `| ${r.label}${r === best ? " (best single)" : ""} | ${roles(r)} | ${f(s.median)} | ${f(s.min)}–${f(s.max)} (${(100 * s.relativeSpread).toFixed(0)}%) | ${f(r.tokensPerSecond, 0)} | ${f(r.speedupVsAutoregressive, 2)} | ${f(r.speedupVsBestSingle, 2)} | ${f(r.predictedMsPerToken)} | ${pct(r.predictionError)}${flag(r.predictionError)} | ${f(r.modelledMsPerToken)} | ${pct(r.modelledError)}${flag(r.modelledError)} | ${f(r.workloadMsPerToken)} | ${pct(r.workloadError)}${flag(r.workloadError)} |`,
+    );
+  }
+  return lines;
 }
 
 function acceptanceTable(results: readonly MethodResult[]): string[] {
-    const lines = ["| method | level: measured / calibrated acceptance (drafts judged) | measured by position (first positions) | greedy output = autoregressive |", "|---|---|---|---|"];
-    for (const r of results) {
-        if (r.kind === "node-llama-cpp") {
-            lines.push(`| ${r.label} | validated/(validated+refuted) ${f(r.llamaAcceptance)} | — | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`);
-            continue;
-        }
-        if (!r.levels || r.levels.length < 2) {
-            lines.push(`| ${r.label} | — | — | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`);
-            continue;
-        }
-        const acc = r.levels
-            .slice(0, -1)
-            .map((l, i) => `${l.name}→${r.levels![i + 1]!.name}: ${f(l.acceptance!.measured)} / ${f(l.acceptance!.calibrated)} (${l.acceptance!.judged})`)
-            .join("; ");
-        const pos = r.levels
-            .slice(0, -1)
-            .map((l) => `${l.name}: ${(l.acceptanceByPosition ?? []).slice(0, 6).map((x) => x.toFixed(2)).join(" ")}`)
-            .join("; ");
-        lines.push(`| ${r.label} | ${acc} | ${pos} | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`);
+  const lines = [
+    "| method | level: measured / calibrated acceptance (drafts judged) | measured by position (first positions) | greedy output = autoregressive |",
+    "|---|---|---|---|",
+  ];
+  for (const r of results) {
+    if (r.kind === "node-llama-cpp") {
+      lines.push(
+        `| ${r.label} | validated/(validated+refuted) ${f(r.llamaAcceptance)} | — | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`,
+      );
+      continue;
     }
-    return lines;
+    if (!r.levels || r.levels.length < 2) {
+      lines.push(`| ${r.label} | — | — | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`);
+      continue;
+    }
+    const acc = r.levels
+      .slice(0, -1)
+      .map(
+        (l, i) =>
+          `${l.name}→${r.levels![i + 1]!.name}: ${f(l.acceptance!.measured)} / ${f(l.acceptance!.calibrated)} (${l.acceptance!.judged})`,
+      )
+      .join("; ");
+    const pos = r.levels
+      .slice(0, -1)
+      .map(
+        (l) =>
+          `${l.name}: ${(l.acceptanceByPosition ?? [])
+            .slice(0, 6)
+            .map((x) => x.toFixed(2))
+            .join(" ")}`,
+      )
+      .join("; ");
+    lines.push(
+      `| ${r.label} | ${acc} | ${pos} | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`,
+    );
+  }
+  return lines;
 }
 
 function diagnosticsTable(results: readonly MethodResult[]): string[] {
-    const lines = [
-        "| method | measured (median) | measured (pooled) | prediction (2) (calibrated a) | (2) with measured a | (2) with measured a by position | costs from the other methods' runs, calibrated a (error vs pooled) | this method's in-run costs, measured a by position (error vs pooled) | model time: measured / formula (measured a by position) | engine time: in runs / without models | tokens per target pass: measured / formula (measured a by position) | tokens per pass by level, measured / predicted (calibrated a) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ];
-    for (const r of results) {
-        if (r.kind !== "hsd" || !r.levels) continue;
-        const tpp = r.levels.map((l) => `${l.name} ${f(l.tokensPerPass.measured, 2)}/${f(l.tokensPerPass.predicted, 2)}`).join(", ");
-        lines.push(
-            `| ${r.label} | ${f(r.decodeMsPerToken.median)} | ${f(r.pooledDecodeMsPerToken)} | ${f(r.modelledMsPerToken)} | ${f(r.replay?.measuredAcceptance)} | ${f(r.replay?.measuredAcceptanceByPosition)} | ${f(r.otherRunsPrediction)} (${pct(r.otherRunsError)}) | ${f(r.inRunReplay)} (${pct(r.inRunReplay === null ? null : r.pooledDecodeMsPerToken / r.inRunReplay - 1)}) | ${f(r.modelMsPerToken?.measured)} / ${f(r.modelMsPerToken?.replayed)} | ${f(r.engineMsPerToken)} / ${f(r.modelledParts?.overhead)} | ${f(r.tokensPerTargetPass?.measured, 2)} / ${f(r.tokensPerTargetPass?.formula, 2)} | ${tpp} |`,
-        );
-    }
-    return lines;
+  const lines = [
+    "| method | measured (median) | measured (pooled) | prediction (2) (calibrated a) | (2) with measured a | (2) with measured a by position | costs from the other methods' runs, calibrated a (error vs pooled) | this method's in-run costs, measured a by position (error vs pooled) | model time: measured / formula (measured a by position) | engine time: in runs / without models | tokens per target pass: measured / formula (measured a by position) | tokens per pass by level, measured / predicted (calibrated a) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+  ];
+  for (const r of results) {
+    if (r.kind !== "hsd" || !r.levels) continue;
+    const tpp = r.levels
+      .map((l) => `${l.name} ${f(l.tokensPerPass.measured, 2)}/${f(l.tokensPerPass.predicted, 2)}`)
+      .join(", ");
+    lines.push(
+      `| ${r.label} | ${f(r.decodeMsPerToken.median)} | ${f(r.pooledDecodeMsPerToken)} | ${f(r.modelledMsPerToken)} | ${f(r.replay?.measuredAcceptance)} | ${f(r.replay?.measuredAcceptanceByPosition)} | ${f(r.otherRunsPrediction)} (${pct(r.otherRunsError)}) | ${f(r.inRunReplay)} (${pct(r.inRunReplay === null ? null : r.pooledDecodeMsPerToken / r.inRunReplay - 1)}) | ${f(r.modelMsPerToken?.measured)} / ${f(r.modelMsPerToken?.replayed)} | ${f(r.engineMsPerToken)} / ${f(r.modelledParts?.overhead)} | ${f(r.tokensPerTargetPass?.measured, 2)} / ${f(r.tokensPerTargetPass?.formula, 2)} | ${tpp} |`,
+    );
+  }
+  return lines;
 }
 
 function costTable(rows: readonly CostComparison[]): string[] {
-    const lines = [
-        "| model | n | calibrated before the runs, hot | between the runs, hot | between the runs, cold | between the runs, size-change extra | in runs, hot (mean) | in runs, cold (mean) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ];
-    for (const r of rows) lines.push(`| ${r.name} | ${r.n} | ${f(r.planner)} | ${f(r.decodeHot)} | ${f(r.decodeCold)} | ${f(r.decodeReshape)} | ${f(r.inRunHot)} | ${f(r.inRunCold)} |`);
-    return lines;
+  const lines = [
+    "| model | n | calibrated before the runs, hot | between the runs, hot | between the runs, cold | between the runs, size-change extra | in runs, hot (mean) | in runs, cold (mean) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of rows)
+    lines.push(
+      `| ${r.name} | ${r.n} | ${f(r.planner)} | ${f(r.decodeHot)} | ${f(r.decodeCold)} | ${f(r.decodeReshape)} | ${f(r.inRunHot)} | ${f(r.inRunCold)} |`,
+    );
+  return lines;
 }
 
-export function markdownReport(ctx: ReportContext, byMode: Record<string, MethodResult[]>, costs: Record<string, CostComparison[]> = {}): string {
-    const out: string[] = [];
-    out.push(`# ${ctx.title}`, "");
-    out.push(`Command: \`${ctx.command}\``, "");
+export function markdownReport(
+  ctx: ReportContext,
+  byMode: Record<string, MethodResult[]>,
+  costs: Record<string, CostComparison[]> = {},
+): string {
+  const out: string[] = [];
+  out.push(`# ${ctx.title}`, "");
+  out.push(`Command: \`${ctx.command}\``, "");
+  out.push(
+    `Started ${ctx.startedAt}; ${ctx.wallSeconds.toFixed(0)} s in all. Device: ${ctx.device}, ${ctx.threads} thread(s) per model. ` +
+      `${ctx.prompts} prompts × ${ctx.repetitions} repetitions, up to ${ctx.maxTokens} tokens per run, methods interleaved.`,
+    "",
+  );
+  out.push(
+    "Models: " +
+      ctx.models
+        .map(
+          (m, i) =>
+            `${ctx.names[i]} = ${m.file} (${(m.parameters / 1e6).toFixed(2)}M params, c(1) = ${m.costMs1.toFixed(3)} ms)`,
+        )
+        .join("; ") +
+      `.${ctx.costMode ? ` (c(1): a hot one-token pass, from the ${ctx.costMode} calibration; each mode's own costs are in its pass-cost table.)` : ""}`,
+    "",
+  );
+  out.push(
+    "ms/token is decoding only (first chunk of tokens to the last), median over repetitions of Σ time / Σ tokens over the prompts; " +
+      "min–max is over repetitions. Three predictions, all the latency formula (src/planner) on calibrated inputs, none fitted to the runs: " +
+      "(1) the planner's own calibration (\`Hsd.calibrate\`: pass costs hot / cold / size-change in the decoding pattern, 20%-trimmed means, " +
+      "taken once before the mode's runs; acceptance on the built-in calibration prompts) — what \`hsd plan\` shows; (2) the same pass-cost " +
+      "calibration repeated in slices between the runs (so it sees the runs' machine load; a shared machine drifts by tens of percent within " +
+      "minutes), plus the engine's own time per token measured without models; (3) = (2) with acceptance calibrated on this benchmark's " +
+      "prompts (continuations as long as the runs), as a user who calibrates on their own prompts gets. **!** marks errors above 10%.",
+    "",
+  );
+  for (const [mode, results] of Object.entries(byMode)) {
+    const cal = ctx.calibration[mode];
+    out.push(`## ${mode === "greedy" ? "Greedy" : "Temperature 1"}`, "");
+    if (cal) out.push(`Calibration ${cal.fromCache ? "from the cache" : "measured in this run"}.`, "");
+    out.push(...mainTable(results), "");
+    out.push("Acceptance per level", "", ...acceptanceTable(results), "");
     out.push(
-        `Started ${ctx.startedAt}; ${ctx.wallSeconds.toFixed(0)} s in all. Device: ${ctx.device}, ${ctx.threads} thread(s) per model. ` +
-            `${ctx.prompts} prompts × ${ctx.repetitions} repetitions, up to ${ctx.maxTokens} tokens per run, methods interleaved.`,
-        "",
+      "Diagnostics (ms per token; see BENCHMARKS.md for how to read them)",
+      "",
+      ...diagnosticsTable(results),
+      "",
     );
-    out.push("Models: " + ctx.models.map((m, i) => `${ctx.names[i]} = ${m.file} (${(m.parameters / 1e6).toFixed(2)}M params, c(1) = ${m.costMs1.toFixed(3)} ms)`).join("; ") + `.${ctx.costMode ? ` (c(1): a hot one-token pass, from the ${ctx.costMode} calibration; each mode's own costs are in its pass-cost table.)` : ""}`, "");
-    out.push(
-        "ms/token is decoding only (first chunk of tokens to the last), median over repetitions of Σ time / Σ tokens over the prompts; " +
-            "min–max is over repetitions. Three predictions, all the latency formula (src/planner) on calibrated inputs, none fitted to the runs: " +
-            "(1) the planner's own calibration (\`Hsd.calibrate\`: pass costs hot / cold / size-change in the decoding pattern, 20%-trimmed means, " +
-            "taken once before the mode's runs; acceptance on the built-in calibration prompts) — what \`hsd plan\` shows; (2) the same pass-cost " +
-            "calibration repeated in slices between the runs (so it sees the runs' machine load; a shared machine drifts by tens of percent within " +
-            "minutes), plus the engine's own time per token measured without models; (3) = (2) with acceptance calibrated on this benchmark's " +
-            "prompts (continuations as long as the runs), as a user who calibrates on their own prompts gets. **!** marks errors above 10%.",
+    const c = costs[mode];
+    if (c && c.length > 0)
+      out.push("Pass costs c(n) in ms, by source (cold: the pass follows another model's)", "", ...costTable(c), "");
+    for (const [what, err] of [
+      ["prediction (1), calibrated before the runs", (r: MethodResult) => r.predictionError],
+      ["prediction (2), pass costs calibrated between the runs", (r: MethodResult) => r.modelledError],
+      ["prediction (3), (2) with acceptance calibrated on these prompts", (r: MethodResult) => r.workloadError],
+    ] as const) {
+      const off = results.filter((r) => err(r) !== null && Math.abs(err(r)!) > PREDICTION_TOLERANCE);
+      out.push(
+        off.length === 0
+          ? `Every hsd method's measured ms/token is within ${100 * PREDICTION_TOLERANCE}% of ${what}.`
+          : `Outside ${100 * PREDICTION_TOLERANCE}% of ${what}: ${off.map((r) => `${r.label} (${pct(err(r))})`).join(", ")}.`,
         "",
-    );
-    for (const [mode, results] of Object.entries(byMode)) {
-        const cal = ctx.calibration[mode];
-        out.push(`## ${mode === "greedy" ? "Greedy" : "Temperature 1"}`, "");
-        if (cal) out.push(`Calibration ${cal.fromCache ? "from the cache" : "measured in this run"}.`, "");
-        out.push(...mainTable(results), "");
-        out.push("Acceptance per level", "", ...acceptanceTable(results), "");
-        out.push("Diagnostics (ms per token; see BENCHMARKS.md for how to read them)", "", ...diagnosticsTable(results), "");
-        const c = costs[mode];
-        if (c && c.length > 0) out.push("Pass costs c(n) in ms, by source (cold: the pass follows another model's)", "", ...costTable(c), "");
-        for (const [what, err] of [
-            ["prediction (1), calibrated before the runs", (r: MethodResult) => r.predictionError],
-            ["prediction (2), pass costs calibrated between the runs", (r: MethodResult) => r.modelledError],
-            ["prediction (3), (2) with acceptance calibrated on these prompts", (r: MethodResult) => r.workloadError],
-        ] as const) {
-            const off = results.filter((r) => err(r) !== null && Math.abs(err(r)!) > PREDICTION_TOLERANCE);
-            out.push(
-                off.length === 0
-                    ? `Every hsd method's measured ms/token is within ${100 * PREDICTION_TOLERANCE}% of ${what}.`
-                    : `Outside ${100 * PREDICTION_TOLERANCE}% of ${what}: ${off.map((r) => `${r.label} (${pct(err(r))})`).join(", ")}.`,
-                "",
-            );
-        }
+      );
     }
-    return out.join("\n");
+  }
+  return out.join("\n");
 }

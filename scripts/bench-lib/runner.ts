@@ -26,157 +26,169 @@ import { timeDecoding } from "./decode-timing.js";
  * in-run c_i(n) the formula's costs stand for.
  */
 export class PassRecorder {
-    /** sink[model] = Map "n:cold" -> {ms, count}; null while not recording (primes, warm-up). */
-    sink: Map<string, { ms: number; count: number }>[] | null = null;
-    private last = -1;
+  /** sink[model] = Map "n:cold" -> {ms, count}; null while not recording (primes, warm-up). */
+  sink: Map<string, { ms: number; count: number }>[] | null = null;
+  private last = -1;
 
-    constructor(hsd: Hsd) {
-        hsd.models.forEach((m, index) => {
-            const ctx = m.context;
-            const sync = ctx.evaluateSync.bind(ctx);
-            const async = ctx.evaluate.bind(ctx);
-            ctx.evaluateSync = (tokens, position, firstOutput, target) => {
-                const cold = this.last !== index;
-                this.last = index;
-                const started = performance.now();
-                sync(tokens, position, firstOutput, target);
-                this.note(index, tokens.length, cold, performance.now() - started);
-            };
-            ctx.evaluate = async (tokens, position, firstOutput, target) => {
-                const cold = this.last !== index;
-                this.last = index;
-                const started = performance.now();
-                await async(tokens, position, firstOutput, target);
-                this.note(index, tokens.length, cold, performance.now() - started);
-            };
-        });
-    }
+  constructor(hsd: Hsd) {
+    hsd.models.forEach((m, index) => {
+      const ctx = m.context;
+      const sync = ctx.evaluateSync.bind(ctx);
+      const async = ctx.evaluate.bind(ctx);
+      ctx.evaluateSync = (tokens, position, firstOutput, target) => {
+        const cold = this.last !== index;
+        this.last = index;
+        const started = performance.now();
+        sync(tokens, position, firstOutput, target);
+        this.note(index, tokens.length, cold, performance.now() - started);
+      };
+      ctx.evaluate = async (tokens, position, firstOutput, target) => {
+        const cold = this.last !== index;
+        this.last = index;
+        const started = performance.now();
+        await async(tokens, position, firstOutput, target);
+        this.note(index, tokens.length, cold, performance.now() - started);
+      };
+    });
+  }
 
-    private note(model: number, n: number, cold: boolean, ms: number): void {
-        const sink = this.sink?.[model];
-        if (!sink) return;
-        const key = `${n}:${cold ? 1 : 0}`;
-        const x = sink.get(key) ?? { ms: 0, count: 0 };
-        x.ms += ms;
-        x.count++;
-        sink.set(key, x);
-    }
+  private note(model: number, n: number, cold: boolean, ms: number): void {
+    const sink = this.sink?.[model];
+    if (!sink) return;
+    const key = `${n}:${cold ? 1 : 0}`;
+    const x = sink.get(key) ?? { ms: 0, count: 0 };
+    x.ms += ms;
+    x.count++;
+    sink.set(key, x);
+  }
 
-    /** Start a fresh record for `models` contexts. */
-    start(models: number): void {
-        this.sink = Array.from({ length: models }, () => new Map());
-        this.last = -1;
-    }
+  /** Start a fresh record for `models` contexts. */
+  start(models: number): void {
+    this.sink = Array.from({ length: models }, () => new Map());
+    this.last = -1;
+  }
 
-    /** Stop recording; returns what was recorded as plain rows. */
-    stop(): PassTimeRow[] {
-        const rows: PassTimeRow[] = [];
-        this.sink?.forEach((map, model) => {
-            for (const [key, v] of map) {
-                const [n, cold] = key.split(":").map(Number) as [number, number];
-                rows.push({ model, n, cold: cold === 1, ms: v.ms, count: v.count });
-            }
-        });
-        this.sink = null;
-        return rows;
-    }
+  /** Stop recording; returns what was recorded as plain rows. */
+  stop(): PassTimeRow[] {
+    const rows: PassTimeRow[] = [];
+    this.sink?.forEach((map, model) => {
+      for (const [key, v] of map) {
+        const [n, cold] = key.split(":").map(Number) as [number, number];
+        rows.push({ model, n, cold: cold === 1, ms: v.ms, count: v.count });
+      }
+    });
+    this.sink = null;
+    return rows;
+  }
 }
 
 /** Σ ms and count of the passes of one model with n tokens, cold or hot, in one run. */
 export interface PassTimeRow {
-    model: number;
-    n: number;
-    cold: boolean;
-    ms: number;
-    count: number;
+  model: number;
+  n: number;
+  cold: boolean;
+  ms: number;
+  count: number;
 }
 
 export interface RunRecord {
-    method: string;
-    mode: SamplingMode;
-    repetition: number;
-    prompt: number;
-    /** Position of this run in its prompt's interleaved order. */
-    slot: number;
-    tokens: number;
-    wallMs: number;
-    decodeMs: number;
-    decodeTokens: number;
-    /** sha256 of the token ids (greedy: every exact method must give the target's tokens). */
-    tokensHash: string;
-    /** hsd runs: the engine's statistics. */
-    stats: RunStats | null;
-    /** node-llama-cpp runs: its prediction counters. */
-    predictions: { used: number; unused: number; validated: number; refuted: number } | null;
-    /** hsd runs: every pass's time by model (index into the candidates), size and cold/hot (PassRecorder). */
-    passTimes?: PassTimeRow[];
+  method: string;
+  mode: SamplingMode;
+  repetition: number;
+  prompt: number;
+  /** Position of this run in its prompt's interleaved order. */
+  slot: number;
+  tokens: number;
+  wallMs: number;
+  decodeMs: number;
+  decodeTokens: number;
+  /** sha256 of the token ids (greedy: every exact method must give the target's tokens). */
+  tokensHash: string;
+  /** hsd runs: the engine's statistics. */
+  stats: RunStats | null;
+  /** node-llama-cpp runs: its prediction counters. */
+  predictions: { used: number; unused: number; validated: number; refuted: number } | null;
+  /** hsd runs: every pass's time by model (index into the candidates), size and cold/hot (PassRecorder). */
+  passTimes?: PassTimeRow[];
 }
 
 export function hashTokens(tokens: readonly number[]): string {
-    return createHash("sha256").update(Int32Array.from(tokens)).digest("hex").slice(0, 16);
+  return createHash("sha256").update(Int32Array.from(tokens)).digest("hex").slice(0, 16);
 }
 
 /** Seed of one (repetition, prompt) cell: the same for every method of the cell. */
 export function cellSeed(base: number, repetition: number, prompt: number): number {
-    return (base + 7919 * repetition + 104_729 * prompt) % 2_147_483_647;
+  return (base + 7919 * repetition + 104_729 * prompt) % 2_147_483_647;
 }
 
 export async function primeCaches(hsd: Hsd, prompt: string, mode: SamplingMode): Promise<void> {
-    const files = hsd.models.map((m) => m.info.file);
-    const run = hsd.generate(prompt, { hierarchy: { files, thresholds: files.slice(1).map(() => 1) }, sampling: { ...samplingSettings(mode), seed: 1 }, maxTokens: 1 });
-    await run.result;
+  const files = hsd.models.map((m) => m.info.file);
+  const run = hsd.generate(prompt, {
+    hierarchy: { files, thresholds: files.slice(1).map(() => 1) },
+    sampling: { ...samplingSettings(mode), seed: 1 },
+    maxTokens: 1,
+  });
+  await run.result;
 }
 
 export async function runHsd(
-    hsd: Hsd,
-    method: BenchMethod,
-    prompt: string,
-    mode: SamplingMode,
-    seed: number,
-    maxTokens: number,
-    recorder: PassRecorder | null = null,
+  hsd: Hsd,
+  method: BenchMethod,
+  prompt: string,
+  mode: SamplingMode,
+  seed: number,
+  maxTokens: number,
+  recorder: PassRecorder | null = null,
 ): Promise<Omit<RunRecord, "repetition" | "prompt" | "slot">> {
-    recorder?.start(hsd.models.length);
-    const run = hsd.generate(prompt, {
-        hierarchy: { files: method.files, thresholds: method.thresholds },
-        sampling: { ...samplingSettings(mode), seed },
-        maxTokens,
-    });
-    const { decodeMs, decodeTokens, result } = await timeDecoding(run);
-    const passTimes = recorder?.stop();
-    return {
-        method: method.id,
-        mode,
-        tokens: result.tokens.length,
-        wallMs: result.stats.wallMs,
-        decodeMs,
-        decodeTokens,
-        tokensHash: hashTokens(result.tokens),
-        stats: result.stats,
-        predictions: null,
-        ...(passTimes ? { passTimes } : {}),
-    };
+  recorder?.start(hsd.models.length);
+  const run = hsd.generate(prompt, {
+    hierarchy: { files: method.files, thresholds: method.thresholds },
+    sampling: { ...samplingSettings(mode), seed },
+    maxTokens,
+  });
+  const { decodeMs, decodeTokens, result } = await timeDecoding(run);
+  const passTimes = recorder?.stop();
+  return {
+    method: method.id,
+    mode,
+    tokens: result.tokens.length,
+    wallMs: result.stats.wallMs,
+    decodeMs,
+    decodeTokens,
+    tokensHash: hashTokens(result.tokens),
+    stats: result.stats,
+    predictions: null,
+    ...(passTimes ? { passTimes } : {}),
+  };
 }
 
 export async function runLlama(
-    baseline: LlamaBaseline,
-    method: BenchMethod,
-    paths: readonly string[],
-    promptTokens: Int32Array,
-    mode: SamplingMode,
-    seed: number,
-    maxTokens: number,
+  baseline: LlamaBaseline,
+  method: BenchMethod,
+  paths: readonly string[],
+  promptTokens: Int32Array,
+  mode: SamplingMode,
+  seed: number,
+  maxTokens: number,
 ): Promise<Omit<RunRecord, "repetition" | "prompt" | "slot">> {
-    const r = await baseline.generate(paths[method.chain[1]!]!, paths[method.chain[0]!]!, method.thresholds[0]!, promptTokens, mode, seed, maxTokens);
-    return {
-        method: method.id,
-        mode,
-        tokens: r.tokens.length,
-        wallMs: r.wallMs,
-        decodeMs: r.decodeMs,
-        decodeTokens: r.decodeTokens,
-        tokensHash: hashTokens(r.tokens),
-        stats: null,
-        predictions: r.predictions,
-    };
+  const r = await baseline.generate(
+    paths[method.chain[1]!]!,
+    paths[method.chain[0]!]!,
+    method.thresholds[0]!,
+    promptTokens,
+    mode,
+    seed,
+    maxTokens,
+  );
+  return {
+    method: method.id,
+    mode,
+    tokens: r.tokens.length,
+    wallMs: r.wallMs,
+    decodeMs: r.decodeMs,
+    decodeTokens: r.decodeTokens,
+    tokensHash: hashTokens(r.tokens),
+    stats: null,
+    predictions: r.predictions,
+  };
 }

@@ -12,21 +12,21 @@
 // benchmark's runner/analysis/report, is what is left.
 
 export interface SyntheticAcceptanceSpec {
-    /** Rates for adjacent pairs of the chain, smallest first, e.g. [0.7, 0.8] for a 3-model chain. */
-    rates: number[];
+  /** Rates for adjacent pairs of the chain, smallest first, e.g. [0.7, 0.8] for a 3-model chain. */
+  rates: number[];
 }
 
 export function parseSyntheticAcceptance(text: string): SyntheticAcceptanceSpec {
-    const rates = text.split(",").map((s) => Number(s.trim()));
-    if (rates.length === 0 || rates.some((r) => !(r >= 0 && r <= 1))) {
-        throw new Error(`--synthetic-acceptance: "${text}" must be a comma-separated list of rates in [0, 1]`);
-    }
-    return { rates };
+  const rates = text.split(",").map((s) => Number(s.trim()));
+  if (rates.length === 0 || rates.some((r) => !(r >= 0 && r <= 1))) {
+    throw new Error(`--synthetic-acceptance: "${text}" must be a comma-separated list of rates in [0, 1]`);
+  }
+  return { rates };
 }
 
 export function runSyntheticAcceptance(spec: SyntheticAcceptanceSpec): never {
-    throw new Error(
-        `--synthetic-acceptance ${spec.rates.join(",")}: not wired into this benchmark; the mode (random-weight GGUFs of ` +
-            "GPU sizes, verdicts drawn at given rates) runs as scripts/gpu/bench-synthetic.ts (see scripts/bench-lib/synthetic.ts).",
-    );
+  throw new Error(
+    `--synthetic-acceptance ${spec.rates.join(",")}: not wired into this benchmark; the mode (random-weight GGUFs of ` +
+      "GPU sizes, verdicts drawn at given rates) runs as scripts/gpu/bench-synthetic.ts (see scripts/bench-lib/synthetic.ts).",
+  );
 }

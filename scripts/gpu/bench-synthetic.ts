@@ -24,13 +24,27 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { GREEDY, defaultThreads, loadModel, nativeBackend, nativeDevices, type LlamaContext, type LlamaModel } from "../../src/native/index.js";
+import {
+  GREEDY,
+  defaultThreads,
+  loadModel,
+  nativeBackend,
+  nativeDevices,
+  type LlamaContext,
+  type LlamaModel,
+} from "../../src/native/index.js";
 import { NativeLevel } from "../../src/engine/native-level.js";
 import { HsdDecoder } from "../../src/engine/hsd.js";
 import { generate, type RunStats, type Vocabulary } from "../../src/engine/generate.js";
 import { withSyntheticAcceptance } from "../../src/engine/synthetic-acceptance.js";
 import { measurePassCosts } from "./pass-costs.js";
-import { MeasuredPassCost, chooseHierarchy, expectedLatency, type PassCost, type PassCostSample } from "../../src/planner/index.js";
+import {
+  MeasuredPassCost,
+  chooseHierarchy,
+  expectedLatency,
+  type PassCost,
+  type PassCostSample,
+} from "../../src/planner/index.js";
 import { Rng } from "../../src/util/rng.js";
 import { median } from "../../src/util/stats.js";
 
@@ -80,9 +94,18 @@ function parseArgs(argv: string[]): Options {
     flashAttention: "auto",
   };
   const ints: Record<string, keyof Options> = {
-    "--gpu-layers": "gpuLayers", "--threads": "threads", "--max-n": "maxN", "--depth": "depth", "--tokens": "tokens",
-    "--warmup-tokens": "warmupTokens", "--repeats": "repeats", "--cost-reps": "costReps", "--cost-warmup": "costWarmup",
-    "--max-threshold": "maxThreshold", "--budget-s": "budgetS", "--seed": "seed",
+    "--gpu-layers": "gpuLayers",
+    "--threads": "threads",
+    "--max-n": "maxN",
+    "--depth": "depth",
+    "--tokens": "tokens",
+    "--warmup-tokens": "warmupTokens",
+    "--repeats": "repeats",
+    "--cost-reps": "costReps",
+    "--cost-warmup": "costWarmup",
+    "--max-threshold": "maxThreshold",
+    "--budget-s": "budgetS",
+    "--seed": "seed",
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -99,16 +122,18 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--note") o.note = val();
     else if (a === "--flash-attention") {
       const v = val();
-      if (v !== "auto" && v !== "on" && v !== "off") throw new Error("bench-synthetic: --flash-attention is auto, on or off");
+      if (v !== "auto" && v !== "on" && v !== "off")
+        throw new Error("bench-synthetic: --flash-attention is auto, on or off");
       o.flashAttention = v;
-    }
-    else if (a === "--only") {
-      o.only = val().split(",").map((x) => x.trim());
+    } else if (a === "--only") {
+      o.only = val()
+        .split(",")
+        .map((x) => x.trim());
       for (const k of o.only) {
-        if (!["autoregressive", "planner", "single", "chain"].includes(k)) throw new Error(`bench-synthetic: --only takes autoregressive,planner,single,chain; got ${k}`);
+        if (!["autoregressive", "planner", "single", "chain"].includes(k))
+          throw new Error(`bench-synthetic: --only takes autoregressive,planner,single,chain; got ${k}`);
       }
-    }
-    else if (a === "--evaluation") {
+    } else if (a === "--evaluation") {
       const v = val();
       if (v !== "sync" && v !== "async") throw new Error("bench-synthetic: --evaluation is sync or async");
       o.evaluation = v;
@@ -133,12 +158,20 @@ function parseArgs(argv: string[]): Options {
 function defaultAcceptance(k: number): number[][] {
   const a = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   if (k === 4) {
-    const table: [number, number, number][] = [[0, 1, 0.8], [0, 2, 0.75], [0, 3, 0.7], [1, 2, 0.85], [1, 3, 0.8], [2, 3, 0.9]];
+    const table: [number, number, number][] = [
+      [0, 1, 0.8],
+      [0, 2, 0.75],
+      [0, 3, 0.7],
+      [1, 2, 0.85],
+      [1, 3, 0.8],
+      [2, 3, 0.9],
+    ];
     for (const [lo, hi, v] of table) a[lo]![hi] = v;
     return a;
   }
   for (let lo = 0; lo < k; lo++) {
-    for (let hi = lo + 1; hi < k; hi++) a[lo]![hi] = Math.min(0.95, Math.max(0.3, 0.9 - 0.1 * (hi - lo - 1) - 0.05 * (k - 1 - hi)));
+    for (let hi = lo + 1; hi < k; hi++)
+      a[lo]![hi] = Math.min(0.95, Math.max(0.3, 0.9 - 0.1 * (hi - lo - 1) - 0.05 * (k - 1 - hi)));
   }
   return a;
 }
@@ -207,13 +240,17 @@ async function main(): Promise<void> {
     .filter((f) => f.endsWith(".gguf"))
     .map((f) => path.join(o.models, f))
     .sort((a, b) => fs.statSync(a).size - fs.statSync(b).size);
-  if (files.length < 2) throw new Error(`bench-synthetic: ${o.models} holds ${files.length} .gguf file(s); need a target and at least one draft`);
+  if (files.length < 2)
+    throw new Error(
+      `bench-synthetic: ${o.models} holds ${files.length} .gguf file(s); need a target and at least one draft`,
+    );
   const K = files.length - 1;
   const acceptance = o.acceptance ?? defaultAcceptance(files.length);
   for (let lo = 0; lo < K; lo++) {
     for (let hi = lo + 1; hi <= K; hi++) {
       const v = acceptance[lo]?.[hi];
-      if (typeof v !== "number" || !(v >= 0 && v <= 1)) throw new Error(`bench-synthetic: acceptance[${lo}][${hi}] = ${String(v)}; need a number in [0, 1]`);
+      if (typeof v !== "number" || !(v >= 0 && v <= 1))
+        throw new Error(`bench-synthetic: acceptance[${lo}][${hi}] = ${String(v)}; need a number in [0, 1]`);
     }
   }
 
@@ -224,14 +261,23 @@ async function main(): Promise<void> {
   const batchSize = Math.max(64, o.depth, o.maxN + 2, maxBlock + 2);
   const backend = nativeBackend();
   const devices = nativeDevices();
-  log(`backend ${backend}; devices: ${devices.map((d) => `${d.name} (${d.description}, ${(d.memoryTotal / 2 ** 30).toFixed(0)} GiB)`).join("; ")}`);
-  log(`${files.length} models, gpuLayers ${o.gpuLayers}, threads ${o.threads}, context ${contextSize}, batch ${batchSize}, depth ${o.depth}`);
+  log(
+    `backend ${backend}; devices: ${devices.map((d) => `${d.name} (${d.description}, ${(d.memoryTotal / 2 ** 30).toFixed(0)} GiB)`).join("; ")}`,
+  );
+  log(
+    `${files.length} models, gpuLayers ${o.gpuLayers}, threads ${o.threads}, context ${contextSize}, batch ${batchSize}, depth ${o.depth}`,
+  );
 
   const entries: ModelEntry[] = [];
   for (const file of files) {
     const t = performance.now();
     const model = await loadModel(file, { gpuLayers: o.gpuLayers });
-    const context = model.createContext({ contextSize, batchSize, threads: o.threads, flashAttention: o.flashAttention });
+    const context = model.createContext({
+      contextSize,
+      batchSize,
+      threads: o.threads,
+      flashAttention: o.flashAttention,
+    });
     entries.push({
       label: labelOf(path.basename(file)),
       file: path.basename(file),
@@ -243,11 +289,14 @@ async function main(): Promise<void> {
       costs: [],
       cost: null,
     });
-    log(`loaded ${path.basename(file)} (${(model.parameterCount / 1e9).toFixed(2)} B params, vocab ${model.vocabSize}) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    log(
+      `loaded ${path.basename(file)} (${(model.parameterCount / 1e9).toFixed(2)} B params, vocab ${model.vocabSize}) in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
   }
   const vocab = entries[K]!.model.vocabSize;
   for (const e of entries) {
-    if (e.model.vocabSize !== vocab) throw new Error(`bench-synthetic: ${e.file} has ${e.model.vocabSize} tokens, the target ${vocab}`);
+    if (e.model.vocabSize !== vocab)
+      throw new Error(`bench-synthetic: ${e.file} has ${e.model.vocabSize} tokens, the target ${vocab}`);
   }
 
   // A random prompt (ids below the last token, which the random GGUFs use as end-of-text).
@@ -258,17 +307,29 @@ async function main(): Promise<void> {
   // ---- pass costs
   for (const e of entries) {
     const t = performance.now();
-    e.costs = measurePassCosts(e.model, e.context, prompt, GREEDY, { maxTokens: o.maxN, depth: o.depth, repetitions: o.costReps, warmup: o.costWarmup });
+    e.costs = measurePassCosts(e.model, e.context, prompt, GREEDY, {
+      maxTokens: o.maxN,
+      depth: o.depth,
+      repetitions: o.costReps,
+      warmup: o.costWarmup,
+    });
     e.cost = new MeasuredPassCost(e.costs, e.file).cost;
     e.level = new NativeLevel(e.file, e.context, vocab, o.evaluation);
-    log(`c(n) ${e.label}: ${e.costs.map((s) => s.ms.toFixed(2)).join(" ")} ms (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+    log(
+      `c(n) ${e.label}: ${e.costs.map((s) => s.ms.toFixed(2)).join(" ")} ms (${((performance.now() - t) / 1000).toFixed(1)} s)`,
+    );
   }
   const costs = entries.map((e) => e.cost!);
 
   // ---- plans
   const rates = (chain: number[]) => chain.slice(1).map((hi, j) => acceptance[chain[j]!]![hi]!);
   const predict = (chain: number[], thresholds: number[]) =>
-    expectedLatency({ costs: chain.map((i) => costs[i]!), thresholds, acceptance: rates(chain), names: chain.map((i) => entries[i]!.label) });
+    expectedLatency({
+      costs: chain.map((i) => costs[i]!),
+      thresholds,
+      acceptance: rates(chain),
+      names: chain.map((i) => entries[i]!.label),
+    });
   const bestThresholds = (chain: number[]): { thresholds: number[]; ms: number } | null => {
     const d = chain.length - 1;
     if (o.maxThreshold ** d > 20000) return null;
@@ -285,12 +346,19 @@ async function main(): Promise<void> {
     return best;
   };
   const tPlan = performance.now();
-  const pick = chooseHierarchy({ models: entries.map((e, i) => ({ name: e.label, cost: costs[i]! })), acceptance, maxThreshold: o.maxThreshold });
-  log(`planner (${pick.method}, ${pick.evaluated} evaluated, ${(performance.now() - tPlan).toFixed(0)} ms): ${pick.names.join(" -> ")} T=[${pick.thresholds.join(",")}] predicted ${pick.predictedMsPerToken.toFixed(3)} ms/token`);
+  const pick = chooseHierarchy({
+    models: entries.map((e, i) => ({ name: e.label, cost: costs[i]! })),
+    acceptance,
+    maxThreshold: o.maxThreshold,
+  });
+  log(
+    `planner (${pick.method}, ${pick.evaluated} evaluated, ${(performance.now() - tPlan).toFixed(0)} ms): ${pick.names.join(" -> ")} T=[${pick.thresholds.join(",")}] predicted ${pick.predictedMsPerToken.toFixed(3)} ms/token`,
+  );
 
   const configs: Config[] = [{ kind: "autoregressive", chain: [K], thresholds: [] }];
   configs.push({ kind: "planner", chain: [...pick.chain], thresholds: [...pick.thresholds] });
-  for (let m = 0; m < K; m++) configs.push({ kind: "single", chain: [m, K], thresholds: bestThresholds([m, K])!.thresholds });
+  for (let m = 0; m < K; m++)
+    configs.push({ kind: "single", chain: [m, K], thresholds: bestThresholds([m, K])!.thresholds });
   // Every chain of 2+ drafts, at its own best thresholds (cheap to predict; ordered by predicted latency).
   const multi: { chain: number[]; thresholds: number[]; ms: number }[] = [];
   for (let mask = 1; mask < 1 << K; mask++) {
@@ -303,7 +371,8 @@ async function main(): Promise<void> {
   multi.sort((a, b) => a.ms - b.ms);
   for (const m of multi) configs.push({ kind: "chain", chain: m.chain, thresholds: m.thresholds });
   // The planner's pick runs once (as "planner"), even where it coincides with a single draft or a chain.
-  const same = (a: Config, b: Config) => a.chain.join() === b.chain.join() && a.thresholds.join() === b.thresholds.join();
+  const same = (a: Config, b: Config) =>
+    a.chain.join() === b.chain.join() && a.thresholds.join() === b.thresholds.join();
   const unique = configs.filter((c, i) => {
     if (o.only && !o.only.includes(c.kind)) return false;
     if (i === 1) return c.chain.length > 1; // a pick of "no draft" is the autoregressive run
@@ -314,7 +383,14 @@ async function main(): Promise<void> {
   const results: ConfigResult[] = [];
   const skipped: string[] = [];
   let arMs: number | null = null;
-  const report = () => writeReports(o, entries, acceptance, pick, results, skipped, { backend, devices, contextSize, batchSize, elapsedS: elapsedS() });
+  const report = () =>
+    writeReports(o, entries, acceptance, pick, results, skipped, {
+      backend,
+      devices,
+      contextSize,
+      batchSize,
+      elapsedS: elapsedS(),
+    });
   for (const [ci, c] of unique.entries()) {
     const name = `${c.kind} ${c.chain.map((i) => entries[i]!.label).join("->")} T=[${c.thresholds.join(",")}]`;
     if (elapsedS() > o.budgetS) {
@@ -324,7 +400,11 @@ async function main(): Promise<void> {
     }
     const chainRates = rates(c.chain);
     const run = async (maxTokens: number, seed: number) => {
-      const levels = withSyntheticAcceptance(c.chain.map((i) => entries[i]!.level!), chainRates, seed);
+      const levels = withSyntheticAcceptance(
+        c.chain.map((i) => entries[i]!.level!),
+        chainRates,
+        seed,
+      );
       const decoder = new HsdDecoder(levels, { thresholds: c.thresholds, greedy: true, rng: new Rng(seed) });
       const it = generate(decoder, VOCABULARY, prompt.subarray(0, o.depth), { maxTokens });
       let step = await it.next();
@@ -340,7 +420,8 @@ async function main(): Promise<void> {
     const passes = runs.reduce((s, x) => s + x.targetPasses, 0);
     const ms = median(runs.map((x) => x.msPerToken));
     if (c.kind === "autoregressive") arMs = ms;
-    const perLevel = (f: (l: RunStats["levels"][number]) => number) => c.chain.map((_, i) => runs.reduce((s, x) => s + f(x.levels[i]!), 0));
+    const perLevel = (f: (l: RunStats["levels"][number]) => number) =>
+      c.chain.map((_, i) => runs.reduce((s, x) => s + f(x.levels[i]!), 0));
     const judged = perLevel((l) => l.judged);
     const accepted = perLevel((l) => l.accepted);
     results.push({
@@ -371,9 +452,11 @@ async function main(): Promise<void> {
       runs,
     });
     const last = results[results.length - 1]!;
-    log(`${name}: measured ${fmt(ms, 3)} ms/token (runs ${last.measured.msPerTokenRuns.map((x) => fmt(x, 3)).join(", ")}), ` +
+    log(
+      `${name}: measured ${fmt(ms, 3)} ms/token (runs ${last.measured.msPerTokenRuns.map((x) => fmt(x, 3)).join(", ")}), ` +
         `predicted ${fmt(p.msPerToken, 3)}; tokens/pass ${fmt(last.measured.tokensPerTargetPass)} vs ${fmt(p.tokensPerTargetPass)}; ` +
-        `engine overhead ${fmt(100 * last.measured.engineOverhead, 1)}%`);
+        `engine overhead ${fmt(100 * last.measured.engineOverhead, 1)}%`,
+    );
     report();
   }
   report();
@@ -392,7 +475,13 @@ function writeReports(
   pick: ReturnType<typeof chooseHierarchy>,
   results: ConfigResult[],
   skipped: string[],
-  env: { backend: string; devices: ReturnType<typeof nativeDevices>; contextSize: number; batchSize: number; elapsedS: number },
+  env: {
+    backend: string;
+    devices: ReturnType<typeof nativeDevices>;
+    contextSize: number;
+    batchSize: number;
+    elapsedS: number;
+  },
 ): void {
   const K = entries.length - 1;
   const json = {
@@ -407,30 +496,44 @@ function writeReports(
     elapsedS: env.elapsedS,
     models: entries.map((e) => ({ label: e.label, file: e.file, bytes: e.bytes, params: e.params, costs: e.costs })),
     assumedAcceptance: acceptance,
-    planner: { chain: pick.names, thresholds: pick.thresholds, predictedMsPerToken: pick.predictedMsPerToken, method: pick.method },
+    planner: {
+      chain: pick.names,
+      thresholds: pick.thresholds,
+      predictedMsPerToken: pick.predictedMsPerToken,
+      method: pick.method,
+    },
     results,
     skipped,
   };
   fs.writeFileSync(path.join(o.out, "bench-synthetic.json"), JSON.stringify(json, null, 1) + "\n");
 
   const L: string[] = [];
-  const gpu = env.devices.filter((d) => d.type === "gpu").map((d) => d.description).join(", ") || "no GPU device";
+  const gpu =
+    env.devices
+      .filter((d) => d.type === "gpu")
+      .map((d) => d.description)
+      .join(", ") || "no GPU device";
   L.push("# HSD on random-weight models, synthetic acceptance");
   L.push("");
-  L.push(`Produced by \`scripts/gpu/bench-synthetic.ts\` on ${json.date} (${env.backend} backend; ${gpu}; gpuLayers ${o.gpuLayers}, ` +
-         `${o.threads} threads, flash attention ${o.flashAttention}${o.note ? `; ${o.note}` : ""}). Greedy; prompt of ${o.depth} random tokens, ${o.tokens} generated tokens per run, ` +
-         `${o.repeats} runs per configuration (median shown), evaluation ${o.evaluation}.`);
+  L.push(
+    `Produced by \`scripts/gpu/bench-synthetic.ts\` on ${json.date} (${env.backend} backend; ${gpu}; gpuLayers ${o.gpuLayers}, ` +
+      `${o.threads} threads, flash attention ${o.flashAttention}${o.note ? `; ${o.note}` : ""}). Greedy; prompt of ${o.depth} random tokens, ${o.tokens} generated tokens per run, ` +
+      `${o.repeats} runs per configuration (median shown), evaluation ${o.evaluation}.`,
+  );
   L.push("");
-  L.push("**The acceptance rates are ASSUMED** (table below), not measured: the models have random weights, and a wrapper " +
-         "(src/engine/synthetic-acceptance.ts) overwrites each verification verdict with an independent draw at the assumed " +
-         "rate. Passes, costs, KV-cache rollback and the recursion are real. \"predicted\" is the planner's expectedLatency " +
-         "with the measured c_i(n) below.");
+  L.push(
+    "**The acceptance rates are ASSUMED** (table below), not measured: the models have random weights, and a wrapper " +
+      "(src/engine/synthetic-acceptance.ts) overwrites each verification verdict with an independent draw at the assumed " +
+      'rate. Passes, costs, KV-cache rollback and the recursion are real. "predicted" is the planner\'s expectedLatency ' +
+      "with the measured c_i(n) below.",
+  );
   L.push("");
   L.push("## Models");
   L.push("");
   L.push("| model | file | parameters | GiB |");
   L.push("| --- | --- | ---: | ---: |");
-  for (const e of entries) L.push(`| ${e.label} | ${e.file} | ${(e.params / 1e9).toFixed(2)} B | ${(e.bytes / 2 ** 30).toFixed(2)} |`);
+  for (const e of entries)
+    L.push(`| ${e.label} | ${e.file} | ${(e.params / 1e9).toFixed(2)} B | ${(e.bytes / 2 ** 30).toFixed(2)} |`);
   L.push("");
   L.push(`## Pass cost c_i(n), ms (median of ${o.costReps}, depth ${o.depth})`);
   L.push("");
@@ -440,28 +543,49 @@ function writeReports(
   L.push("");
   L.push("## Assumed acceptance a(draft → verifier)");
   L.push("");
-  L.push(`| draft \\ verifier | ${entries.slice(1).map((e) => e.label).join(" | ")} |`);
-  L.push(`| --- | ${entries.slice(1).map(() => "---:").join(" | ")} |`);
+  L.push(
+    `| draft \\ verifier | ${entries
+      .slice(1)
+      .map((e) => e.label)
+      .join(" | ")} |`,
+  );
+  L.push(
+    `| --- | ${entries
+      .slice(1)
+      .map(() => "---:")
+      .join(" | ")} |`,
+  );
   for (let lo = 0; lo < K; lo++) {
-    L.push(`| ${entries[lo]!.label} | ${entries.slice(1).map((_, j) => (j + 1 > lo ? fmt(acceptance[lo]![j + 1]) : "")).join(" | ")} |`);
+    L.push(
+      `| ${entries[lo]!.label} | ${entries
+        .slice(1)
+        .map((_, j) => (j + 1 > lo ? fmt(acceptance[lo]![j + 1]) : ""))
+        .join(" | ")} |`,
+    );
   }
   L.push("");
   L.push(`## Results (planner's pick: ${pick.names.join(" → ")}, T = [${pick.thresholds.join(", ")}])`);
   L.push("");
-  L.push("| configuration | chain | T | predicted ms/token | measured ms/token | measured / predicted | speed-up (measured) | speed-up (predicted) | tokens/target pass (pred / meas) | acceptance measured | engine overhead |");
+  L.push(
+    "| configuration | chain | T | predicted ms/token | measured ms/token | measured / predicted | speed-up (measured) | speed-up (predicted) | tokens/target pass (pred / meas) | acceptance measured | engine overhead |",
+  );
   L.push("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |");
   for (const r of results) {
-    L.push(`| ${r.kind}${r.plannerPick && r.kind !== "planner" ? " (= planner)" : ""} | ${r.chain.join(" → ")} | ${r.thresholds.join(", ") || "–"} | ` +
-           `${fmt(r.predicted.msPerToken, 3)} | ${fmt(r.measured.msPerToken, 3)} | ${fmt(r.measured.msPerToken / r.predicted.msPerToken)} | ` +
-           `${fmt(r.measured.speedupVsAutoregressive)} | ${fmt(r.predicted.speedup)} | ${fmt(r.predicted.tokensPerTargetPass)} / ${fmt(r.measured.tokensPerTargetPass)} | ` +
-           `${r.measured.acceptance.map((a) => fmt(a)).join(", ") || "–"} | ${fmt(100 * r.measured.engineOverhead, 1)}% |`);
+    L.push(
+      `| ${r.kind}${r.plannerPick && r.kind !== "planner" ? " (= planner)" : ""} | ${r.chain.join(" → ")} | ${r.thresholds.join(", ") || "–"} | ` +
+        `${fmt(r.predicted.msPerToken, 3)} | ${fmt(r.measured.msPerToken, 3)} | ${fmt(r.measured.msPerToken / r.predicted.msPerToken)} | ` +
+        `${fmt(r.measured.speedupVsAutoregressive)} | ${fmt(r.predicted.speedup)} | ${fmt(r.predicted.tokensPerTargetPass)} / ${fmt(r.measured.tokensPerTargetPass)} | ` +
+        `${r.measured.acceptance.map((a) => fmt(a)).join(", ") || "–"} | ${fmt(100 * r.measured.engineOverhead, 1)}% |`,
+    );
   }
   if (skipped.length) L.push("", `Skipped (time budget ${o.budgetS} s): ${skipped.join("; ")}.`);
   L.push("");
-  L.push("Engine overhead = time outside the models' score() calls / wall time (stats.engineMs / wallMs). Measured ms/token = " +
-         "wall time / generated tokens, prompt excluded (every level's KV cache holds the prompt from a warm-up run); the last " +
-         "target pass is cut at the token budget, which adds about half a pass of work per run. Passes per token by level, " +
-         "measured vs predicted, and every run's raw stats are in bench-synthetic.json.");
+  L.push(
+    "Engine overhead = time outside the models' score() calls / wall time (stats.engineMs / wallMs). Measured ms/token = " +
+      "wall time / generated tokens, prompt excluded (every level's KV cache holds the prompt from a warm-up run); the last " +
+      "target pass is cut at the token budget, which adds about half a pass of work per run. Passes per token by level, " +
+      "measured vs predicted, and every run's raw stats are in bench-synthetic.json.",
+  );
   fs.writeFileSync(path.join(o.out, "bench-synthetic.md"), L.join("\n") + "\n");
 }
 

@@ -12,7 +12,14 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { GREEDY, loadModel, nativeBackend, nativeDevices, type LlamaModel, type SamplingTransform } from "../../src/native/index.js";
+import {
+  GREEDY,
+  loadModel,
+  nativeBackend,
+  nativeDevices,
+  type LlamaModel,
+  type SamplingTransform,
+} from "../../src/native/index.js";
 import { NativeLevel } from "../../src/engine/native-level.js";
 import { HsdDecoder } from "../../src/engine/hsd.js";
 import { generate } from "../../src/engine/generate.js";
@@ -43,14 +50,24 @@ function rows(model: LlamaModel, tokens: Int32Array): { probs: Float32Array; arg
   }
 }
 
-async function greedyTokens(models: LlamaModel[], thresholds: number[], prompt: Int32Array, maxTokens: number): Promise<number[]> {
+async function greedyTokens(
+  models: LlamaModel[],
+  thresholds: number[],
+  prompt: Int32Array,
+  maxTokens: number,
+): Promise<number[]> {
   const contexts = models.map((m) => m.createContext(CTX));
   try {
     for (const c of contexts) c.setSampling(GREEDY);
-    const levels = contexts.map((c, i) => new NativeLevel(path.basename(models[i]!.path), c, models[i]!.vocabSize, "sync"));
+    const levels = contexts.map(
+      (c, i) => new NativeLevel(path.basename(models[i]!.path), c, models[i]!.vocabSize, "sync"),
+    );
     const decoder = new HsdDecoder(levels, { thresholds, greedy: true, rng: new Rng(1) });
     const target = models[models.length - 1]!;
-    const vocabulary = { isEndOfGeneration: (t: number) => target.isEndOfGeneration(t), tokenPiece: (t: number) => target.tokenPiece(t) };
+    const vocabulary = {
+      isEndOfGeneration: (t: number) => target.isEndOfGeneration(t),
+      tokenPiece: (t: number) => target.tokenPiece(t),
+    };
     const it = generate(decoder, vocabulary, prompt, { maxTokens });
     let step = await it.next();
     while (!step.done) step = await it.next();
@@ -70,7 +87,12 @@ async function main(): Promise<void> {
     .map((f) => path.join(dir, f))
     .sort((a, b) => fs.statSync(a).size - fs.statSync(b).size);
   if (files.length === 0) throw new Error(`gpu-check: no .gguf files in ${dir}`);
-  const report: Record<string, unknown> = { backend: nativeBackend(), devices: nativeDevices(), gpuLayers, models: [] as unknown[] };
+  const report: Record<string, unknown> = {
+    backend: nativeBackend(),
+    devices: nativeDevices(),
+    gpuLayers,
+    models: [] as unknown[],
+  };
   let ok = true;
 
   const gpuModels: LlamaModel[] = [];
@@ -87,7 +109,12 @@ async function main(): Promise<void> {
     for (let i = 0; i < a.argmax.length; i++) if (a.argmax[i] === b.argmax[i]) same++;
     const agreement = same / a.argmax.length;
     const costCtx = gpu.createContext(CTX);
-    const costs = measurePassCosts(gpu, costCtx, tokens, GREEDY, { maxTokens: 16, depth: 16, repetitions: 10, warmup: 3 });
+    const costs = measurePassCosts(gpu, costCtx, tokens, GREEDY, {
+      maxTokens: 16,
+      depth: 16,
+      repetitions: 10,
+      warmup: 3,
+    });
     costCtx.dispose();
     const pass = agreement >= 0.9 && maxDiff <= 0.05;
     ok &&= pass;
@@ -101,8 +128,10 @@ async function main(): Promise<void> {
       gpuCostMs: Object.fromEntries(costs.filter((s) => [1, 4, 8, 16].includes(s.n)).map((s) => [s.n, s.ms])),
     };
     (report.models as unknown[]).push(entry);
-    console.log(`[gpu-check] ${entry.file}: GPU vs CPU max |dp| ${maxDiff.toExponential(2)}, argmax agreement ${(100 * agreement).toFixed(1)}% ` +
-                `(${tokens.length} rows) ${pass ? "ok" : "FAIL"}; GPU c(n) ${JSON.stringify(entry.gpuCostMs)}`);
+    console.log(
+      `[gpu-check] ${entry.file}: GPU vs CPU max |dp| ${maxDiff.toExponential(2)}, argmax agreement ${(100 * agreement).toFixed(1)}% ` +
+        `(${tokens.length} rows) ${pass ? "ok" : "FAIL"}; GPU c(n) ${JSON.stringify(entry.gpuCostMs)}`,
+    );
     cpu.dispose();
   }
 
@@ -118,10 +147,18 @@ async function main(): Promise<void> {
         break;
       }
     }
-    report.hsdExactness = { thresholds, targetTokens: target.length, hsdTokens: hsd.length, firstMismatch: first, equal: first < 0 };
+    report.hsdExactness = {
+      thresholds,
+      targetTokens: target.length,
+      hsdTokens: hsd.length,
+      firstMismatch: first,
+      equal: first < 0,
+    };
     ok &&= first < 0;
-    console.log(`[gpu-check] greedy HSD (${gpuModels.length} levels, T=[${thresholds.join(",")}]) vs target alone on the GPU: ` +
-                (first < 0 ? `identical (${hsd.length} tokens)` : `FIRST MISMATCH at token ${first}`));
+    console.log(
+      `[gpu-check] greedy HSD (${gpuModels.length} levels, T=[${thresholds.join(",")}]) vs target alone on the GPU: ` +
+        (first < 0 ? `identical (${hsd.length} tokens)` : `FIRST MISMATCH at token ${first}`),
+    );
   } else {
     report.hsdExactness = "skipped: one model only";
     console.log("[gpu-check] HSD exactness skipped: one bundled model only");

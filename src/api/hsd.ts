@@ -121,7 +121,9 @@ export class Hsd {
     let rejected: RejectedFile[];
     if (options.files && options.files.length > 0) {
       infos = await Promise.all(options.files.map((f) => readModelInfo(resolve(f))));
-      const target = options.target ? infos.find((m) => m.path === resolve(options.target!) || m.file === options.target) : infos.reduce((a, b) => (b.parameterCount > a.parameterCount ? b : a));
+      const target = options.target
+        ? infos.find((m) => m.path === resolve(options.target!) || m.file === options.target)
+        : infos.reduce((a, b) => (b.parameterCount > a.parameterCount ? b : a));
       if (!target) throw new ModelFolderError(`--target ${options.target}: not among the given files`);
       // Files the caller named must all take part: the folder scan's rules, but a refusal is an error.
       const group = groupWithTarget(infos, target);
@@ -139,15 +141,26 @@ export class Hsd {
       rejected = scan.rejected;
     }
 
-    const threads = options.threads ?? (infos.every((m) => m.parameterCount < SMALL_MODEL_PARAMETERS) ? 1 : defaultThreads());
+    const threads =
+      options.threads ?? (infos.every((m) => m.parameterCount < SMALL_MODEL_PARAMETERS) ? 1 : defaultThreads());
     const loaded: LoadedModel[] = [];
     try {
       for (const info of infos) {
         const native = await loadModel(info.path, { gpuLayers });
         try {
           const contextSize = options.contextSize ?? defaultContextSize(native);
-          const context = native.createContext({ contextSize, batchSize: Math.min(512, contextSize), threads, flashAttention });
-          loaded.push({ info, native, context, level: new NativeLevel(info.file, context, native.vocabSize, options.evaluation ?? "sync") });
+          const context = native.createContext({
+            contextSize,
+            batchSize: Math.min(512, contextSize),
+            threads,
+            flashAttention,
+          });
+          loaded.push({
+            info,
+            native,
+            context,
+            level: new NativeLevel(info.file, context, native.vocabSize, options.evaluation ?? "sync"),
+          });
         } catch (error) {
           native.dispose();
           throw error;
@@ -186,11 +199,20 @@ export class Hsd {
 
   /** The optimiser's hierarchy for these settings, with predictions for it and its alternatives. */
   async plan(request: PlanRequest = {}): Promise<PlanReport> {
-    const key = JSON.stringify({ t: toTransform(request.sampling), p: request.prompts ?? null, c: request.continuationTokens ?? null, m: request.maxThreshold ?? 16 });
+    const key = JSON.stringify({
+      t: toTransform(request.sampling),
+      p: request.prompts ?? null,
+      c: request.continuationTokens ?? null,
+      m: request.maxThreshold ?? 16,
+    });
     const cached = request.recalibrate ? undefined : this.planCache.get(key);
     if (cached) return cached;
     const calibration = await this.calibrate(request);
-    const report = planFromCalibration(calibration, this.models.map((m) => m.info), request.maxThreshold ?? 16);
+    const report = planFromCalibration(
+      calibration,
+      this.models.map((m) => m.info),
+      request.maxThreshold ?? 16,
+    );
     this.planCache.set(key, report);
     return report;
   }
@@ -201,9 +223,15 @@ export class Hsd {
     return new GenerationRun(this.runGeneration(prompt, request));
   }
 
-  private async *runGeneration(prompt: string, request: GenerateRequest): AsyncGenerator<GenerationChunk, GenerationReport, void> {
+  private async *runGeneration(
+    prompt: string,
+    request: GenerateRequest,
+  ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
     if (prompt.trim().length === 0) throw new InvalidOptionError("the prompt is empty");
-    if (this.busy) throw new HsdError("another generation is running on this Hsd instance; await it first (or open a second instance)");
+    if (this.busy)
+      throw new HsdError(
+        "another generation is running on this Hsd instance; await it first (or open a second instance)",
+      );
     this.busy = true;
     try {
       return yield* this.generateUnlocked(prompt, request);
@@ -212,9 +240,13 @@ export class Hsd {
     }
   }
 
-  private async *generateUnlocked(prompt: string, request: GenerateRequest): AsyncGenerator<GenerationChunk, GenerationReport, void> {
+  private async *generateUnlocked(
+    prompt: string,
+    request: GenerateRequest,
+  ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
     const maxTokens = request.maxTokens ?? 128;
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidOptionError(`max tokens must be a positive integer, got ${maxTokens}`);
+    if (!Number.isInteger(maxTokens) || maxTokens < 1)
+      throw new InvalidOptionError(`max tokens must be a positive integer, got ${maxTokens}`);
     const transform = toTransform(request.sampling);
     const seed = request.sampling?.seed ?? Math.floor(Math.random() * 2 ** 31);
     let plan: PlanReport | null = null;
@@ -227,29 +259,52 @@ export class Hsd {
     }
     const levels = this.resolveHierarchy(hierarchy);
     for (const m of levels) m.context.setSampling(transform);
-    const decoder = new HsdDecoder(levels.map((m) => m.level), { thresholds: hierarchy.thresholds, greedy: transform.greedy, rng: new Rng(seed) });
+    const decoder = new HsdDecoder(
+      levels.map((m) => m.level),
+      { thresholds: hierarchy.thresholds, greedy: transform.greedy, rng: new Rng(seed) },
+    );
     const target = this.target.native;
     const tokens = target.tokenize(prompt, true, false);
-    const vocabulary = { isEndOfGeneration: (t: number) => target.isEndOfGeneration(t), tokenPiece: (t: number) => target.tokenPiece(t) };
-    const result = yield* generate(decoder, vocabulary, tokens, { maxTokens, stop: request.stop, signal: request.signal });
-    return { ...result, hierarchy: { files: levels.map((m) => m.info.file), thresholds: [...hierarchy.thresholds] }, seed, plan };
+    const vocabulary = {
+      isEndOfGeneration: (t: number) => target.isEndOfGeneration(t),
+      tokenPiece: (t: number) => target.tokenPiece(t),
+    };
+    const result = yield* generate(decoder, vocabulary, tokens, {
+      maxTokens,
+      stop: request.stop,
+      signal: request.signal,
+    });
+    return {
+      ...result,
+      hierarchy: { files: levels.map((m) => m.info.file), thresholds: [...hierarchy.thresholds] },
+      seed,
+      plan,
+    };
   }
 
   /** Maps a hierarchy's file names onto loaded models, checking order and shape. */
   private resolveHierarchy(h: Hierarchy): LoadedModel[] {
     if (h.files.length === 0) throw new InvalidOptionError("the hierarchy names no model");
     if (h.thresholds.length !== h.files.length - 1) {
-      throw new InvalidOptionError(`the hierarchy has ${h.files.length} models, so it needs ${h.files.length - 1} thresholds, got ${h.thresholds.length}`);
+      throw new InvalidOptionError(
+        `the hierarchy has ${h.files.length} models, so it needs ${h.files.length - 1} thresholds, got ${h.thresholds.length}`,
+      );
     }
     const levels = h.files.map((f) => {
       const m = this.models.find((x) => x.info.file === f || x.info.path === resolve(f) || x.info.file === basename(f));
-      if (!m) throw new InvalidOptionError(`hierarchy: ${f} is not one of the loaded models (${this.models.map((x) => x.info.file).join(", ")})`);
+      if (!m)
+        throw new InvalidOptionError(
+          `hierarchy: ${f} is not one of the loaded models (${this.models.map((x) => x.info.file).join(", ")})`,
+        );
       return m;
     });
-    if (levels[levels.length - 1] !== this.target) throw new InvalidOptionError(`hierarchy: the last model must be the target ${this.target.info.file}`);
+    if (levels[levels.length - 1] !== this.target)
+      throw new InvalidOptionError(`hierarchy: the last model must be the target ${this.target.info.file}`);
     for (let i = 1; i < levels.length; i++) {
       if (levels[i - 1]!.info.parameterCount >= levels[i]!.info.parameterCount) {
-        throw new InvalidOptionError(`hierarchy: models must go from smallest to largest (${levels[i - 1]!.info.file} is not smaller than ${levels[i]!.info.file})`);
+        throw new InvalidOptionError(
+          `hierarchy: models must go from smallest to largest (${levels[i - 1]!.info.file} is not smaller than ${levels[i]!.info.file})`,
+        );
       }
     }
     return levels;
@@ -299,6 +354,8 @@ export class GenerationRun implements AsyncIterable<GenerationChunk> {
         return this.finished!;
       })();
     }
-    return this.draining ?? Promise.reject(new HsdError("the generation has not finished: await result after the loop"));
+    return (
+      this.draining ?? Promise.reject(new HsdError("the generation has not finished: await result after the loop"))
+    );
   }
 }

@@ -4,7 +4,13 @@
 
 import type { ModelInfo } from "../gguf/model-info.js";
 import type { Calibration } from "../calibration/calibrate.js";
-import { chooseHierarchy, MeasuredPassCost, predictChain, type PassCostSample, type PlannerInput } from "../planner/index.js";
+import {
+  chooseHierarchy,
+  MeasuredPassCost,
+  predictChain,
+  type PassCostSample,
+  type PlannerInput,
+} from "../planner/index.js";
 
 export interface PlannedChain {
   /** Files, smallest first, ending with the target. */
@@ -50,7 +56,11 @@ export interface MeasuredCosts {
 }
 
 /** The optimiser's input from measured costs and an acceptance matrix (acceptance[lo][hi], lo < hi). */
-export function plannerInput(models: readonly MeasuredCosts[], acceptance: (number | null)[][], maxThreshold: number): PlannerInput {
+export function plannerInput(
+  models: readonly MeasuredCosts[],
+  acceptance: (number | null)[][],
+  maxThreshold: number,
+): PlannerInput {
   return {
     models: models.map((m) => ({
       name: m.name,
@@ -76,7 +86,11 @@ export function plannerInputFromReport(report: PlanReport, maxThreshold: number)
   return plannerInput(models, report.acceptance, maxThreshold);
 }
 
-export function planFromCalibration(calibration: Calibration, infos: readonly ModelInfo[], maxThreshold: number): PlanReport {
+export function planFromCalibration(
+  calibration: Calibration,
+  infos: readonly ModelInfo[],
+  maxThreshold: number,
+): PlanReport {
   const input = plannerInput(
     calibration.models.map((m, i) => ({ ...m, name: infos[i]!.file })),
     calibration.acceptance,
@@ -94,7 +108,9 @@ export function planFromCalibration(calibration: Calibration, infos: readonly Mo
     };
   };
   const autoregressive = describe([infos.length - 1], []);
-  const bestSingle = result.bestSingleDraft ? describe(result.bestSingleDraft.chain, result.bestSingleDraft.thresholds) : null;
+  const bestSingle = result.bestSingleDraft
+    ? describe(result.bestSingleDraft.chain, result.bestSingleDraft.thresholds)
+    : null;
   const best = describe(result.chain, result.thresholds);
   return {
     candidates: infos.map((info, i) => ({
@@ -109,7 +125,13 @@ export function planFromCalibration(calibration: Calibration, infos: readonly Mo
       autoregressive_ms: calibration.models[i]!.autoregressiveMs,
     })),
     acceptance: calibration.acceptance.map((row, lo) => row.map((v, hi) => (hi > lo ? v : null))),
-    best: { ...best, predicted_speedup_vs_best_single: bestSingle ? bestSingle.predicted_ms_per_token / best.predicted_ms_per_token : null, method: result.method },
+    best: {
+      ...best,
+      predicted_speedup_vs_best_single: bestSingle
+        ? bestSingle.predicted_ms_per_token / best.predicted_ms_per_token
+        : null,
+      method: result.method,
+    },
     best_single: bestSingle,
     autoregressive,
     calibration: {

@@ -32,8 +32,10 @@ export function toTransform(settings: SamplingSettings = {}): SamplingTransform 
   const topK = settings.topK ?? DEFAULT_SAMPLING.topK;
   const topP = settings.topP ?? DEFAULT_SAMPLING.topP;
   const minP = settings.minP ?? DEFAULT_SAMPLING.minP;
-  if (!Number.isFinite(temperature)) throw new InvalidOptionError(`temperature must be a finite number, got ${temperature}`);
-  if (!Number.isInteger(topK) || topK < 0) throw new InvalidOptionError(`top-k must be an integer >= 0 (0 = off), got ${topK}`);
+  if (!Number.isFinite(temperature))
+    throw new InvalidOptionError(`temperature must be a finite number, got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0)
+    throw new InvalidOptionError(`top-k must be an integer >= 0 (0 = off), got ${topK}`);
   if (!(topP > 0 && topP <= 1)) throw new InvalidOptionError(`top-p must be in (0, 1] (1 = off), got ${topP}`);
   if (!(minP >= 0 && minP < 1)) throw new InvalidOptionError(`min-p must be in [0, 1) (0 = off), got ${minP}`);
   return { greedy: false, temperature, topK, topP, minP };

@@ -68,7 +68,10 @@ async function fileIdentity(path: string) {
   return { path, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
 }
 
-export async function calibrate(models: readonly CalibrationModel[], options: CalibrationOptions): Promise<Calibration> {
+export async function calibrate(
+  models: readonly CalibrationModel[],
+  options: CalibrationOptions,
+): Promise<Calibration> {
   const cache = options.cache ?? new CalibrationCache();
   const target = models[models.length - 1]!;
   const prompts = options.prompts ?? BUILTIN_CALIBRATION_PROMPTS;
@@ -89,8 +92,21 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
 
   // Costs are measured for all models together: a "cold" pass is one right after another model's pass.
   const identities = await Promise.all(models.map((m) => fileIdentity(m.info.path)));
-  const costKey = cacheKey({ v: 5, files: identities, device: options.device, threads: options.threads, flashAttention: options.flashAttention ?? "auto", greedy: options.transform.greedy, maxTokens });
-  type CostEntry = { hot: PassCostSample[][]; cold: PassCostSample[][]; reshape: PassCostSample[][]; autoregressive: number[] };
+  const costKey = cacheKey({
+    v: 5,
+    files: identities,
+    device: options.device,
+    threads: options.threads,
+    flashAttention: options.flashAttention ?? "auto",
+    greedy: options.transform.greedy,
+    maxTokens,
+  });
+  type CostEntry = {
+    hot: PassCostSample[][];
+    cold: PassCostSample[][];
+    reshape: PassCostSample[][];
+    autoregressive: number[];
+  };
   let costs = options.recalibrate ? null : await cache.get<CostEntry>("costs", costKey);
   const costsFromCache = costs !== null;
   const rounds = options.costRounds ?? 16;
@@ -98,19 +114,22 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
     const lo = 32;
     const contextLimit = Math.min(...models.map((m) => defaultContextSize(m.native)));
     const hi = Math.min(lo + 160, contextLimit - 2 * maxTokens - 2);
-    const times = await measureDecodeCosts(models.map((m) => m.native), {
-      maxN: maxTokens,
-      text: prefix,
-      lo,
-      hi,
-      rounds,
-      budgetMs: options.costBudgetMs ?? 45_000,
-      threads: options.threads,
-      flashAttention: options.flashAttention,
-      transform: options.transform,
-      seed,
-      onRound: (done, total) => options.onProgress?.({ phase: "costs", done, total }),
-    });
+    const times = await measureDecodeCosts(
+      models.map((m) => m.native),
+      {
+        maxN: maxTokens,
+        text: prefix,
+        lo,
+        hi,
+        rounds,
+        budgetMs: options.costBudgetMs ?? 45_000,
+        threads: options.threads,
+        flashAttention: options.flashAttention,
+        transform: options.transform,
+        seed,
+        onRound: (done, total) => options.onProgress?.({ phase: "costs", done, total }),
+      },
+    );
     const summary = summariseTimes(times);
     costs = {
       hot: summary.hot.mean,
@@ -133,18 +152,39 @@ export async function calibrate(models: readonly CalibrationModel[], options: Ca
     fromCache: costsFromCache,
   }));
 
-  const acceptanceKey = cacheKey({ v: 1, files: identities, transform: options.transform, prompts, continuationTokens, seed });
+  const acceptanceKey = cacheKey({
+    v: 1,
+    files: identities,
+    transform: options.transform,
+    prompts,
+    continuationTokens,
+    seed,
+  });
   let acceptance = options.recalibrate ? null : await cache.get<number[][]>("acceptance", acceptanceKey);
   const acceptanceFromCache = acceptance !== null;
   if (!acceptance) {
     const batch = longPrompt.length + continuationTokens + 1;
-    const contexts = models.map((m) => m.native.createContext({ contextSize: Math.max(contextSize, batch + 8), batchSize: batch, threads: options.threads, flashAttention: options.flashAttention }));
+    const contexts = models.map((m) =>
+      m.native.createContext({
+        contextSize: Math.max(contextSize, batch + 8),
+        batchSize: batch,
+        threads: options.threads,
+        flashAttention: options.flashAttention,
+      }),
+    );
     try {
       let done = 0;
-      acceptance = measureAcceptance(models.map((m) => m.native), contexts, promptTokens, options.transform, { continuationTokens, seed }, () => {
-        done++;
-        options.onProgress?.({ phase: "acceptance", done, total: promptTokens.length });
-      });
+      acceptance = measureAcceptance(
+        models.map((m) => m.native),
+        contexts,
+        promptTokens,
+        options.transform,
+        { continuationTokens, seed },
+        () => {
+          done++;
+          options.onProgress?.({ phase: "acceptance", done, total: promptTokens.length });
+        },
+      );
     } finally {
       for (const c of contexts) c.dispose();
     }

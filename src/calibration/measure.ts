@@ -43,7 +43,13 @@ export function measureAcceptance(
     target.evaluateSync(prompt, 0, prompt.length - 1, targets[k - 1]!);
     for (let t = 0; t < L; t++) {
       sequence[prompt.length + t] = transform.greedy ? one.argmax[0]! : sampleRow(one, 0, rng);
-      if (t + 1 < L) target.evaluateSync(sequence.subarray(prompt.length + t, prompt.length + t + 1), prompt.length + t, 0, targets[k - 1]!);
+      if (t + 1 < L)
+        target.evaluateSync(
+          sequence.subarray(prompt.length + t, prompt.length + t + 1),
+          prompt.length + t,
+          0,
+          targets[k - 1]!,
+        );
     }
     // Every model scores the whole continuation in one pass: rows for positions prompt-1 … end-2.
     for (let m = 0; m < k; m++) {

@@ -14,12 +14,16 @@ function chainText(c: PlannedChain): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
+  return rows
+    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  "))
+    .join("\n");
 }
 
 export function formatPlan(plan: PlanReport, rejected: { file: string; reason: string }[]): string {
   const out: string[] = [];
-  out.push(`Calibration: ${plan.calibration.device}, ${plan.calibration.threads} thread(s), ${plan.calibration.greedy ? "greedy" : "sampling"}, ${plan.calibration.prompts} prompts${plan.calibration.from_cache ? " (from cache)" : ""}`);
+  out.push(
+    `Calibration: ${plan.calibration.device}, ${plan.calibration.threads} thread(s), ${plan.calibration.greedy ? "greedy" : "sampling"}, ${plan.calibration.prompts} prompts${plan.calibration.from_cache ? " (from cache)" : ""}`,
+  );
   out.push("");
   const header = ["model", "params", "size", "type", "c(1)", ...plan.candidates.map((_, i) => `a(.,${i})`)];
   const rows = plan.candidates.map((c, lo) => [
@@ -34,8 +38,13 @@ export function formatPlan(plan: PlanReport, rejected: { file: string; reason: s
   out.push("a(lo,hi): acceptance of lo's drafts by hi, on the target's own continuations.");
   out.push("");
   out.push(`Chosen:        ${chainText(plan.best)}`);
-  out.push(`  predicted    ${ms(plan.best.predicted_ms_per_token)}/token, ${plan.best.predicted_speedup_vs_autoregressive.toFixed(2)}x vs autoregressive${plan.best.predicted_speedup_vs_best_single ? `, ${plan.best.predicted_speedup_vs_best_single.toFixed(3)}x vs the best single draft` : ""}`);
-  if (plan.best_single) out.push(`Best single:   ${chainText(plan.best_single)}: ${ms(plan.best_single.predicted_ms_per_token)}/token, ${plan.best_single.predicted_speedup_vs_autoregressive.toFixed(2)}x`);
+  out.push(
+    `  predicted    ${ms(plan.best.predicted_ms_per_token)}/token, ${plan.best.predicted_speedup_vs_autoregressive.toFixed(2)}x vs autoregressive${plan.best.predicted_speedup_vs_best_single ? `, ${plan.best.predicted_speedup_vs_best_single.toFixed(3)}x vs the best single draft` : ""}`,
+  );
+  if (plan.best_single)
+    out.push(
+      `Best single:   ${chainText(plan.best_single)}: ${ms(plan.best_single.predicted_ms_per_token)}/token, ${plan.best_single.predicted_speedup_vs_autoregressive.toFixed(2)}x`,
+    );
   out.push(`Autoregressive: ${ms(plan.autoregressive.predicted_ms_per_token)}/token`);
   if (rejected.length > 0) {
     out.push("");
@@ -52,9 +61,14 @@ export function formatRunSummary(result: GenerationReport): string {
     `[hsd] hierarchy: ${result.hierarchy.files.map((f, i) => (i < result.hierarchy.thresholds.length ? `${f} [T=${result.hierarchy.thresholds[i]}]` : f)).join(" -> ")}`,
   ];
   for (const level of s.levels.slice(0, -1)) {
-    lines.push(`[hsd]   ${level.name}: drafted ${level.drafted}, accepted ${level.accepted} (${(level.acceptanceRate * 100).toFixed(1)}% of judged), ${level.passes} passes`);
+    lines.push(
+      `[hsd]   ${level.name}: drafted ${level.drafted}, accepted ${level.accepted} (${(level.acceptanceRate * 100).toFixed(1)}% of judged), ${level.passes} passes`,
+    );
   }
-  if (result.plan) lines.push(`[hsd] predicted ${result.plan.best.predicted_ms_per_token.toFixed(3)} ms/token, measured ${s.msPerToken.toFixed(3)}`);
+  if (result.plan)
+    lines.push(
+      `[hsd] predicted ${result.plan.best.predicted_ms_per_token.toFixed(3)} ms/token, measured ${s.msPerToken.toFixed(3)}`,
+    );
   return lines.join("\n");
 }
 
@@ -69,7 +83,14 @@ export function progressReporter(): NonNullable<CalibrationOptions["onProgress"]
       bar = null;
       phase = event.phase;
       if (tty) {
-        bar = new cliProgress.SingleBar({ stream: process.stderr, format: `calibrating ${event.phase.padEnd(10)} [{bar}] {value}/{total}`, hideCursor: true }, cliProgress.Presets.shades_classic);
+        bar = new cliProgress.SingleBar(
+          {
+            stream: process.stderr,
+            format: `calibrating ${event.phase.padEnd(10)} [{bar}] {value}/{total}`,
+            hideCursor: true,
+          },
+          cliProgress.Presets.shades_classic,
+        );
         bar.start(event.total, 0);
       }
     }

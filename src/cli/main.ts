@@ -21,7 +21,11 @@ const num = (name: string) => (value: string) => {
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
   return n;
 };
-const list = (value: string) => value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+const list = (value: string) =>
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 
 interface CommonOptions extends Omit<SamplingSettings, "seed"> {
   models?: string;
@@ -42,13 +46,22 @@ function withCommon(command: Command): Command {
   return command
     .option("--models <dir>", "folder of GGUF models sharing a tokenizer (default: the bundled family)")
     .option("--target <file>", "the target model (default: the largest compatible model)")
-    .option("--threads <n>", "ggml threads per model (default: physical cores; 1 when all models are under 100M parameters)", int("--threads", 1))
+    .option(
+      "--threads <n>",
+      "ggml threads per model (default: physical cores; 1 when all models are under 100M parameters)",
+      int("--threads", 1),
+    )
     .option("--gpu-layers <n>", "layers to offload to the GPU (999 = all)", int("--gpu-layers", 0))
     .option("--context-size <n>", "KV cache size per model", int("--context-size", 16))
-    .option("--flash-attention <mode>", "flash attention: auto, on or off (default: off on the CPU, auto with --gpu-layers)", (v: string) => {
-      if (v !== "auto" && v !== "on" && v !== "off") throw new InvalidArgumentError("--flash-attention must be auto, on or off");
-      return v;
-    })
+    .option(
+      "--flash-attention <mode>",
+      "flash attention: auto, on or off (default: off on the CPU, auto with --gpu-layers)",
+      (v: string) => {
+        if (v !== "auto" && v !== "on" && v !== "off")
+          throw new InvalidArgumentError("--flash-attention must be auto, on or off");
+        return v;
+      },
+    )
     .option("--greedy", "greedy decoding (the target's argmax at every step)")
     .option("--temperature <x>", "sampling temperature (0 = greedy)", num("--temperature"))
     .option("--top-k <n>", "keep the k most probable tokens (0 = off)", int("--top-k", 0))
@@ -57,7 +70,11 @@ function withCommon(command: Command): Command {
     .option("--seed <n>", "sampler seed", int("--seed", 0))
     .option("--max-threshold <n>", "largest block length the optimiser may choose", int("--max-threshold", 1), 16)
     .option("--prompts <file>", "calibration prompts, one per line (default: built-in English prompts)")
-    .option("--calibration-tokens <n>", "tokens the target writes after each calibration prompt to measure acceptance (default 48)", int("--calibration-tokens", 1))
+    .option(
+      "--calibration-tokens <n>",
+      "tokens the target writes after each calibration prompt to measure acceptance (default 48)",
+      int("--calibration-tokens", 1),
+    )
     .option("--recalibrate", "measure again instead of using the calibration cache")
     .option("--json", "print one JSON object instead of text for people");
 }
@@ -69,11 +86,25 @@ function sampling(o: CommonOptions): SamplingSettings {
 
 /** The planning request every command makes from the same flags. */
 async function planRequest(o: CommonOptions, onProgress?: PlanRequest["onProgress"]): Promise<PlanRequest> {
-  return { sampling: sampling(o), prompts: await calibrationPrompts(o), continuationTokens: o.calibrationTokens, maxThreshold: o.maxThreshold, recalibrate: o.recalibrate, onProgress };
+  return {
+    sampling: sampling(o),
+    prompts: await calibrationPrompts(o),
+    continuationTokens: o.calibrationTokens,
+    maxThreshold: o.maxThreshold,
+    recalibrate: o.recalibrate,
+    onProgress,
+  };
 }
 
 async function open(o: CommonOptions): Promise<Hsd> {
-  return Hsd.open({ models: o.models, target: o.target, threads: o.threads, gpuLayers: o.gpuLayers, contextSize: o.contextSize, flashAttention: o.flashAttention });
+  return Hsd.open({
+    models: o.models,
+    target: o.target,
+    threads: o.threads,
+    gpuLayers: o.gpuLayers,
+    contextSize: o.contextSize,
+    flashAttention: o.flashAttention,
+  });
 }
 
 async function calibrationPrompts(o: CommonOptions): Promise<string[] | undefined> {
@@ -84,7 +115,10 @@ async function calibrationPrompts(o: CommonOptions): Promise<string[] | undefine
   } catch (error) {
     throw new HsdError(`--prompts ${o.prompts}: cannot read it (${(error as NodeJS.ErrnoException).code ?? error})`);
   }
-  const prompts = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
+  const prompts = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   if (prompts.length === 0) throw new HsdError(`--prompts ${o.prompts}: the file has no non-empty line`);
   return prompts;
 }
@@ -100,69 +134,104 @@ withCommon(program.command("run").description("generate text (streams; --json pr
   .option("--max-tokens <n>", "tokens to generate at most", int("--max-tokens", 1), 128)
   .option("--hierarchy <files>", "auto, or comma-separated model files smallest first ending with the target", "auto")
   .option("--thresholds <list>", "with --hierarchy FILES: one block length per draft model, e.g. 4,3", list)
-  .option("--stop <text>", "stop before this text (repeatable)", (value: string, previous: string[]) => [...previous, value], [] as string[])
-  .action(async (prompt: string, o: CommonOptions & { maxTokens: number; hierarchy: string; thresholds?: string[]; stop?: string[] }) => {
-    if (prompt.trim().length === 0) throw new HsdError("the prompt is empty: give the text to continue, e.g. hsd run \"Once upon a time\"");
-    let hierarchy: "auto" | Hierarchy = "auto";
-    if (o.hierarchy !== "auto") {
-      const files = list(o.hierarchy);
-      const thresholds = (o.thresholds ?? []).map((t) => int("--thresholds", 1)(t));
-      if (thresholds.length !== files.length - 1) {
-        throw new HsdError(`--hierarchy names ${files.length} models, so --thresholds needs ${files.length - 1} numbers, got ${thresholds.length}`);
+  .option(
+    "--stop <text>",
+    "stop before this text (repeatable)",
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
+  .action(
+    async (
+      prompt: string,
+      o: CommonOptions & { maxTokens: number; hierarchy: string; thresholds?: string[]; stop?: string[] },
+    ) => {
+      if (prompt.trim().length === 0)
+        throw new HsdError('the prompt is empty: give the text to continue, e.g. hsd run "Once upon a time"');
+      let hierarchy: "auto" | Hierarchy = "auto";
+      if (o.hierarchy !== "auto") {
+        const files = list(o.hierarchy);
+        const thresholds = (o.thresholds ?? []).map((t) => int("--thresholds", 1)(t));
+        if (thresholds.length !== files.length - 1) {
+          throw new HsdError(
+            `--hierarchy names ${files.length} models, so --thresholds needs ${files.length - 1} numbers, got ${thresholds.length}`,
+          );
+        }
+        hierarchy = { files, thresholds };
       }
-      hierarchy = { files, thresholds };
-    }
-    const hsd = await open(o);
-    const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once("SIGINT", onSignal);
-    try {
-      const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
-      const run = hsd.generate(prompt, { maxTokens: o.maxTokens, sampling: settings, hierarchy, plan, stop: o.stop, signal: controller.signal });
-      if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
-      const result = await run.result;
-      if (o.json) {
-        process.stdout.write(
-          JSON.stringify({ text: result.text, tokens: result.tokens, stop_reason: result.stopReason, seed: result.seed, hierarchy: result.hierarchy, stats: result.stats, plan: result.plan }) + "\n",
-        );
-      } else {
-        process.stdout.write("\n");
-        process.stderr.write(formatRunSummary(result) + "\n");
+      const hsd = await open(o);
+      const controller = new AbortController();
+      const onSignal = () => controller.abort();
+      process.once("SIGINT", onSignal);
+      try {
+        const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
+        const run = hsd.generate(prompt, {
+          maxTokens: o.maxTokens,
+          sampling: settings,
+          hierarchy,
+          plan,
+          stop: o.stop,
+          signal: controller.signal,
+        });
+        if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
+        const result = await run.result;
+        if (o.json) {
+          process.stdout.write(
+            JSON.stringify({
+              text: result.text,
+              tokens: result.tokens,
+              stop_reason: result.stopReason,
+              seed: result.seed,
+              hierarchy: result.hierarchy,
+              stats: result.stats,
+              plan: result.plan,
+            }) + "\n",
+          );
+        } else {
+          process.stdout.write("\n");
+          process.stderr.write(formatRunSummary(result) + "\n");
+        }
+        if (result.stopReason === "aborted") process.exitCode = 130;
+      } finally {
+        process.off("SIGINT", onSignal);
+        await hsd.dispose();
       }
-      if (result.stopReason === "aborted") process.exitCode = 130;
-    } finally {
-      process.off("SIGINT", onSignal);
-      await hsd.dispose();
-    }
-  });
+    },
+  );
 
-withCommon(program.command("plan").description("show the candidates, the measured costs and acceptance, and the hierarchy the optimiser picks"))
-  .action(async (o: CommonOptions) => {
-    const hsd = await open(o);
-    try {
-      const plan = await hsd.plan(await planRequest(o, o.json ? undefined : progressReporter()));
-      const rejected = hsd.rejected.map((r) => ({ file: r.path, reason: r.reason }));
-      if (o.json) process.stdout.write(JSON.stringify({ ...plan, rejected }) + "\n");
-      else process.stdout.write(formatPlan(plan, rejected) + "\n");
-    } finally {
-      await hsd.dispose();
-    }
-  });
+withCommon(
+  program
+    .command("plan")
+    .description("show the candidates, the measured costs and acceptance, and the hierarchy the optimiser picks"),
+).action(async (o: CommonOptions) => {
+  const hsd = await open(o);
+  try {
+    const plan = await hsd.plan(await planRequest(o, o.json ? undefined : progressReporter()));
+    const rejected = hsd.rejected.map((r) => ({ file: r.path, reason: r.reason }));
+    if (o.json) process.stdout.write(JSON.stringify({ ...plan, rejected }) + "\n");
+    else process.stdout.write(formatPlan(plan, rejected) + "\n");
+  } finally {
+    await hsd.dispose();
+  }
+});
 
-withCommon(program.command("calibrate").description("measure pass costs and acceptance on this machine and cache them"))
-  .action(async (o: CommonOptions) => {
-    const hsd = await open(o);
-    try {
-      const calibration = await hsd.calibrate(await planRequest(o, progressReporter()));
-      if (o.json) process.stdout.write(JSON.stringify(calibration) + "\n");
-      else {
-        process.stdout.write(`calibrated ${calibration.models.length} models on ${calibration.device}, ${calibration.threads} thread(s), ${calibration.transform.greedy ? "greedy" : "sampling"}\n`);
-        for (const m of calibration.models) process.stdout.write(`  ${m.file}: c(1) = ${m.costs[0]!.ms.toFixed(3)} ms${m.fromCache ? " (cached)" : ""}\n`);
-      }
-    } finally {
-      await hsd.dispose();
+withCommon(
+  program.command("calibrate").description("measure pass costs and acceptance on this machine and cache them"),
+).action(async (o: CommonOptions) => {
+  const hsd = await open(o);
+  try {
+    const calibration = await hsd.calibrate(await planRequest(o, progressReporter()));
+    if (o.json) process.stdout.write(JSON.stringify(calibration) + "\n");
+    else {
+      process.stdout.write(
+        `calibrated ${calibration.models.length} models on ${calibration.device}, ${calibration.threads} thread(s), ${calibration.transform.greedy ? "greedy" : "sampling"}\n`,
+      );
+      for (const m of calibration.models)
+        process.stdout.write(`  ${m.file}: c(1) = ${m.costs[0]!.ms.toFixed(3)} ms${m.fromCache ? " (cached)" : ""}\n`);
     }
-  });
+  } finally {
+    await hsd.dispose();
+  }
+});
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);

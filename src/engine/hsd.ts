@@ -55,7 +55,9 @@ export class HsdDecoder {
     const vocab = levels[levels.length - 1]!.vocabSize;
     for (const level of levels) {
       if (level.vocabSize !== vocab) {
-        throw new Error(`HsdDecoder: ${level.name} has ${level.vocabSize} tokens, the target has ${vocab}: vocabularies must match`);
+        throw new Error(
+          `HsdDecoder: ${level.name} has ${level.vocabSize} tokens, the target has ${vocab}: vocabularies must match`,
+        );
       }
     }
     this.levels = levels;

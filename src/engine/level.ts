@@ -47,7 +47,13 @@ export interface LevelModel {
    * The level reuses whatever prefix of `sequence` its KV cache already holds.
    * Returns a Promise when the work runs off the JS thread, nothing when it ran synchronously.
    */
-  score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): Promise<void> | void;
+  score(
+    sequence: Int32Array,
+    length: number,
+    firstRow: number,
+    rows: DistributionRows,
+    rowOffset: number,
+  ): Promise<void> | void;
 }
 
 /** Time and work spent by one level; filled by the recursion. */

@@ -29,13 +29,21 @@ export class NativeLevel implements LevelModel {
     this.cached = new Int32Array(context.contextSize);
   }
 
-  score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): Promise<void> | void {
+  score(
+    sequence: Int32Array,
+    length: number,
+    firstRow: number,
+    rows: DistributionRows,
+    rowOffset: number,
+  ): Promise<void> | void {
     if (length > this.contextSize) {
       throw new ContextOverflowError(this.name, length, this.contextSize);
     }
     const outputs = length - firstRow;
     if (outputs > this.context.batchSize) {
-      throw new Error(`${this.name}: ${outputs} output rows in one pass exceed the batch size ${this.context.batchSize}`);
+      throw new Error(
+        `${this.name}: ${outputs} output rows in one pass exceed the batch size ${this.context.batchSize}`,
+      );
     }
     let start = Math.min(commonPrefix(this.cached, this.cachedLength, sequence, length), firstRow);
 
@@ -62,7 +70,9 @@ export class NativeLevel implements LevelModel {
     // The cache is invalid while the decode runs: mark it empty, and record what it holds
     // only once the pass succeeded (a failed or aborted pass must not leave a stale record).
     this.cachedLength = Math.min(this.cachedLength, start);
-    return this.context.evaluate(tokens, start, firstOutput, this.target).then(() => this.remember(sequence, start, length));
+    return this.context
+      .evaluate(tokens, start, firstOutput, this.target)
+      .then(() => this.remember(sequence, start, length));
   }
 
   private remember(sequence: Int32Array, start: number, end: number): void {

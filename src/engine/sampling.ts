@@ -26,13 +26,7 @@ export function sampleRow(rows: DistributionRows, row: number, rng: Rng): number
  * y ~ norm(max(0, P[pRow] - Q[qRow])): the replacement token after a rejection. It is what
  * makes speculative sampling exact; sampling from P instead over-weights the tokens Q favours.
  */
-export function sampleResidual(
-  p: DistributionRows,
-  pRow: number,
-  q: DistributionRows,
-  qRow: number,
-  rng: Rng,
-): number {
+export function sampleResidual(p: DistributionRows, pRow: number, q: DistributionRows, qRow: number, rng: Rng): number {
   const pp = p.probs!;
   const qq = q.probs!;
   const pBase = pRow * p.vocabSize;

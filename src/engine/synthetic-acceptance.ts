@@ -39,9 +39,12 @@ export class SyntheticAcceptanceLevel implements LevelModel {
     seed: number,
   ) {
     if (!(typeof acceptance === "number" && acceptance >= 0 && acceptance <= 1)) {
-      throw new RangeError(`SyntheticAcceptanceLevel(${inner.name}): acceptance must be in [0, 1], got ${String(acceptance)}`);
+      throw new RangeError(
+        `SyntheticAcceptanceLevel(${inner.name}): acceptance must be in [0, 1], got ${String(acceptance)}`,
+      );
     }
-    if (inner.vocabSize < 2) throw new RangeError(`SyntheticAcceptanceLevel(${inner.name}): needs a vocabulary of >= 2 tokens`);
+    if (inner.vocabSize < 2)
+      throw new RangeError(`SyntheticAcceptanceLevel(${inner.name}): needs a vocabulary of >= 2 tokens`);
     this.name = inner.name;
     this.vocabSize = inner.vocabSize;
     this.contextSize = inner.contextSize;
@@ -52,9 +55,17 @@ export class SyntheticAcceptanceLevel implements LevelModel {
     return this.inner.tokensEvaluated;
   }
 
-  score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): Promise<void> | void {
+  score(
+    sequence: Int32Array,
+    length: number,
+    firstRow: number,
+    rows: DistributionRows,
+    rowOffset: number,
+  ): Promise<void> | void {
     if (rows.probs !== null) {
-      throw new Error(`SyntheticAcceptanceLevel(${this.name}): synthetic acceptance is for greedy decoding only (rows hold distributions)`);
+      throw new Error(
+        `SyntheticAcceptanceLevel(${this.name}): synthetic acceptance is for greedy decoding only (rows hold distributions)`,
+      );
     }
     const pending = this.inner.score(sequence, length, firstRow, rows, rowOffset);
     if (pending) return pending.then(() => this.overwriteVerdicts(sequence, length, firstRow, rows, rowOffset));
@@ -62,7 +73,13 @@ export class SyntheticAcceptanceLevel implements LevelModel {
   }
 
   /** Row for token t judges sequence[t + 1]: accept (argmax := that token) with probability a, else any other token. */
-  private overwriteVerdicts(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): void {
+  private overwriteVerdicts(
+    sequence: Int32Array,
+    length: number,
+    firstRow: number,
+    rows: DistributionRows,
+    rowOffset: number,
+  ): void {
     for (let t = firstRow; t + 1 < length; t++) {
       const draft = sequence[t + 1]!;
       const row = rowOffset + t - firstRow;
@@ -82,9 +99,17 @@ export class SyntheticAcceptanceLevel implements LevelModel {
  * Wraps a chain (smallest first, target last) for a synthetic-acceptance run: level 0 drafts unchanged, level i
  * (i >= 1) accepts drafts of level i - 1 with probability rates[i - 1]. Each wrapper gets its own seed.
  */
-export function withSyntheticAcceptance(levels: readonly LevelModel[], rates: readonly number[], seed: number): LevelModel[] {
+export function withSyntheticAcceptance(
+  levels: readonly LevelModel[],
+  rates: readonly number[],
+  seed: number,
+): LevelModel[] {
   if (rates.length !== levels.length - 1) {
-    throw new Error(`withSyntheticAcceptance: ${levels.length} levels need ${levels.length - 1} acceptance rates, got ${rates.length}`);
+    throw new Error(
+      `withSyntheticAcceptance: ${levels.length} levels need ${levels.length - 1} acceptance rates, got ${rates.length}`,
+    );
   }
-  return levels.map((level, i) => (i === 0 ? level : new SyntheticAcceptanceLevel(level, rates[i - 1]!, (seed + 0x9e3779b9 * i) >>> 0)));
+  return levels.map((level, i) =>
+    i === 0 ? level : new SyntheticAcceptanceLevel(level, rates[i - 1]!, (seed + 0x9e3779b9 * i) >>> 0),
+  );
 }

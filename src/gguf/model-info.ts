@@ -22,7 +22,9 @@ export interface ModelInfo {
 }
 
 /** Special-token keys whose ids must agree for two models to stop and start alike. */
-const SPECIAL_KEYS = ["bos", "eos", "eot", "eom", "pad", "unknown", "seperator", "mask"].map((k) => `tokenizer.ggml.${k}_token_id`);
+const SPECIAL_KEYS = ["bos", "eos", "eot", "eom", "pad", "unknown", "seperator", "mask"].map(
+  (k) => `tokenizer.ggml.${k}_token_id`,
+);
 
 export async function readModelInfo(path: string): Promise<ModelInfo> {
   const header = await readGgufHeader(path);
@@ -50,7 +52,8 @@ export async function readModelInfo(path: string): Promise<ModelInfo> {
 export function vocabFingerprint(meta: Map<string, GgufValue>): string {
   const hash = createHash("sha256");
   const field = (value: unknown) => {
-    const text = typeof value === "string" ? value : JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+    const text =
+      typeof value === "string" ? value : JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
     hash.update(`${Buffer.byteLength(text ?? "")}:`);
     hash.update(text ?? "");
   };

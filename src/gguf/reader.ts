@@ -6,7 +6,6 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { GgufFormatError } from "../errors.js";
 
-
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
 export interface GgufTensorInfo {
@@ -31,18 +30,73 @@ export interface GgufHeader {
 
 /** [elements per block, bytes per block] of the ggml tensor types (ggml.h's enum ggml_type). */
 const GGML_TYPE_SIZES: Record<number, [number, number]> = {
-  0: [1, 4], 1: [1, 2], 2: [32, 18], 3: [32, 20], 6: [32, 22], 7: [32, 24], 8: [32, 34], 9: [32, 36],
-  10: [256, 84], 11: [256, 110], 12: [256, 144], 13: [256, 176], 14: [256, 210], 15: [256, 292],
-  16: [256, 66], 17: [256, 74], 18: [256, 98], 19: [256, 50], 20: [32, 18], 21: [256, 110], 22: [256, 82],
-  23: [256, 136], 24: [1, 1], 25: [1, 2], 26: [1, 4], 27: [1, 8], 28: [1, 8], 29: [256, 56], 30: [1, 2],
-  34: [256, 54], 35: [256, 66], 39: [32, 17],
+  0: [1, 4],
+  1: [1, 2],
+  2: [32, 18],
+  3: [32, 20],
+  6: [32, 22],
+  7: [32, 24],
+  8: [32, 34],
+  9: [32, 36],
+  10: [256, 84],
+  11: [256, 110],
+  12: [256, 144],
+  13: [256, 176],
+  14: [256, 210],
+  15: [256, 292],
+  16: [256, 66],
+  17: [256, 74],
+  18: [256, 98],
+  19: [256, 50],
+  20: [32, 18],
+  21: [256, 110],
+  22: [256, 82],
+  23: [256, 136],
+  24: [1, 1],
+  25: [1, 2],
+  26: [1, 4],
+  27: [1, 8],
+  28: [1, 8],
+  29: [256, 56],
+  30: [1, 2],
+  34: [256, 54],
+  35: [256, 66],
+  39: [32, 17],
 };
 
 export const GGML_TYPE_NAMES: Record<number, string> = {
-  0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K",
-  12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
-  20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
-  29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+  0: "F32",
+  1: "F16",
+  2: "Q4_0",
+  3: "Q4_1",
+  6: "Q5_0",
+  7: "Q5_1",
+  8: "Q8_0",
+  9: "Q8_1",
+  10: "Q2_K",
+  11: "Q3_K",
+  12: "Q4_K",
+  13: "Q5_K",
+  14: "Q6_K",
+  15: "Q8_K",
+  16: "IQ2_XXS",
+  17: "IQ2_XS",
+  18: "IQ3_XXS",
+  19: "IQ1_S",
+  20: "IQ4_NL",
+  21: "IQ3_S",
+  22: "IQ2_S",
+  23: "IQ4_XS",
+  24: "I8",
+  25: "I16",
+  26: "I32",
+  27: "I64",
+  28: "F64",
+  29: "IQ1_M",
+  30: "BF16",
+  34: "TQ1_0",
+  35: "TQ2_0",
+  39: "MXFP4",
 };
 
 /** Sanity bounds: a corrupt length field must not make us allocate gigabytes. */
@@ -62,7 +116,8 @@ class Cursor {
 
   private async need(bytes: number): Promise<void> {
     const end = this.position + bytes;
-    if (end > this.fileSize) throw new GgufFormatError(this.path, `truncated header (needs byte ${end}, the file has ${this.fileSize})`);
+    if (end > this.fileSize)
+      throw new GgufFormatError(this.path, `truncated header (needs byte ${end}, the file has ${this.fileSize})`);
     if (this.position >= this.bufferStart && end <= this.bufferStart + this.buffer.length) return;
     const size = Math.min(Math.max(bytes, 1 << 20), this.fileSize - this.position);
     const chunk = Buffer.alloc(size);
@@ -76,16 +131,66 @@ class Cursor {
     return this.position - this.bufferStart;
   }
 
-  async u8(): Promise<number> { await this.need(1); const v = this.buffer.readUInt8(this.at()); this.position += 1; return v; }
-  async i8(): Promise<number> { await this.need(1); const v = this.buffer.readInt8(this.at()); this.position += 1; return v; }
-  async u16(): Promise<number> { await this.need(2); const v = this.buffer.readUInt16LE(this.at()); this.position += 2; return v; }
-  async i16(): Promise<number> { await this.need(2); const v = this.buffer.readInt16LE(this.at()); this.position += 2; return v; }
-  async u32(): Promise<number> { await this.need(4); const v = this.buffer.readUInt32LE(this.at()); this.position += 4; return v; }
-  async i32(): Promise<number> { await this.need(4); const v = this.buffer.readInt32LE(this.at()); this.position += 4; return v; }
-  async f32(): Promise<number> { await this.need(4); const v = this.buffer.readFloatLE(this.at()); this.position += 4; return v; }
-  async f64(): Promise<number> { await this.need(8); const v = this.buffer.readDoubleLE(this.at()); this.position += 8; return v; }
-  async u64(): Promise<bigint> { await this.need(8); const v = this.buffer.readBigUInt64LE(this.at()); this.position += 8; return v; }
-  async i64(): Promise<bigint> { await this.need(8); const v = this.buffer.readBigInt64LE(this.at()); this.position += 8; return v; }
+  async u8(): Promise<number> {
+    await this.need(1);
+    const v = this.buffer.readUInt8(this.at());
+    this.position += 1;
+    return v;
+  }
+  async i8(): Promise<number> {
+    await this.need(1);
+    const v = this.buffer.readInt8(this.at());
+    this.position += 1;
+    return v;
+  }
+  async u16(): Promise<number> {
+    await this.need(2);
+    const v = this.buffer.readUInt16LE(this.at());
+    this.position += 2;
+    return v;
+  }
+  async i16(): Promise<number> {
+    await this.need(2);
+    const v = this.buffer.readInt16LE(this.at());
+    this.position += 2;
+    return v;
+  }
+  async u32(): Promise<number> {
+    await this.need(4);
+    const v = this.buffer.readUInt32LE(this.at());
+    this.position += 4;
+    return v;
+  }
+  async i32(): Promise<number> {
+    await this.need(4);
+    const v = this.buffer.readInt32LE(this.at());
+    this.position += 4;
+    return v;
+  }
+  async f32(): Promise<number> {
+    await this.need(4);
+    const v = this.buffer.readFloatLE(this.at());
+    this.position += 4;
+    return v;
+  }
+  async f64(): Promise<number> {
+    await this.need(8);
+    const v = this.buffer.readDoubleLE(this.at());
+    this.position += 8;
+    return v;
+  }
+  async u64(): Promise<bigint> {
+    await this.need(8);
+    const v = this.buffer.readBigUInt64LE(this.at());
+    this.position += 8;
+    return v;
+  }
+  async i64(): Promise<bigint> {
+    await this.need(8);
+    const v = this.buffer.readBigInt64LE(this.at());
+    this.position += 8;
+    return v;
+  }
 
   async count(what: string, max: number): Promise<number> {
     const n = await this.u64();
@@ -104,15 +209,24 @@ class Cursor {
 
 async function readValue(cursor: Cursor, type: number, path: string): Promise<GgufValue> {
   switch (type) {
-    case 0: return cursor.u8();
-    case 1: return cursor.i8();
-    case 2: return cursor.u16();
-    case 3: return cursor.i16();
-    case 4: return cursor.u32();
-    case 5: return cursor.i32();
-    case 6: return cursor.f32();
-    case 7: return (await cursor.u8()) !== 0;
-    case 8: return cursor.string();
+    case 0:
+      return cursor.u8();
+    case 1:
+      return cursor.i8();
+    case 2:
+      return cursor.u16();
+    case 3:
+      return cursor.i16();
+    case 4:
+      return cursor.u32();
+    case 5:
+      return cursor.i32();
+    case 6:
+      return cursor.f32();
+    case 7:
+      return (await cursor.u8()) !== 0;
+    case 8:
+      return cursor.string();
     case 9: {
       const itemType = await cursor.u32();
       const n = await cursor.count("array length", MAX_ARRAY_ITEMS);
@@ -120,11 +234,17 @@ async function readValue(cursor: Cursor, type: number, path: string): Promise<Gg
       for (let i = 0; i < n; i++) items[i] = await readValue(cursor, itemType, path);
       return items;
     }
-    case 10: return cursor.u64();
-    case 11: return cursor.i64();
-    case 12: return cursor.f64();
+    case 10:
+      return cursor.u64();
+    case 11:
+      return cursor.i64();
+    case 12:
+      return cursor.f64();
     default:
-      throw new GgufFormatError(path, `unknown metadata value type ${type}: the file is corrupt or from a newer GGUF version`);
+      throw new GgufFormatError(
+        path,
+        `unknown metadata value type ${type}: the file is corrupt or from a newer GGUF version`,
+      );
   }
 }
 
@@ -143,7 +263,8 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
     if (size < 24) throw new GgufFormatError(path, `not a GGUF file (only ${size} bytes)`);
     const magic = Buffer.alloc(4);
     await file.read(magic, 0, 4, 0);
-    if (magic.toString("latin1") !== "GGUF") throw new GgufFormatError(path, "not a GGUF file (the first 4 bytes are not 'GGUF')");
+    if (magic.toString("latin1") !== "GGUF")
+      throw new GgufFormatError(path, "not a GGUF file (the first 4 bytes are not 'GGUF')");
     cursor.position = 4;
     const version = await cursor.u32();
     if (version < 2 || version > 3) throw new GgufFormatError(path, `unsupported GGUF version ${version}`);

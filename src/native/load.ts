@@ -58,7 +58,12 @@ export interface RawModelHandle {
   detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
   tokenPiece(token: number): Uint8Array;
   isEndOfGeneration(token: number): boolean;
-  createContext(options: { contextSize: number; batchSize: number; threads: number; flashAttention: number }): RawContextHandle;
+  createContext(options: {
+    contextSize: number;
+    batchSize: number;
+    threads: number;
+    flashAttention: number;
+  }): RawContextHandle;
   dispose(): void;
   isDisposed(): boolean;
 }
@@ -105,7 +110,8 @@ export function loadNative(): LoadedNative {
   if (typeof config.libDir !== "string" || typeof config.backend !== "string")
     throw new Error(`${nativeConfigPath} lacks libDir/backend. ${BUILD_HINT}`);
   const addonPath = path.resolve(packageRoot, config.addon ?? path.join("build", "Release", "hsd_native.node"));
-  if (!fs.existsSync(addonPath)) throw new Error(`The hsd native addon is not built: ${addonPath} is missing. ${BUILD_HINT}`);
+  if (!fs.existsSync(addonPath))
+    throw new Error(`The hsd native addon is not built: ${addonPath} is missing. ${BUILD_HINT}`);
   if (!fs.existsSync(config.libDir))
     throw new Error(`The llama.cpp libraries the addon was built against are gone (${config.libDir}). ${BUILD_HINT}`);
 

@@ -4,7 +4,8 @@ import { loadNative, type RawModelHandle } from "./load.js";
 import type { ContextOptions, ModelLoadOptions, NativeModel } from "./types.js";
 
 function checkInt(name: string, v: unknown, min: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min)
+    throw new RangeError(`${name} must be an integer >= ${min}, got ${String(v)}`);
   return v;
 }
 
@@ -73,12 +74,14 @@ export class LlamaModel implements NativeModel {
   }
 
   createContext(options: ContextOptions): LlamaContext {
-    if (typeof options !== "object" || options === null) throw new TypeError("createContext(options): options must be an object");
+    if (typeof options !== "object" || options === null)
+      throw new TypeError("createContext(options): options must be an object");
     const contextSize = checkInt("contextSize", options.contextSize, 1);
     const batchSize = checkInt("batchSize", options.batchSize, 1);
     const threads = checkInt("threads", options.threads, 1);
     const fa = options.flashAttention ?? "auto";
-    if (fa !== "auto" && fa !== "on" && fa !== "off") throw new TypeError(`createContext: flashAttention must be "auto", "on" or "off", got ${String(fa)}`);
+    if (fa !== "auto" && fa !== "on" && fa !== "off")
+      throw new TypeError(`createContext: flashAttention must be "auto", "on" or "off", got ${String(fa)}`);
     const flashAttention = fa === "auto" ? -1 : fa === "on" ? 1 : 0;
     return new LlamaContext(this.handle.createContext({ contextSize, batchSize, threads, flashAttention }), this);
   }

@@ -29,7 +29,10 @@ export function defaultThreads(): number {
       // Apple Silicon: performance cores (efficiency cores slow a ggml thread pool down); Intel: all cores.
       for (const key of ["hw.perflevel0.physicalcpu", "hw.physicalcpu"]) {
         try {
-          physical = Number(execFileSync("sysctl", ["-n", key], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()) || 0;
+          physical =
+            Number(
+              execFileSync("sysctl", ["-n", key], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim(),
+            ) || 0;
         } catch {
           physical = 0;
         }

@@ -105,49 +105,49 @@ export type Acceptance = number | readonly number[];
  * 1 - P(N + 1 = s).
  */
 export class FirstPass {
-    private readonly memo: number[] = [];
-    /** E[N_below] (0 for level 0, whose first pass feeds only the catch-up). */
-    readonly meanBlock: number;
+  private readonly memo: number[] = [];
+  /** E[N_below] (0 for level 0, whose first pass feeds only the catch-up). */
+  readonly meanBlock: number;
 
-    constructor(
-        readonly table: CostTable,
-        /** Law of the block this model verifies in a pass (null for level 0, which verifies nothing). */
-        readonly below: Float64Array | null,
-        /** Level 0 only: T_0 (whether a second, one-token pass follows the first). */
-        readonly threshold = 1,
-    ) {
-        this.meanBlock = below ? lawMean(below) : 0;
-    }
+  constructor(
+    readonly table: CostTable,
+    /** Law of the block this model verifies in a pass (null for level 0, which verifies nothing). */
+    readonly below: Float64Array | null,
+    /** Level 0 only: T_0 (whether a second, one-token pass follows the first). */
+    readonly threshold = 1,
+  ) {
+    this.meanBlock = below ? lawMean(below) : 0;
+  }
 
-    /** Expected ms of the pass with catch-up d >= 1. */
-    at(d: number): number {
-        let v = this.memo[d];
-        if (v === undefined) {
-            const reshape = this.table.reshape;
-            if (this.below === null) {
-                v = this.table.at(d);
-                if (reshape && d !== 1) v += reshape.at(d) + (this.threshold >= 2 ? reshape.at(1) : 0);
-            } else {
-                v = 0;
-                const law = this.below;
-                for (let n = 1; n < law.length; n++) {
-                    const p = law[n]!;
-                    if (p === 0) continue;
-                    const size = n + d;
-                    let c = this.table.at(size);
-                    if (reshape) c += (1 - (law[size - 1] ?? 0)) * reshape.at(size);
-                    v += p * c;
-                }
-            }
-            this.memo[d] = v;
+  /** Expected ms of the pass with catch-up d >= 1. */
+  at(d: number): number {
+    let v = this.memo[d];
+    if (v === undefined) {
+      const reshape = this.table.reshape;
+      if (this.below === null) {
+        v = this.table.at(d);
+        if (reshape && d !== 1) v += reshape.at(d) + (this.threshold >= 2 ? reshape.at(1) : 0);
+      } else {
+        v = 0;
+        const law = this.below;
+        for (let n = 1; n < law.length; n++) {
+          const p = law[n]!;
+          if (p === 0) continue;
+          const size = n + d;
+          let c = this.table.at(size);
+          if (reshape) c += (1 - (law[size - 1] ?? 0)) * reshape.at(size);
+          v += p * c;
         }
-        return v;
+      }
+      this.memo[d] = v;
     }
+    return v;
+  }
 
-    /** Expected tokens fed by the pass with catch-up d. */
-    tokens(d: number): number {
-        return this.meanBlock + d;
-    }
+  /** Expected tokens fed by the pass with catch-up d. */
+  tokens(d: number): number {
+    return this.meanBlock + d;
+  }
 }
 
 /**
@@ -155,54 +155,54 @@ export class FirstPass {
  * x is a block length N (level tails) or a step S (round laws).
  */
 export interface DeficitJoint {
-    width: number;
-    stride: number;
-    data: Float64Array;
+  width: number;
+  stride: number;
+  data: Float64Array;
 }
 
 /** What one call of a draft level hands upward, as far as the formula needs it. */
 export interface LevelState {
-    /** Position in the chain (0 = the smallest drafter). */
-    level: number;
-    mode: CatchUpModel;
-    /** law[n] = P(N = n): law of the block length one call returns. */
-    law: Float64Array;
-    /**
-     * tail[m] (m <= level): P(N = n and model m must catch up d >= 2 tokens at its next pass, as the call leaves
-     * things), over (d, n). null: always 1. D_m = 1 is the remainder of `law`.
-     */
-    tail: (DeficitJoint | null)[];
-    /** h_m for the models 0 … level of the chain. */
-    first: FirstPass[];
-    /** Expected ms of one call, less the first passes of the first-round chain (one per model 0 … level). */
-    internal: number;
-    /** Expected passes of this level's model per call (T_0 for level 0, E[R_i] above). */
-    passes: number;
-    /**
-     * nonFinal[m][d] (m < level, d >= 1): expected number of non-final rounds per call after which model m must
-     * catch up d tokens (empty for level 0). Σ_d nonFinal[m][d] = passes - 1.
-     */
-    nonFinal: Float64Array[];
+  /** Position in the chain (0 = the smallest drafter). */
+  level: number;
+  mode: CatchUpModel;
+  /** law[n] = P(N = n): law of the block length one call returns. */
+  law: Float64Array;
+  /**
+   * tail[m] (m <= level): P(N = n and model m must catch up d >= 2 tokens at its next pass, as the call leaves
+   * things), over (d, n). null: always 1. D_m = 1 is the remainder of `law`.
+   */
+  tail: (DeficitJoint | null)[];
+  /** h_m for the models 0 … level of the chain. */
+  first: FirstPass[];
+  /** Expected ms of one call, less the first passes of the first-round chain (one per model 0 … level). */
+  internal: number;
+  /** Expected passes of this level's model per call (T_0 for level 0, E[R_i] above). */
+  passes: number;
+  /**
+   * nonFinal[m][d] (m < level, d >= 1): expected number of non-final rounds per call after which model m must
+   * catch up d tokens (empty for level 0). Σ_d nonFinal[m][d] = passes - 1.
+   */
+  nonFinal: Float64Array[];
 }
 
 /** Law of the step S = A + 1 of one verification round of a block drawn from `law`. */
 export interface StepLaw {
-    /** q[j] = P(S = j), j >= 1 (q[0] = 0). */
-    q: Float64Array;
-    /** E[S]: expected tokens a round adds (= E[G] when the verifier is the target). */
-    mean: number;
-    /** E[A]: expected accepted drafts per round. */
-    meanAccepted: number;
+  /** q[j] = P(S = j), j >= 1 (q[0] = 0). */
+  q: Float64Array;
+  /** E[S]: expected tokens a round adds (= E[G] when the verifier is the target). */
+  mean: number;
+  /** E[A]: expected accepted drafts per round. */
+  meanAccepted: number;
 }
 
 /** One round of a verifier over a block of `below`: the step law and, per model below, the deficit it leaves. */
 export interface RoundLaw {
-    below: LevelState;
-    step: StepLaw;
-    /** extra[m] (m <= below.level): P(S = j and D'_m = e >= 2) after the round's verification, over (e, j). */
-    extra: (DeficitJoint | null)[];
-    /** deficit[m][e] (e >= 1): P(D'_m = e) after one round (marginal of `extra` plus the remainder at e = 1). */
-    deficit: Float64Array[];
+  below: LevelState;
+  step: StepLaw;
+  /** extra[m] (m <= below.level): P(S = j and D'_m = e >= 2) after the round's verification, over (e, j). */
+  extra: (DeficitJoint | null)[];
+  /** deficit[m][e] (e >= 1): P(D'_m = e) after one round (marginal of `extra` plus the remainder at e = 1). */
+  deficit: Float64Array[];
 }
 
 // Scratch buffers for `survival` (the formula is synchronous and never re-enters it while one is in use):
@@ -212,38 +212,43 @@ let survR = new Float64Array(64);
 
 /** s[k] = a_0 … a_{k-1} (k = 0 … maxN) and r[k] = 1 - a_k (k = 0 … maxN), in shared scratch buffers. */
 function survival(acc: Acceptance, maxN: number): { s: Float64Array; r: Float64Array } {
-    if (survS.length <= maxN + 1) {
-        survS = new Float64Array(2 * (maxN + 1));
-        survR = new Float64Array(2 * (maxN + 1));
+  if (survS.length <= maxN + 1) {
+    survS = new Float64Array(2 * (maxN + 1));
+    survR = new Float64Array(2 * (maxN + 1));
+  }
+  const s = survS;
+  const r = survR;
+  s[0] = 1;
+  if (typeof acc === "number") {
+    for (let k = 0; k <= maxN; k++) {
+      r[k] = 1 - acc;
+      s[k + 1] = s[k]! * acc;
     }
-    const s = survS;
-    const r = survR;
-    s[0] = 1;
-    if (typeof acc === "number") {
-        for (let k = 0; k <= maxN; k++) {
-            r[k] = 1 - acc;
-            s[k + 1] = s[k]! * acc;
-        }
-    } else {
-        for (let k = 0; k <= maxN; k++) {
-            const a = acc[Math.min(k, acc.length - 1)]!;
-            r[k] = 1 - a;
-            s[k + 1] = s[k]! * a;
-        }
+  } else {
+    for (let k = 0; k <= maxN; k++) {
+      const a = acc[Math.min(k, acc.length - 1)]!;
+      r[k] = 1 - a;
+      s[k + 1] = s[k]! * a;
     }
-    return { s, r };
+  }
+  return { s, r };
 }
 
 /**
  * Level 0: T_0 passes of one token each, except the first, which feeds the catch-up. The first pass follows
  * another model's pass (`cold`, default `table`); the others follow level 0's own pass (`table`).
  */
-export function baseLevel(table: CostTable, threshold: number, mode: CatchUpModel = "engine", cold?: CostTable): LevelState {
-    const law = new Float64Array(threshold + 1);
-    law[threshold] = 1;
-    const first = new FirstPass(cold ?? table, null, threshold);
-    const internal = (threshold - 1) * table.at(1);
-    return { level: 0, mode, law, tail: [null], first: [first], internal, passes: threshold, nonFinal: [] };
+export function baseLevel(
+  table: CostTable,
+  threshold: number,
+  mode: CatchUpModel = "engine",
+  cold?: CostTable,
+): LevelState {
+  const law = new Float64Array(threshold + 1);
+  law[threshold] = 1;
+  const first = new FirstPass(cold ?? table, null, threshold);
+  const internal = (threshold - 1) * table.at(1);
+  return { level: 0, mode, law, tail: [null], first: [first], internal, passes: threshold, nonFinal: [] };
 }
 
 /**
@@ -251,19 +256,18 @@ export function baseLevel(table: CostTable, threshold: number, mode: CatchUpMode
  * a = 0 and a = 1 need no special case (0^0 = 1).
  */
 function stepFrom(law: Float64Array, s: Float64Array, r: Float64Array): StepLaw {
-    const maxN = law.length - 1;
-    const q = new Float64Array(maxN + 2);
-    let tail = 1; // P(N > k) = 1 - P(N <= k)
-    let mean = 0;
-    for (let k = 0; k <= maxN; k++) {
-        tail -= law[k]!;
-        const p = s[k]! * (r[k]! * Math.max(0, tail) + law[k]!);
-        q[k + 1] = p;
-        mean += p * (k + 1);
-    }
-    return { q, mean, meanAccepted: mean - 1 };
+  const maxN = law.length - 1;
+  const q = new Float64Array(maxN + 2);
+  let tail = 1; // P(N > k) = 1 - P(N <= k)
+  let mean = 0;
+  for (let k = 0; k <= maxN; k++) {
+    tail -= law[k]!;
+    const p = s[k]! * (r[k]! * Math.max(0, tail) + law[k]!);
+    q[k + 1] = p;
+    mean += p * (k + 1);
+  }
+  return { q, mean, meanAccepted: mean - 1 };
 }
-
 
 /**
  * One round of a verifier over `below`'s block: the step law and the joint law of (S, D'_m) for every model m
@@ -272,62 +276,62 @@ function stepFrom(law: Float64Array, s: Float64Array, r: Float64Array): StepLaw 
  * With `joint` false only the marginals `deficit` are filled (enough for the target's round).
  */
 export function roundLaw(below: LevelState, acc: Acceptance, joint = true): RoundLaw {
-    const law = below.law;
-    const maxN = law.length - 1;
-    const { s, r } = survival(acc, maxN);
-    const step = stepFrom(law, s, r);
-    const extra: (DeficitJoint | null)[] = [];
-    const deficit: Float64Array[] = [];
-    const stride = maxN + 2;
-    for (let m = 0; m <= below.level; m++) {
-        if (below.mode === "one") {
-            extra.push(null);
-            deficit.push(Float64Array.of(0, 1));
-            continue;
-        }
-        const tj = below.tail[m] ?? null;
-        const width = (tj ? tj.width : 2) + 1;
-        const marg = new Float64Array(width);
-        const data = joint ? new Float64Array(width * stride) : null;
-        for (let n = 0; n <= maxN; n++) {
-            const pn = law[n]!;
-            if (pn === 0) continue;
-            let rest = pn; // mass at D_m = 1
-            if (tj) {
-                for (let d = 2; d < tj.width; d++) {
-                    const p = tj.data[d * tj.stride + n]!;
-                    if (p === 0) continue;
-                    rest -= p;
-                    const top = Math.min(d - 1, n);
-                    for (let R = 0; R <= top; R++) {
-                        const v = p * (R === 0 ? s[n]! : s[n - R]! * r[n - R]!);
-                        const e = d - R + 1;
-                        marg[e]! += v;
-                        if (data) data[e * stride + n - R + 1]! += v;
-                    }
-                }
-            }
-            // D_m = 1: only a full acceptance (R = 0) leaves D'_m = 2.
-            if (rest > 0) {
-                const v = rest * s[n]!;
-                marg[2]! += v;
-                if (data) data[2 * stride + n + 1]! += v;
-            }
-        }
-        let above1 = 0;
-        for (let e = 2; e < width; e++) above1 += marg[e]!;
-        marg[1] = 1 - above1;
-        deficit.push(marg);
-        extra.push(data ? { width, stride, data } : null);
+  const law = below.law;
+  const maxN = law.length - 1;
+  const { s, r } = survival(acc, maxN);
+  const step = stepFrom(law, s, r);
+  const extra: (DeficitJoint | null)[] = [];
+  const deficit: Float64Array[] = [];
+  const stride = maxN + 2;
+  for (let m = 0; m <= below.level; m++) {
+    if (below.mode === "one") {
+      extra.push(null);
+      deficit.push(Float64Array.of(0, 1));
+      continue;
     }
-    return { below, step, extra, deficit };
+    const tj = below.tail[m] ?? null;
+    const width = (tj ? tj.width : 2) + 1;
+    const marg = new Float64Array(width);
+    const data = joint ? new Float64Array(width * stride) : null;
+    for (let n = 0; n <= maxN; n++) {
+      const pn = law[n]!;
+      if (pn === 0) continue;
+      let rest = pn; // mass at D_m = 1
+      if (tj) {
+        for (let d = 2; d < tj.width; d++) {
+          const p = tj.data[d * tj.stride + n]!;
+          if (p === 0) continue;
+          rest -= p;
+          const top = Math.min(d - 1, n);
+          for (let R = 0; R <= top; R++) {
+            const v = p * (R === 0 ? s[n]! : s[n - R]! * r[n - R]!);
+            const e = d - R + 1;
+            marg[e]! += v;
+            if (data) data[e * stride + n - R + 1]! += v;
+          }
+        }
+      }
+      // D_m = 1: only a full acceptance (R = 0) leaves D'_m = 2.
+      if (rest > 0) {
+        const v = rest * s[n]!;
+        marg[2]! += v;
+        if (data) data[2 * stride + n + 1]! += v;
+      }
+    }
+    let above1 = 0;
+    for (let e = 2; e < width; e++) above1 += marg[e]!;
+    marg[1] = 1 - above1;
+    deficit.push(marg);
+    extra.push(data ? { width, stride, data } : null);
+  }
+  return { below, step, extra, deficit };
 }
 
 /** Mean of a law over block lengths. */
 export function lawMean(law: Float64Array): number {
-    let m = 0;
-    for (let n = 0; n < law.length; n++) m += n * law[n]!;
-    return m;
+  let m = 0;
+  for (let n = 0; n < law.length; n++) m += n * law[n]!;
+  return m;
 }
 
 /**
@@ -338,87 +342,96 @@ export function lawMean(law: Float64Array): number {
  * `first` is h_{i+1}, the new level's own first pass over blocks of level i.
  */
 export function raiseLevel(round: RoundLaw, first: FirstPass, threshold: number): LevelState {
-    const below = round.below;
-    const q = round.step.q;
-    const maxStep = q.length - 1;
-    const reach = new Float64Array(threshold);
-    const L = threshold + maxStep;
-    const law = new Float64Array(L);
-    reach[0] = 1;
-    let rounds = 0;
-    for (let s = 0; s < threshold; s++) {
+  const below = round.below;
+  const q = round.step.q;
+  const maxStep = q.length - 1;
+  const reach = new Float64Array(threshold);
+  const L = threshold + maxStep;
+  const law = new Float64Array(L);
+  reach[0] = 1;
+  let rounds = 0;
+  for (let s = 0; s < threshold; s++) {
+    const r = reach[s]!;
+    if (r === 0) continue;
+    rounds += r;
+    for (let j = 1; j <= maxStep; j++) {
+      const p = r * q[j]!;
+      if (p === 0) continue;
+      const t = s + j;
+      if (t < threshold) reach[t]! += p;
+      else law[t]! += p;
+    }
+  }
+  // Deficits of the models below: non-final rounds (counted) and the final round (joint with N).
+  let internal = rounds * below.internal + (rounds - 1) * first.at(1);
+  const tail: (DeficitJoint | null)[] = [];
+  const nonFinal: Float64Array[] = [];
+  for (let m = 0; m <= below.level; m++) {
+    const x = round.extra[m] ?? null;
+    const h = below.first[m]!;
+    if (!x) {
+      nonFinal.push(Float64Array.of(0, rounds - 1));
+      tail.push(null);
+      internal += (rounds - 1) * h.at(1);
+      continue;
+    }
+    const nf = new Float64Array(x.width);
+    const out = new Float64Array(x.width * L);
+    let above1 = 0;
+    for (let e = 2; e < x.width; e++) {
+      const base = e * x.stride;
+      const outBase = e * L;
+      let count = 0;
+      for (let s = 0; s < threshold; s++) {
         const r = reach[s]!;
         if (r === 0) continue;
-        rounds += r;
-        for (let j = 1; j <= maxStep; j++) {
-            const p = r * q[j]!;
-            if (p === 0) continue;
-            const t = s + j;
-            if (t < threshold) reach[t]! += p;
-            else law[t]! += p;
-        }
+        const split = threshold - s; // steps j < split stay below T
+        const lim = Math.min(split - 1, maxStep);
+        for (let j = 1; j <= lim; j++) count += r * x.data[base + j]!;
+        for (let j = Math.max(1, split); j <= maxStep; j++) out[outBase + s + j]! += r * x.data[base + j]!;
+      }
+      nf[e] = count;
+      above1 += count;
+      if (count !== 0) internal += count * h.at(e);
     }
-    // Deficits of the models below: non-final rounds (counted) and the final round (joint with N).
-    let internal = rounds * below.internal + (rounds - 1) * first.at(1);
-    const tail: (DeficitJoint | null)[] = [];
-    const nonFinal: Float64Array[] = [];
-    for (let m = 0; m <= below.level; m++) {
-        const x = round.extra[m] ?? null;
-        const h = below.first[m]!;
-        if (!x) {
-            nonFinal.push(Float64Array.of(0, rounds - 1));
-            tail.push(null);
-            internal += (rounds - 1) * h.at(1);
-            continue;
-        }
-        const nf = new Float64Array(x.width);
-        const out = new Float64Array(x.width * L);
-        let above1 = 0;
-        for (let e = 2; e < x.width; e++) {
-            const base = e * x.stride;
-            const outBase = e * L;
-            let count = 0;
-            for (let s = 0; s < threshold; s++) {
-                const r = reach[s]!;
-                if (r === 0) continue;
-                const split = threshold - s; // steps j < split stay below T
-                const lim = Math.min(split - 1, maxStep);
-                for (let j = 1; j <= lim; j++) count += r * x.data[base + j]!;
-                for (let j = Math.max(1, split); j <= maxStep; j++) out[outBase + s + j]! += r * x.data[base + j]!;
-            }
-            nf[e] = count;
-            above1 += count;
-            if (count !== 0) internal += count * h.at(e);
-        }
-        nf[1] = rounds - 1 - above1;
-        internal += nf[1]! * h.at(1);
-        nonFinal.push(nf);
-        tail.push({ width: x.width, stride: L, data: out });
-    }
-    tail.push(null); // the new level itself: its own pass leaves D = 1
-    return { level: below.level + 1, mode: below.mode, law, tail, first: [...below.first, first], internal, passes: rounds, nonFinal };
+    nf[1] = rounds - 1 - above1;
+    internal += nf[1]! * h.at(1);
+    nonFinal.push(nf);
+    tail.push({ width: x.width, stride: L, data: out });
+  }
+  tail.push(null); // the new level itself: its own pass leaves D = 1
+  return {
+    level: below.level + 1,
+    mode: below.mode,
+    law,
+    tail,
+    first: [...below.first, first],
+    internal,
+    passes: rounds,
+    nonFinal,
+  };
 }
 
 /** One level up in a single call: round law, own first pass, DP. */
 export function nextLevel(below: LevelState, table: CostTable, acc: Acceptance, threshold: number): LevelState {
-    return raiseLevel(roundLaw(below, acc), new FirstPass(table, below.law), threshold);
+  return raiseLevel(roundLaw(below, acc), new FirstPass(table, below.law), threshold);
 }
 
 /** E[cost of one target pass, its draft call included] for a target over a top draft level. */
 function targetPassCost(below: LevelState, round: RoundLaw, targetFirst: FirstPass): number {
-    let total = below.internal + targetFirst.at(1);
-    for (let m = 0; m <= below.level; m++) {
-        const dm = round.deficit[m]!;
-        const h = below.first[m]!;
-        for (let e = 1; e < dm.length; e++) if (dm[e]! !== 0) total += dm[e]! * h.at(e);
-    }
-    return total;
+  let total = below.internal + targetFirst.at(1);
+  for (let m = 0; m <= below.level; m++) {
+    const dm = round.deficit[m]!;
+    const h = below.first[m]!;
+    for (let e = 1; e < dm.length; e++) if (dm[e]! !== 0) total += dm[e]! * h.at(e);
+  }
+  return total;
 }
 
 /** L = E[cost per target pass] / E[G] for a target over a top draft level (see module comment). */
 export function topLatency(below: LevelState, table: CostTable, acc: Acceptance): number {
-    const round = roundLaw(below, acc, false);
-    return targetPassCost(below, round, new FirstPass(table, below.law)) / round.step.mean;
+  const round = roundLaw(below, acc, false);
+  return targetPassCost(below, round, new FirstPass(table, below.law)) / round.step.mean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -426,218 +439,240 @@ export function topLatency(below: LevelState, table: CostTable, acc: Acceptance)
 
 /** A chain given level by level. */
 export interface ChainSpec {
-    /** c_0 … c_K; the last is the target. */
-    costs: PassCost[];
-    /** T_0 … T_{K-1}: integers >= 1, one per draft level. */
-    thresholds: number[];
-    /**
-     * K rates: acceptance[j] is the probability that level j+1 accepts a draft of level j (a_{j+1} in the notes),
-     * so acceptance[K-1] is the target's acceptance of the top draft level.
-     */
-    acceptance: number[];
-    /**
-     * Optional position-dependent acceptance: acceptanceByPosition[j][p] replaces acceptance[j] for the p-th draft
-     * of a block (the last entry applies to later positions). An empty / missing entry keeps acceptance[j].
-     */
-    acceptanceByPosition?: (readonly number[] | null | undefined)[];
-    /** Catch-up modelling (default "engine"; see module comment). */
-    catchUp?: CatchUpModel;
-    /**
-     * Optional c_0 … c_K for passes that follow another model's pass (see module comment); default `costs`.
-     * `costs` then holds the hot costs (a pass right after the same model's).
-     */
-    coldCosts?: PassCost[];
-    /**
-     * Optional c'_0 … c'_K: extra ms of a verification or first drafting pass whose size differs from the same
-     * model's previous pass (see module comment, "Shape changes"); default none.
-     */
-    reshapeCosts?: PassCost[];
-    /**
-     * Optional ms per token of the target decoding alone (a long run of its own one-token passes), for K = 0 and
-     * the speed-up; default costs[K](1). On a CPU the n-th pass in a row can be cheaper than a hot pass that
-     * follows a single pass of the same model after other models ran (caches still refilling).
-     */
-    autoregressiveMs?: number;
-    /** Names for error messages and output (default "level i"). */
-    names?: string[];
+  /** c_0 … c_K; the last is the target. */
+  costs: PassCost[];
+  /** T_0 … T_{K-1}: integers >= 1, one per draft level. */
+  thresholds: number[];
+  /**
+   * K rates: acceptance[j] is the probability that level j+1 accepts a draft of level j (a_{j+1} in the notes),
+   * so acceptance[K-1] is the target's acceptance of the top draft level.
+   */
+  acceptance: number[];
+  /**
+   * Optional position-dependent acceptance: acceptanceByPosition[j][p] replaces acceptance[j] for the p-th draft
+   * of a block (the last entry applies to later positions). An empty / missing entry keeps acceptance[j].
+   */
+  acceptanceByPosition?: (readonly number[] | null | undefined)[];
+  /** Catch-up modelling (default "engine"; see module comment). */
+  catchUp?: CatchUpModel;
+  /**
+   * Optional c_0 … c_K for passes that follow another model's pass (see module comment); default `costs`.
+   * `costs` then holds the hot costs (a pass right after the same model's).
+   */
+  coldCosts?: PassCost[];
+  /**
+   * Optional c'_0 … c'_K: extra ms of a verification or first drafting pass whose size differs from the same
+   * model's previous pass (see module comment, "Shape changes"); default none.
+   */
+  reshapeCosts?: PassCost[];
+  /**
+   * Optional ms per token of the target decoding alone (a long run of its own one-token passes), for K = 0 and
+   * the speed-up; default costs[K](1). On a CPU the n-th pass in a row can be cheaper than a hot pass that
+   * follows a single pass of the same model after other models ran (caches still refilling).
+   */
+  autoregressiveMs?: number;
+  /** Names for error messages and output (default "level i"). */
+  names?: string[];
 }
 
 /** Predicted figures for one level, to print next to measured ones. */
 export interface LevelPrediction {
-    level: number;
-    name: string;
-    /** T_i (null for the target). */
-    threshold: number | null;
-    /** Rate at which this level accepts drafts from the level below (null for level 0). */
-    acceptance: number | null;
-    /** blockLaw[n] = P(N_i = n), the length of the block one call returns (null for the target). */
-    blockLaw: number[] | null;
-    /** E[N_i] (null for the target). */
-    meanBlockLength: number | null;
-    /** Expected calls of this level per generated token (target: passes per token). */
-    callsPerToken: number;
-    /** Expected passes of this level's model per call (level 0: T_0; level i: E[R_i]; target: 1). */
-    passesPerCall: number;
-    /** Expected passes of this level's model per generated token. */
-    passesPerToken: number;
-    /** Expected tokens fed per pass, catch-up included. */
-    meanTokensPerPass: number;
-    /** catchUpLaw[d] = share of this level's calls whose first pass catches up d tokens (index 0 unused). */
-    catchUpLaw: number[];
-    /** Expected catch-up tokens of a call's first pass. */
-    meanCatchUp: number;
-    /** Expected drafts accepted per verification pass (null for level 0). */
-    acceptedPerPass: number | null;
-    /** Expected ms per generated token spent in this level's own passes; these sum to msPerToken. */
-    msPerToken: number;
+  level: number;
+  name: string;
+  /** T_i (null for the target). */
+  threshold: number | null;
+  /** Rate at which this level accepts drafts from the level below (null for level 0). */
+  acceptance: number | null;
+  /** blockLaw[n] = P(N_i = n), the length of the block one call returns (null for the target). */
+  blockLaw: number[] | null;
+  /** E[N_i] (null for the target). */
+  meanBlockLength: number | null;
+  /** Expected calls of this level per generated token (target: passes per token). */
+  callsPerToken: number;
+  /** Expected passes of this level's model per call (level 0: T_0; level i: E[R_i]; target: 1). */
+  passesPerCall: number;
+  /** Expected passes of this level's model per generated token. */
+  passesPerToken: number;
+  /** Expected tokens fed per pass, catch-up included. */
+  meanTokensPerPass: number;
+  /** catchUpLaw[d] = share of this level's calls whose first pass catches up d tokens (index 0 unused). */
+  catchUpLaw: number[];
+  /** Expected catch-up tokens of a call's first pass. */
+  meanCatchUp: number;
+  /** Expected drafts accepted per verification pass (null for level 0). */
+  acceptedPerPass: number | null;
+  /** Expected ms per generated token spent in this level's own passes; these sum to msPerToken. */
+  msPerToken: number;
 }
 
 export interface LatencyPrediction {
-    /** L: expected ms per generated token. */
-    msPerToken: number;
-    /** Autoregressive ms per token of the target: `autoregressiveMs`, else c_K(1) (hot). */
-    autoregressiveMsPerToken: number;
-    /** c_K(1) / L. */
-    speedup: number;
-    /** E[G]: expected tokens per target pass (1 for K = 0). */
-    tokensPerTargetPass: number;
-    /** Levels 0 … K. */
-    levels: LevelPrediction[];
+  /** L: expected ms per generated token. */
+  msPerToken: number;
+  /** Autoregressive ms per token of the target: `autoregressiveMs`, else c_K(1) (hot). */
+  autoregressiveMsPerToken: number;
+  /** c_K(1) / L. */
+  speedup: number;
+  /** E[G]: expected tokens per target pass (1 for K = 0). */
+  tokensPerTargetPass: number;
+  /** Levels 0 … K. */
+  levels: LevelPrediction[];
 }
 
 function checkRate(a: number, what: string): void {
-    if (typeof a !== "number" || !(a >= 0 && a <= 1)) throw new Error(`${what}: acceptance ${String(a)} is not in [0, 1]`);
+  if (typeof a !== "number" || !(a >= 0 && a <= 1))
+    throw new Error(`${what}: acceptance ${String(a)} is not in [0, 1]`);
 }
 
 function checkThreshold(t: number, what: string): void {
-    if (!Number.isInteger(t) || t < 1) throw new Error(`${what}: threshold ${String(t)} must be an integer >= 1`);
+  if (!Number.isInteger(t) || t < 1) throw new Error(`${what}: threshold ${String(t)} must be an integer >= 1`);
 }
 
 /** Build cost tables for a spec, checking its shape. */
 function tablesFor(spec: ChainSpec): { tables: CostTable[]; names: string[]; rates: Acceptance[] } {
-    const K = spec.costs.length - 1;
-    if (K < 0) throw new Error("expectedLatency: costs is empty; it needs at least the target");
-    if (spec.thresholds.length !== K) {
-        throw new Error(`expectedLatency: ${K + 1} levels need ${K} thresholds, got ${spec.thresholds.length}`);
-    }
-    if (spec.acceptance.length !== K) {
-        throw new Error(`expectedLatency: ${K + 1} levels need ${K} acceptance rates, got ${spec.acceptance.length}`);
-    }
-    const names = spec.costs.map((_, i) => spec.names?.[i] ?? `level ${i}`);
-    spec.thresholds.forEach((t, i) => checkThreshold(t, `expectedLatency, ${names[i]}`));
-    spec.acceptance.forEach((a, i) => checkRate(a, `expectedLatency, ${names[i]} -> ${names[i + 1]}`));
-    const rates: Acceptance[] = spec.acceptance.map((a, i) => {
-        const byPos = spec.acceptanceByPosition?.[i];
-        if (!byPos || byPos.length === 0) return a;
-        byPos.forEach((x, p) => checkRate(x, `expectedLatency, ${names[i]} -> ${names[i + 1]} at position ${p}`));
-        return byPos;
-    });
-    if (spec.catchUp !== undefined && spec.catchUp !== "engine" && spec.catchUp !== "one") {
-        throw new Error(`expectedLatency: catchUp must be "engine" or "one", got ${String(spec.catchUp)}`);
-    }
-    if (spec.coldCosts !== undefined && spec.coldCosts.length !== K + 1) {
-        throw new Error(`expectedLatency: coldCosts needs ${K + 1} entries (one per level), got ${spec.coldCosts.length}`);
-    }
-    if (spec.reshapeCosts !== undefined && spec.reshapeCosts.length !== K + 1) {
-        throw new Error(`expectedLatency: reshapeCosts needs ${K + 1} entries (one per level), got ${spec.reshapeCosts.length}`);
-    }
-    return { tables: spec.costs.map((c, i) => new CostTable(c, names[i]!)), names, rates };
+  const K = spec.costs.length - 1;
+  if (K < 0) throw new Error("expectedLatency: costs is empty; it needs at least the target");
+  if (spec.thresholds.length !== K) {
+    throw new Error(`expectedLatency: ${K + 1} levels need ${K} thresholds, got ${spec.thresholds.length}`);
+  }
+  if (spec.acceptance.length !== K) {
+    throw new Error(`expectedLatency: ${K + 1} levels need ${K} acceptance rates, got ${spec.acceptance.length}`);
+  }
+  const names = spec.costs.map((_, i) => spec.names?.[i] ?? `level ${i}`);
+  spec.thresholds.forEach((t, i) => checkThreshold(t, `expectedLatency, ${names[i]}`));
+  spec.acceptance.forEach((a, i) => checkRate(a, `expectedLatency, ${names[i]} -> ${names[i + 1]}`));
+  const rates: Acceptance[] = spec.acceptance.map((a, i) => {
+    const byPos = spec.acceptanceByPosition?.[i];
+    if (!byPos || byPos.length === 0) return a;
+    byPos.forEach((x, p) => checkRate(x, `expectedLatency, ${names[i]} -> ${names[i + 1]} at position ${p}`));
+    return byPos;
+  });
+  if (spec.catchUp !== undefined && spec.catchUp !== "engine" && spec.catchUp !== "one") {
+    throw new Error(`expectedLatency: catchUp must be "engine" or "one", got ${String(spec.catchUp)}`);
+  }
+  if (spec.coldCosts !== undefined && spec.coldCosts.length !== K + 1) {
+    throw new Error(`expectedLatency: coldCosts needs ${K + 1} entries (one per level), got ${spec.coldCosts.length}`);
+  }
+  if (spec.reshapeCosts !== undefined && spec.reshapeCosts.length !== K + 1) {
+    throw new Error(
+      `expectedLatency: reshapeCosts needs ${K + 1} entries (one per level), got ${spec.reshapeCosts.length}`,
+    );
+  }
+  return { tables: spec.costs.map((c, i) => new CostTable(c, names[i]!)), names, rates };
 }
 
 /** Exact expected latency per token of a chain, with per-level predictions. */
 export function expectedLatency(spec: ChainSpec): LatencyPrediction {
-    const { tables: tbl, names, rates } = tablesFor(spec);
-    const mode = spec.catchUp ?? "engine";
-    const K = spec.costs.length - 1;
-    const cold =
-        spec.coldCosts || spec.reshapeCosts
-            ? (spec.coldCosts ?? spec.costs).map((c, i) => new CostTable(c, `${names[i]} (cold)`, spec.reshapeCosts?.[i]))
-            : tbl;
-    const target = cold[K]!;
-    if (spec.autoregressiveMs !== undefined && !(Number.isFinite(spec.autoregressiveMs) && spec.autoregressiveMs >= 0)) {
-        throw new Error(`expectedLatency: autoregressiveMs ${String(spec.autoregressiveMs)} must be a finite number >= 0`);
-    }
-    const ar = spec.autoregressiveMs ?? tbl[K]!.at(1);
-    if (K === 0) {
-        return {
-            msPerToken: ar,
-            autoregressiveMsPerToken: ar,
-            speedup: 1,
-            tokensPerTargetPass: 1,
-            levels: [
-                {
-                    level: 0, name: names[0]!, threshold: null, acceptance: null, blockLaw: null, meanBlockLength: null,
-                    callsPerToken: 1, passesPerCall: 1, passesPerToken: 1, meanTokensPerPass: 1, catchUpLaw: [0, 1],
-                    meanCatchUp: 1, acceptedPerPass: null, msPerToken: ar,
-                },
-            ],
-        };
-    }
-    // Bottom-up: states[i] for draft levels, and the round law each verifier (the target included) sees.
-    const states: LevelState[] = [baseLevel(tbl[0]!, spec.thresholds[0]!, mode, cold[0])];
-    const rounds: (RoundLaw | null)[] = [null];
-    for (let i = 1; i < K; i++) {
-        const round = roundLaw(states[i - 1]!, rates[i - 1]!);
-        rounds.push(round);
-        states.push(raiseLevel(round, new FirstPass(cold[i]!, states[i - 1]!.law), spec.thresholds[i]!));
-    }
-    const top = states[K - 1]!;
-    const topRound = roundLaw(top, rates[K - 1]!, false);
-    rounds.push(topRound);
-    const targetFirst = new FirstPass(target, top.law);
-    const eG = topRound.step.mean;
-    const L = targetPassCost(top, topRound, targetFirst) / eG;
+  const { tables: tbl, names, rates } = tablesFor(spec);
+  const mode = spec.catchUp ?? "engine";
+  const K = spec.costs.length - 1;
+  const cold =
+    spec.coldCosts || spec.reshapeCosts
+      ? (spec.coldCosts ?? spec.costs).map((c, i) => new CostTable(c, `${names[i]} (cold)`, spec.reshapeCosts?.[i]))
+      : tbl;
+  const target = cold[K]!;
+  if (spec.autoregressiveMs !== undefined && !(Number.isFinite(spec.autoregressiveMs) && spec.autoregressiveMs >= 0)) {
+    throw new Error(`expectedLatency: autoregressiveMs ${String(spec.autoregressiveMs)} must be a finite number >= 0`);
+  }
+  const ar = spec.autoregressiveMs ?? tbl[K]!.at(1);
+  if (K === 0) {
+    return {
+      msPerToken: ar,
+      autoregressiveMsPerToken: ar,
+      speedup: 1,
+      tokensPerTargetPass: 1,
+      levels: [
+        {
+          level: 0,
+          name: names[0]!,
+          threshold: null,
+          acceptance: null,
+          blockLaw: null,
+          meanBlockLength: null,
+          callsPerToken: 1,
+          passesPerCall: 1,
+          passesPerToken: 1,
+          meanTokensPerPass: 1,
+          catchUpLaw: [0, 1],
+          meanCatchUp: 1,
+          acceptedPerPass: null,
+          msPerToken: ar,
+        },
+      ],
+    };
+  }
+  // Bottom-up: states[i] for draft levels, and the round law each verifier (the target included) sees.
+  const states: LevelState[] = [baseLevel(tbl[0]!, spec.thresholds[0]!, mode, cold[0])];
+  const rounds: (RoundLaw | null)[] = [null];
+  for (let i = 1; i < K; i++) {
+    const round = roundLaw(states[i - 1]!, rates[i - 1]!);
+    rounds.push(round);
+    states.push(raiseLevel(round, new FirstPass(cold[i]!, states[i - 1]!.law), spec.thresholds[i]!));
+  }
+  const top = states[K - 1]!;
+  const topRound = roundLaw(top, rates[K - 1]!, false);
+  rounds.push(topRound);
+  const targetFirst = new FirstPass(target, top.law);
+  const eG = topRound.step.mean;
+  const L = targetPassCost(top, topRound, targetFirst) / eG;
 
-    // Per target pass: calls of each level (the target calls level K-1 once; each call of level i makes
-    // passes_i calls of level i-1), and the catch-up law of each model's first passes: model m's first pass
-    // follows the target's round, or a non-final round of some level j in (m, K).
-    const calls = new Array<number>(K + 1);
-    calls[K] = 1;
-    calls[K - 1] = 1;
-    for (let i = K - 1; i >= 1; i--) calls[i - 1] = calls[i]! * states[i]!.passes;
-    const firsts: FirstPass[] = [...top.first, targetFirst];
-    const levels: LevelPrediction[] = [];
-    for (let m = 0; m <= K; m++) {
-        const isTarget = m === K;
-        const u: number[] = isTarget ? [0, 1] : Array.from(topRound.deficit[m]!);
-        for (let j = m + 1; j < K; j++) {
-            const nf = states[j]!.nonFinal[m]!;
-            for (let e = 1; e < nf.length; e++) u[e] = (u[e] ?? 0) + calls[j]! * nf[e]!;
-        }
-        for (let e = 0; e < u.length; e++) u[e] ??= 0;
-        const h = firsts[m]!;
-        const passesPerCall = isTarget ? 1 : states[m]!.passes;
-        // The passes after the first of each call: level 0 feeds one draft; level i catches up one token.
-        let ms = isTarget ? 0 : m === 0 ? calls[0]! * (passesPerCall - 1) * tbl[0]!.at(1) : calls[m]! * (passesPerCall - 1) * h.at(1);
-        let tokens = isTarget ? 0 : m === 0 ? calls[0]! * (passesPerCall - 1) : calls[m]! * (passesPerCall - 1) * h.tokens(1);
-        let firstCount = 0;
-        let catchUp = 0;
-        for (let e = 1; e < u.length; e++) {
-            if (u[e] === 0) continue;
-            ms += u[e]! * h.at(e);
-            tokens += u[e]! * h.tokens(e);
-            firstCount += u[e]!;
-            catchUp += u[e]! * e;
-        }
-        const st = isTarget ? null : states[m]!;
-        levels.push({
-            level: m,
-            name: names[m]!,
-            threshold: isTarget ? null : spec.thresholds[m]!,
-            acceptance: m === 0 ? null : spec.acceptance[m - 1]!,
-            blockLaw: st ? Array.from(st.law) : null,
-            meanBlockLength: st ? lawMean(st.law) : null,
-            callsPerToken: calls[m]! / eG,
-            passesPerCall,
-            passesPerToken: (calls[m]! * passesPerCall) / eG,
-            meanTokensPerPass: tokens / (calls[m]! * passesPerCall),
-            catchUpLaw: u.map((x) => x / firstCount),
-            meanCatchUp: catchUp / firstCount,
-            acceptedPerPass: m === 0 ? null : rounds[m]!.step.meanAccepted,
-            msPerToken: ms / eG,
-        });
+  // Per target pass: calls of each level (the target calls level K-1 once; each call of level i makes
+  // passes_i calls of level i-1), and the catch-up law of each model's first passes: model m's first pass
+  // follows the target's round, or a non-final round of some level j in (m, K).
+  const calls = new Array<number>(K + 1);
+  calls[K] = 1;
+  calls[K - 1] = 1;
+  for (let i = K - 1; i >= 1; i--) calls[i - 1] = calls[i]! * states[i]!.passes;
+  const firsts: FirstPass[] = [...top.first, targetFirst];
+  const levels: LevelPrediction[] = [];
+  for (let m = 0; m <= K; m++) {
+    const isTarget = m === K;
+    const u: number[] = isTarget ? [0, 1] : Array.from(topRound.deficit[m]!);
+    for (let j = m + 1; j < K; j++) {
+      const nf = states[j]!.nonFinal[m]!;
+      for (let e = 1; e < nf.length; e++) u[e] = (u[e] ?? 0) + calls[j]! * nf[e]!;
     }
-    return { msPerToken: L, autoregressiveMsPerToken: ar, speedup: ar / L, tokensPerTargetPass: eG, levels };
+    for (let e = 0; e < u.length; e++) u[e] ??= 0;
+    const h = firsts[m]!;
+    const passesPerCall = isTarget ? 1 : states[m]!.passes;
+    // The passes after the first of each call: level 0 feeds one draft; level i catches up one token.
+    let ms = isTarget
+      ? 0
+      : m === 0
+        ? calls[0]! * (passesPerCall - 1) * tbl[0]!.at(1)
+        : calls[m]! * (passesPerCall - 1) * h.at(1);
+    let tokens = isTarget
+      ? 0
+      : m === 0
+        ? calls[0]! * (passesPerCall - 1)
+        : calls[m]! * (passesPerCall - 1) * h.tokens(1);
+    let firstCount = 0;
+    let catchUp = 0;
+    for (let e = 1; e < u.length; e++) {
+      if (u[e] === 0) continue;
+      ms += u[e]! * h.at(e);
+      tokens += u[e]! * h.tokens(e);
+      firstCount += u[e]!;
+      catchUp += u[e]! * e;
+    }
+    const st = isTarget ? null : states[m]!;
+    levels.push({
+      level: m,
+      name: names[m]!,
+      threshold: isTarget ? null : spec.thresholds[m]!,
+      acceptance: m === 0 ? null : spec.acceptance[m - 1]!,
+      blockLaw: st ? Array.from(st.law) : null,
+      meanBlockLength: st ? lawMean(st.law) : null,
+      callsPerToken: calls[m]! / eG,
+      passesPerCall,
+      passesPerToken: (calls[m]! * passesPerCall) / eG,
+      meanTokensPerPass: tokens / (calls[m]! * passesPerCall),
+      catchUpLaw: u.map((x) => x / firstCount),
+      meanCatchUp: catchUp / firstCount,
+      acceptedPerPass: m === 0 ? null : rounds[m]!.step.meanAccepted,
+      msPerToken: ms / eG,
+    });
+  }
+  return { msPerToken: L, autoregressiveMsPerToken: ar, speedup: ar / L, tokensPerTargetPass: eG, levels };
 }
 
 /**
@@ -646,10 +681,16 @@ export function expectedLatency(spec: ChainSpec): LatencyPrediction {
  *     L = (T c_0(1) + a^T (c_0(2) - c_0(1)) + c_1(T+1)) (1 - a) / (1 - a^{T+1}),
  * with the a = 1 limit; `catchUp: "one"` drops the a^T term.
  */
-export function singleDraftLatency(c0: PassCost, c1: PassCost, a: number, threshold: number, catchUp: CatchUpModel = "engine"): number {
-    checkRate(a, "singleDraftLatency");
-    checkThreshold(threshold, "singleDraftLatency");
-    const tokens = a === 1 ? threshold + 1 : (1 - a ** (threshold + 1)) / (1 - a);
-    const extra = catchUp === "engine" ? a ** threshold * (c0(2) - c0(1)) : 0;
-    return (threshold * c0(1) + extra + c1(threshold + 1)) / tokens;
+export function singleDraftLatency(
+  c0: PassCost,
+  c1: PassCost,
+  a: number,
+  threshold: number,
+  catchUp: CatchUpModel = "engine",
+): number {
+  checkRate(a, "singleDraftLatency");
+  checkThreshold(threshold, "singleDraftLatency");
+  const tokens = a === 1 ? threshold + 1 : (1 - a ** (threshold + 1)) / (1 - a);
+  const extra = catchUp === "engine" ? a ** threshold * (c0(2) - c0(1)) : 0;
+  return (threshold * c0(1) + extra + c1(threshold + 1)) / tokens;
 }

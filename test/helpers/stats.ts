@@ -5,7 +5,9 @@ export function normalUpperTail(z: number): number {
   const x = Math.abs(z) / Math.SQRT2;
   const t = 1 / (1 + 0.3275911 * x);
   const erfc =
-    t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-x * x);
+    t *
+    (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) *
+    Math.exp(-x * x);
   return z >= 0 ? erfc / 2 : 1 - erfc / 2;
 }
 
@@ -47,7 +49,7 @@ export function chiSquareFit(observed: Map<string, number>, expected: Map<string
     cells++;
   }
   if (pooledExpected > 0) {
-    chi += ((pooledObserved - pooledExpected) ** 2) / pooledExpected;
+    chi += (pooledObserved - pooledExpected) ** 2 / pooledExpected;
     cells++;
   } else if (pooledObserved > 0) {
     chi = Infinity; // an outcome the target can never produce
