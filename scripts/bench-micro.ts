@@ -13,10 +13,11 @@ import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Bench } from "tinybench";
 import { HsdDecoder } from "../src/engine/hsd.js";
-import { DistributionRows } from "../src/engine/level.js";
+import { DistributionRows } from "../src/levels/level.js";
 import { sampleResidual, sampleRow } from "../src/engine/sampling.js";
 import { Rng } from "../src/util/rng.js";
-import { chooseHierarchy, countChains, expectedLatency, makeRng } from "../src/planner/index.js";
+import { chooseHierarchy, countChains, expectedLatency } from "../src/planner/index.js";
+import { makeRng } from "../src/util/rng.js";
 import { stubFamily } from "./bench-lib/stub-level.js";
 import { plannerInstance } from "./bench-lib/planner-instance.js";
 
@@ -104,16 +105,16 @@ try {
 // --- latency formula and optimiser ------------------------------------------------------------------------------
 const four = plannerInstance(4, 16, 1);
 const six = plannerInstance(6, 16, 2);
-const costs = four.models.map((m) => m.cost);
+const levels = four.candidates;
 const chain3 = {
-  costs,
+  levels,
   thresholds: [3, 6, 12],
   acceptance: [four.acceptance[0]![1]!, four.acceptance[1]![2]!, four.acceptance[2]![3]!],
 };
 bench
   .add(
     "expectedLatency K=1 T=6",
-    () => void expectedLatency({ costs: [costs[0]!, costs[3]!], thresholds: [6], acceptance: [0.7] }),
+    () => void expectedLatency({ levels: [levels[0]!, levels[3]!], thresholds: [6], acceptance: [0.7] }),
   )
   .add("expectedLatency K=3 T=3,6,12 (engine catch-up)", () => void expectedLatency(chain3))
   .add("expectedLatency K=3 T=3,6,12 (catch-up 'one')", () => void expectedLatency({ ...chain3, catchUp: "one" }))

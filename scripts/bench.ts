@@ -25,17 +25,21 @@ import { BENCH_PROMPTS } from "./bench-lib/prompts.js";
 import { markdownReport, type ReportContext } from "./bench-lib/report.js";
 import { cellSeed, PassRecorder, primeCaches, runHsd, runLlama, type RunRecord } from "./bench-lib/runner.js";
 import { rotate } from "./bench-lib/stats.js";
-import { DecodeCostProbe, mergeTimes, summariseTimes, type PassTimes } from "../src/calibration/decode-costs.js";
+import {
+  DecodeCostProbe,
+  mergeTimes,
+  passCostsFrom,
+  summariseTimes,
+  type PassTimes,
+} from "../src/calibration/decode-costs.js";
 import { measureEngineOverhead } from "./bench-lib/overhead.js";
 import { toTransform } from "../src/api/sampling.js";
 import { plotSvg } from "./bench-lib/svg.js";
-import { parseSyntheticAcceptance, runSyntheticAcceptance } from "./bench-lib/synthetic.js";
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 const argv = process.argv.slice(2);
 const options = parseBenchOptions(argv);
-if (options.syntheticAcceptance !== null) runSyntheticAcceptance(parseSyntheticAcceptance(options.syntheticAcceptance));
 
 const startedAt = new Date();
 const t0 = performance.now();
@@ -103,10 +107,10 @@ try {
       continuationTokens: options.maxTokens,
     });
     plans[mode] = plan;
-    calibrationByMode[mode] = { fromCache: plan.calibration.from_cache, acceptance: plan.acceptance };
+    calibrationByMode[mode] = { fromCache: plan.calibration.fromCache, acceptance: plan.acceptance };
     const model = new CalibratedModel(plan);
     names = model.names;
-    costMs1 = model.costs.map((c) => c.at(1));
+    costMs1 = model.files.map((_, i) => model.costAt(i, 1, "hot"));
     costMode = mode;
     const methods = buildMethods(model, {
       maxThreshold: options.maxThreshold,
@@ -115,9 +119,7 @@ try {
     });
     methodsByMode[mode] = methods;
 
-    log(
-      `[${mode}] ${methods.length} methods (calibration ${plan.calibration.from_cache ? "from cache" : "measured"}):`,
-    );
+    log(`[${mode}] ${methods.length} methods (calibration ${plan.calibration.fromCache ? "from cache" : "measured"}):`);
     for (const m of methods)
       log(
         `  ${m.label.padEnd(28)} ${m.roles.join(", ").padEnd(24)} planner's prediction ${m.predicted ? m.predicted.msPerToken.toFixed(3) : "—"} ms/token`,
@@ -199,12 +201,7 @@ try {
     probe.dispose();
     const decode = summariseTimes(times!);
     decodeCosts[mode] = decode;
-    const decodeModel = model.withCosts({
-      hot: decode.hot.mean,
-      cold: decode.cold.mean,
-      reshape: decode.reshape.mean,
-      steady: decode.steady.mean,
-    });
+    const decodeModel = model.withCosts(passCostsFrom(decode));
     const workloadModel = decodeModel.withAcceptance(workload.acceptance);
     for (const m of methods) {
       if (m.kind !== "hsd") continue;

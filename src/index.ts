@@ -26,6 +26,5 @@ export {
 // Lower layers, for people who build their own loops.
 export { HsdDecoder } from "./engine/hsd.js";
 export { generate } from "./engine/generate.js";
-export { NativeLevel } from "./engine/native-level.js";
-export { SyntheticLevel, syntheticFamily } from "./engine/synthetic.js";
+export { NativeLevel } from "./levels/native-model.js";
 export * as planner from "./planner/index.js";

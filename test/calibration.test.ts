@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import { calibrationSizes, DecodeCostProbe, PASS_KINDS, summariseTimes } from "../src/calibration/decode-costs.js";
 import { GREEDY, loadModel, type NativeModel } from "../src/native/index.js";
-import { MeasuredPassCost } from "../src/planner/cost-model.js";
+import { MeasuredPassCost } from "../src/planner/costs.js";
 import { bundledFamily } from "./helpers/models.js";
 
 describe("calibration: pass costs in the decoding pattern", function () {

@@ -54,9 +54,10 @@ describe("hsd CLI (spawned process)", function () {
     expect(plan.autoregressive.predicted_ms_per_token).to.be.a("number").greaterThan(0);
     expect(plan).to.have.property("best_single");
     for (const c of plan.candidates) {
-      expect(c.autoregressive_ms, c.file).to.be.a("number").greaterThan(0);
-      expect(c.reshape_cost_ms, c.file).to.be.an("array").with.length(c.cost_ms.length);
-      for (const r of c.reshape_cost_ms) expect(r.ms, `${c.file} size-change extra at n = ${r.n}`).to.be.at.least(0);
+      expect(c.kind, c.file).to.equal("model");
+      expect(c.costs.autoregressive_ms, c.file).to.be.a("number").greaterThan(0);
+      expect(c.costs.reshape, c.file).to.be.an("array").with.length(c.costs.hot.length);
+      for (const r of c.costs.reshape) expect(r.ms, `${c.file} size-change extra at n = ${r.n}`).to.be.at.least(0);
     }
     expect(plan.best.predicted_ms_per_token).to.be.at.most(plan.autoregressive.predicted_ms_per_token);
     if (plan.best_single)
@@ -98,11 +99,37 @@ describe("hsd CLI (spawned process)", function () {
     expect(out.tokens.length).to.be.within(1, 16);
     expect(out.hierarchy.files).to.be.an("array").that.is.not.empty;
     expect(out.hierarchy.thresholds).to.have.length(out.hierarchy.files.length - 1);
-    expect(out.stats.msPerToken).to.be.a("number");
+    // snake_case throughout the CLI's JSON (the API is camelCase).
+    expect(out.stop_reason).to.be.a("string");
+    expect(out.stats.ms_per_token).to.be.a("number");
+    expect(out.stats.target_passes).to.be.a("number");
     expect(out.stats.levels).to.have.length(out.hierarchy.files.length);
+    expect(out.stats.levels[0].acceptance_by_position).to.be.an("array");
+    const camel = (v: unknown): string[] =>
+      v && typeof v === "object"
+        ? Object.entries(v).flatMap(([k, x]) => [...(/[A-Z]/.test(k) ? [k] : []), ...camel(x)])
+        : [];
+    expect(camel(out), "camelCase keys in the CLI's JSON").to.deep.equal([]);
     // The plan the run used is the one its flags asked for (not a second one with the defaults).
     expect(out.plan.calibration.prompts).to.equal(2);
     for (const t of out.plan.best.thresholds) expect(t).to.be.at.most(8);
+  });
+
+  it("run --hierarchy FILES without --thresholds runs that chain at the latency model's best thresholds", function () {
+    const files = [basename(family.files[0]!), basename(family.files[family.files.length - 1]!)];
+    const args = ["--threads", "1", "--greedy", "--max-threshold", "8"];
+    const r = hsd(["run", "--json", ...args, "--hierarchy", files.join(","), "--max-tokens", "8", "Once"], cache);
+    expect(r.code, r.stderr).to.equal(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.hierarchy.files).to.deep.equal(files);
+    expect(out.hierarchy.thresholds).to.have.length(1);
+    expect(out.hierarchy.thresholds[0]).to.be.within(1, 8);
+    // They are the plan's best for this chain: no other T predicts faster (recomputed from the plan's own numbers).
+    const plan = JSON.parse(hsd(["plan", "--json", ...args], cache).stdout);
+    expect(plan.calibration.from_cache).to.equal(true);
+    const single = plan.best_single;
+    if (single && single.chain.join() === files.join())
+      expect(out.hierarchy.thresholds).to.deep.equal(single.thresholds);
   });
 
   it("run streams text to stdout and a summary to stderr", function () {
@@ -169,6 +196,7 @@ describe("hsd CLI (spawned process)", function () {
       ["run", "--hierarchy", "a.gguf,b.gguf", "--thresholds", "1,2", "hi"],
       /--thresholds needs 1/,
     ],
+    ["thresholds without a hierarchy", ["run", "--thresholds", "3", "hi"], /--thresholds needs --hierarchy FILES/],
   ] as const) {
     it(`${name} exits non-zero with a one-line reason`, function () {
       const r = hsd([...args], cache);

@@ -1,7 +1,8 @@
 // Exactness of the HSD recursion on in-memory models whose laws are known exactly.
 import { expect } from "chai";
 import { HsdDecoder, type VerificationMutation } from "../src/engine/hsd.js";
-import { SyntheticLevel, syntheticFamily } from "../src/engine/synthetic.js";
+import { CopyProposalLevel, SyntheticLevel, syntheticFamily } from "./helpers/synthetic-levels.js";
+import type { Level } from "../src/levels/level.js";
 import { generate, type Vocabulary } from "../src/engine/generate.js";
 import { TextAssembler } from "../src/engine/text.js";
 import { Rng } from "../src/util/rng.js";
@@ -46,13 +47,13 @@ function exactPrefixLaw(target: SyntheticLevel, prompt: number[], n: number): Ma
 
 /** Samples the first PREFIX tokens SAMPLES times with HSD and counts each outcome. */
 async function samplePrefixes(
-  levels: SyntheticLevel[],
+  levels: Level[],
   thresholds: number[],
   seed: number,
   mutation?: VerificationMutation,
+  prompt: number[] = [1, 3],
 ) {
   const decoder = new HsdDecoder(levels, { thresholds, greedy: false, rng: new Rng(seed), mutation });
-  const prompt = [1, 3];
   const seq = new Int32Array(64);
   const counts = new Map<string, number>();
   let tokens = 0;
@@ -68,7 +69,7 @@ async function samplePrefixes(
     const key = Array.from(seq.subarray(prompt.length, prompt.length + PREFIX)).join(",");
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  const expected = exactPrefixLaw(levels[levels.length - 1]!, prompt, PREFIX);
+  const expected = exactPrefixLaw(levels[levels.length - 1] as SyntheticLevel, prompt, PREFIX);
   return { fit: chiSquareFit(counts, expected, SAMPLES), tokensPerPass: tokens / passes };
 }
 
@@ -109,7 +110,7 @@ describe("HSD recursion on synthetic models", function () {
       });
     }
     // Skipping the bonus token changes only WHEN a round stops, a rule that looks at tokens
-    // already drawn, so the output law stays exact (hsd-notes §2's induction). What it breaks is
+    // already drawn, so the output law stays exact (docs/ALGORITHM.md §3's induction). What it breaks is
     // speed: each full acceptance wastes the target's extra row. The test pins both facts.
     for (const h of HIERARCHIES) {
       it(`skipping the bonus token stays exact but emits fewer tokens per target pass (${h.name})`, async function () {
@@ -121,9 +122,33 @@ describe("HSD recursion on synthetic models", function () {
     }
   });
 
+  describe("a model-free level at the bottom (point-mass proposals, docs/ALGORITHM.md §8)", function () {
+    // A prompt with repeats, so that the one-token lookup proposes on some steps and abstains on others.
+    const prompt = [1, 3, 2, 4, 1, 3, 0];
+    const copy = () => new CopyProposalLevel("ngram-copy", VOCAB);
+    const CHAINS: { name: string; levels: () => Level[]; thresholds: number[] }[] = [
+      { name: "lookup > target (T=4)", levels: () => [copy(), family(2)[1]!], thresholds: [4] },
+      { name: "lookup > M0 > target (T=3,3)", levels: () => [copy(), ...family(2)], thresholds: [3, 3] },
+    ];
+    for (const c of CHAINS) {
+      it(`sampling is exact: ${c.name}`, async function () {
+        const { fit, tokensPerPass } = await samplePrefixes(c.levels(), c.thresholds, 4321, undefined, prompt);
+        expect(tokensPerPass, "the lookup must have contributed accepted tokens").to.be.greaterThan(1.05);
+        expect(
+          fit.pValue,
+          `chi2=${fit.chiSquare.toFixed(1)} dof=${fit.degreesOfFreedom} TV=${fit.totalVariation.toFixed(4)}`,
+        ).to.be.greaterThan(P_THRESHOLD);
+      });
+      it(`mutation check: judging a proposal as if drawn from the verifier's p fails (${c.name})`, async function () {
+        const { fit } = await samplePrefixes(c.levels(), c.thresholds, 4321, "proposal-hands-up-p", prompt);
+        expect(fit.pValue, `TV=${fit.totalVariation.toFixed(4)}`).to.be.lessThan(P_THRESHOLD);
+      });
+    }
+  });
+
   describe("greedy output equals the target's greedy output", function () {
     const vocab: Vocabulary = { isEndOfGeneration: () => false, tokenPiece: (t) => new TextEncoder().encode(`<${t}>`) };
-    async function greedyTokens(levels: SyntheticLevel[], thresholds: number[]): Promise<number[]> {
+    async function greedyTokens(levels: Level[], thresholds: number[]): Promise<number[]> {
       const decoder = new HsdDecoder(levels, { thresholds, greedy: true, rng: new Rng(1) });
       const it = generate(decoder, vocab, Int32Array.from([2, 4]), { maxTokens: 60 });
       let r = await it.next();
@@ -140,6 +165,18 @@ describe("HSD recursion on synthetic models", function () {
         const reference = await greedyTokens([levels[levels.length - 1]!], []);
         expect(reference).to.have.length(60);
         expect(await greedyTokens(levels, h.thresholds)).to.deep.equal(reference);
+      });
+    }
+    for (const [name, thresholds, models] of [
+      ["lookup > target (T=6)", [6], 1],
+      ["lookup > M1 > target (T=4,4)", [4, 4], 2],
+      ["lookup > M1 > M2 > target (T=2,3,5)", [2, 3, 5], 3],
+    ] as const) {
+      it(name, async function () {
+        const levels = family(4);
+        const reference = await greedyTokens([levels[3]!], []);
+        const chain: Level[] = [new CopyProposalLevel("ngram-copy", VOCAB), ...levels.slice(4 - models)];
+        expect(await greedyTokens(chain, [...thresholds])).to.deep.equal(reference);
       });
     }
   });

@@ -5,7 +5,8 @@ import type { PlanReport } from "../src/api/plan.js";
 import type { RunStats } from "../src/engine/generate.js";
 import { HsdDecoder } from "../src/engine/hsd.js";
 import { Rng } from "../src/util/rng.js";
-import { expectedLatency, passCostFromSamples } from "../src/planner/index.js";
+import { expectedLatency, MeasuredPassCost, type PassCostSample } from "../src/planner/index.js";
+import { chain as costChain } from "./helpers/chains.js";
 import { analyse, bestSingleOf } from "../scripts/bench-lib/analyse.js";
 import { buildMethods, CalibratedModel, shortNames } from "../scripts/bench-lib/methods.js";
 import { parseBenchOptions } from "../scripts/bench-lib/options.js";
@@ -14,7 +15,6 @@ import { cellSeed, hashTokens, type RunRecord } from "../scripts/bench-lib/runne
 import { median, quantile, rotate, summarize } from "../scripts/bench-lib/stats.js";
 import { niceAxis, plotSvg } from "../scripts/bench-lib/svg.js";
 import { stubFamily } from "../scripts/bench-lib/stub-level.js";
-import { parseSyntheticAcceptance, runSyntheticAcceptance } from "../scripts/bench-lib/synthetic.js";
 
 /** A plan report as planFromCalibration writes it, for 4 candidates with affine costs. */
 function fakePlan(): PlanReport {
@@ -29,31 +29,35 @@ function fakePlan(): PlanReport {
   const chain = (names: string[], thresholds: number[]) => ({
     chain: names,
     thresholds,
-    predicted_ms_per_token: 0,
-    predicted_speedup_vs_autoregressive: 1,
-    predicted_tokens_per_target_pass: 1,
+    predictedMsPerToken: 0,
+    predictedSpeedupVsAutoregressive: 1,
+    predictedTokensPerTargetPass: 1,
   });
+  const curve = (i: number) => Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) }));
   return {
     candidates: files.map((file, i) => ({
       file,
+      kind: "model",
       parameters: [0.1e6, 0.6e6, 1.8e6, 5e6][i]!,
-      file_size: 0,
+      fileSize: 0,
       quantisation: "F16",
-      cost_ms_1: base[i]!,
-      cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
-      cold_cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: base[i]! * (1 + 0.15 * k) })),
-      reshape_cost_ms: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: 0.2 * base[i]! })),
-      autoregressive_ms: base[i]!,
+      costs: {
+        hot: curve(i),
+        cold: curve(i),
+        reshape: Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: 0.2 * base[i]! })),
+        autoregressiveMs: base[i]!,
+      },
     })),
     acceptance,
     best: {
       ...chain([files[0]!, files[2]!, files[3]!], [3, 4]),
-      predicted_speedup_vs_best_single: 1,
+      predictedSpeedupVsBestSingle: 1,
       method: "exhaustive",
     },
-    best_single: chain([files[0]!, files[3]!], [3]),
+    bestSingle: chain([files[0]!, files[3]!], [3]),
     autoregressive: chain([files[3]!], []),
-    calibration: { device: "test", threads: 1, greedy: true, prompts: 8, from_cache: false },
+    maxThreshold: 16,
+    calibration: { device: "test", threads: 1, greedy: true, prompts: 8, fromCache: false },
   };
 }
 
@@ -67,6 +71,7 @@ function fakeStats(levels: number, tokens: number, wallMs: number): RunStats {
     engineMs: 0.1 * wallMs,
     levels: Array.from({ length: levels }, (_, i) => ({
       name: `L${i}`,
+      kind: "model" as const,
       passes: tokens,
       tokensEvaluated: 2 * tokens,
       drafted: i < levels - 1 ? 100 : 0,
@@ -126,14 +131,6 @@ describe("bench: statistics and options", () => {
     expect(() => fail(["--prompts", "0"])).to.throw(/exit/);
     expect(() => fail(["--sampling", "beam"])).to.throw(/exit/);
   });
-
-  it("the --synthetic-acceptance hook parses rates and points at the GPU script that implements the mode", () => {
-    expect(parseSyntheticAcceptance("0.7, 0.8").rates).to.deep.equal([0.7, 0.8]);
-    expect(() => parseSyntheticAcceptance("0.7,1.5")).to.throw(/rates in \[0, 1\]/);
-    expect(() => runSyntheticAcceptance({ rates: [0.7] })).to.throw(
-      /not wired into this benchmark.*scripts\/gpu\/bench-synthetic\.ts/,
-    );
-  });
 });
 
 describe("bench: methods from a calibration", () => {
@@ -171,14 +168,17 @@ describe("bench: methods from a calibration", () => {
     // The prediction is the formula on the report's own samples, assembled here independently of the planner input.
     for (const m of methods.filter((x) => x.kind === "hsd")) {
       const c = m.chain.map((i) => plan.candidates[i]!);
-      const byHand = expectedLatency({
-        costs: c.map((x) => passCostFromSamples(x.cost_ms)),
-        coldCosts: c.map((x) => passCostFromSamples(x.cold_cost_ms)),
-        reshapeCosts: c.map((x) => passCostFromSamples(x.reshape_cost_ms)),
-        autoregressiveMs: c[c.length - 1]!.autoregressive_ms,
-        thresholds: m.thresholds,
-        acceptance: m.chain.slice(1).map((hi, j) => plan.acceptance[m.chain[j]!]![hi]!),
-      });
+      const curve = (samples: PassCostSample[]) => new MeasuredPassCost(samples).cost;
+      const byHand = expectedLatency(
+        costChain({
+          costs: c.map((x) => curve(x.costs.hot)),
+          cold: c.map((x) => curve(x.costs.cold)),
+          reshape: c.map((x) => curve(x.costs.reshape)),
+          autoregressiveMs: c[c.length - 1]!.costs.autoregressiveMs,
+          thresholds: m.thresholds,
+          acceptance: m.chain.slice(1).map((hi, j) => plan.acceptance[m.chain[j]!]![hi]!),
+        }),
+      );
       expect(m.predicted!.msPerToken, m.label).to.be.closeTo(byHand.msPerToken, 1e-12);
     }
     const llama = methods.find((m) => m.kind === "node-llama-cpp")!;
@@ -254,14 +254,16 @@ describe("bench: analysis, report and plot", () => {
     expect(single.levels![0]!.acceptanceByPosition).to.deep.equal([0.8, 0.7]);
     // Replay with the measured acceptance by position is the formula with those rates.
     const chain = methods.find((m) => m.id === single.id)!.chain;
-    const replay = expectedLatency({
-      costs: chain.map((i) => model.costs[i]!.cost),
-      coldCosts: chain.map((i) => model.cold[i]!.cost),
-      reshapeCosts: chain.map((i) => model.reshape[i]!.cost),
-      thresholds: single.thresholds,
-      acceptance: [0.75],
-      acceptanceByPosition: [[0.8, 0.7]],
-    });
+    const replay = expectedLatency(
+      costChain({
+        costs: chain.map((i) => (n: number) => model.costAt(i, n, "hot")),
+        cold: chain.map((i) => (n: number) => model.costAt(i, n, "cold")),
+        reshape: chain.map((i) => (n: number) => model.costAt(i, n, "reshape")),
+        thresholds: single.thresholds,
+        acceptance: [0.75],
+        byPosition: [[0.8, 0.7]],
+      }),
+    );
     expect(single.replay!.measuredAcceptanceByPosition).to.be.closeTo(replay.msPerToken, 1e-12);
     const llama = results.find((r) => r.kind === "node-llama-cpp")!;
     expect(llama.llamaAcceptance).to.equal(0.7);
@@ -274,7 +276,7 @@ describe("bench: analysis, report and plot", () => {
       command: "npm run bench",
       device: "cpu",
       threads: 1,
-      models: plan.candidates.map((c) => ({ file: c.file, parameters: c.parameters, costMs1: c.cost_ms_1 })),
+      models: plan.candidates.map((c) => ({ file: c.file, parameters: c.parameters, costMs1: c.costs.hot[0]!.ms })),
       prompts: 2,
       maxTokens: 50,
       repetitions: 3,

@@ -1,14 +1,15 @@
 // The latency formula against the real engine: the HSD recursion (src/engine/hsd.ts) over NativeLevel
-// (src/engine/native-level.ts, the product's longest-common-prefix catch-up), with fake contexts in place of
+// (src/levels/native-model.ts, the product's longest-common-prefix catch-up), with fake contexts in place of
 // llama.cpp whose greedy argmaxes make acceptance i.i.d. with known rates. The fake records every pass's size,
 // so the test compares what the engine actually feeds (catch-up included) with the formula's predictions —
 // the simulator's 'cache' mode is a re-implementation; this checks the implementation itself.
 import { expect } from "chai";
 import { HsdDecoder } from "../src/engine/hsd.js";
-import { NativeLevel } from "../src/engine/native-level.js";
+import { NativeLevel } from "../src/levels/native-model.js";
 import type { EvaluateTarget, NativeContext, SamplingTransform } from "../src/native/types.js";
 import { Rng } from "../src/util/rng.js";
-import { expectedLatency, passCostFromSamples, type PassCost } from "../src/planner/index.js";
+import { expectedLatency, MeasuredPassCost, type PassCost } from "../src/planner/index.js";
+import { chain as costChain } from "./helpers/chains.js";
 
 const VOCAB = 1000;
 
@@ -98,7 +99,7 @@ async function runEngine(thresholds: number[], rates: number[], tokens: number, 
 function stepCost(single: number, plateau: number, perToken: number): PassCost {
   const samples = [{ n: 1, ms: single }];
   for (let n = 2; n <= 40; n++) samples.push({ n, ms: plateau + perToken * n });
-  return passCostFromSamples(samples);
+  return new MeasuredPassCost(samples).cost;
 }
 
 describe("planner: formula vs the real engine's catch-up (NativeLevel over fake contexts)", function () {
@@ -121,8 +122,10 @@ describe("planner: formula vs the real engine's catch-up (NativeLevel over fake 
   for (const s of settings) {
     it(`${s.name}: passes per token, tokens per pass (catch-up included) and model ms per token within 2%`, async () => {
       const run = await runEngine(s.thresholds, s.rates, 30_000);
-      const f = expectedLatency({ costs: s.costs, thresholds: s.thresholds, acceptance: s.rates });
-      const one = expectedLatency({ costs: s.costs, thresholds: s.thresholds, acceptance: s.rates, catchUp: "one" });
+      const f = expectedLatency(costChain({ costs: s.costs, thresholds: s.thresholds, acceptance: s.rates }));
+      const one = expectedLatency(
+        costChain({ costs: s.costs, thresholds: s.thresholds, acceptance: s.rates, catchUp: "one" }),
+      );
       let ms = 0;
       const rows: string[] = [];
       run.passSizes.forEach((sizes, i) => {
@@ -142,12 +145,9 @@ describe("planner: formula vs the real engine's catch-up (NativeLevel over fake 
       expect(Math.abs(run.generated / run.steps / f.tokensPerTargetPass - 1)).to.be.below(0.02);
       // Shape changes: a pass whose size differs from the same level's previous pass pays c'(n) more.
       const reshapeCosts = s.costs.map((c) => (n: number) => 0.3 * c(1) + 0.02 * n);
-      const withReshape = expectedLatency({
-        costs: s.costs,
-        thresholds: s.thresholds,
-        acceptance: s.rates,
-        reshapeCosts,
-      });
+      const withReshape = expectedLatency(
+        costChain({ costs: s.costs, thresholds: s.thresholds, acceptance: s.rates, reshape: reshapeCosts }),
+      );
       let reshapedMs = 0;
       run.passSizes.forEach((sizes, i) => {
         for (let j = 0; j < sizes.length; j++) {

@@ -2,35 +2,39 @@ import { expect } from "chai";
 import {
   MeasuredPassCost,
   affinePassCost,
+  bestThresholds,
   chooseHierarchy,
   countChains,
   dynamicProgramme,
   exhaustiveSearch,
   expectedLatency,
-  makeRng,
-  passCostFromSamples,
-  plannerInputFromSpec,
+  predictChain,
   simulate,
   singleDraftLatency,
-  type ChainSpec,
+  type LevelSpec,
   type PassCost,
   type PlannerInput,
-  type PlannerSpec,
 } from "../src/planner/index.js";
+import { makeRng } from "../src/util/rng.js";
+import { chain as costChain, modelLevels, type CostChain } from "./helpers/chains.js";
 
 /** Relative difference |x/y - 1|. */
 const rel = (x: number, y: number): number => Math.abs(x / y - 1);
 
-/** A step-shaped cost like hsd-notes §5's GPU figures: c(1) cheap, a plateau for n = 2…16, a step up at 24. */
+/** A step-shaped cost like the GPU pass costs in docs/gpu/README.md: c(1) cheap, a plateau for n = 2…16, a step up at 24. */
 function stepCost(single: number, plateau: number, perToken: number): PassCost {
   const samples = [{ n: 1, ms: single }];
   for (let n = 2; n <= 32; n++) samples.push({ n, ms: plateau + perToken * n + (n >= 24 ? plateau * 0.4 : 0) });
-  return passCostFromSamples(samples);
+  return new MeasuredPassCost(samples).cost;
 }
 
 /** Random planner instance: costs growing with model size, non-flat in n; acceptance higher for closer sizes. */
-function randomInstance(rng: () => number, nModels: number, maxThreshold: number): PlannerInput {
-  const models: PlannerInput["models"] = [];
+function randomInstance(
+  rng: () => number,
+  nModels: number,
+  maxThreshold: number,
+): PlannerInput & { costs: PassCost[] } {
+  const costs: PassCost[] = [];
   let base = 0.2 + rng();
   for (let m = 0; m < nModels; m++) {
     base *= 1.5 + 3 * rng();
@@ -38,14 +42,14 @@ function randomInstance(rng: () => number, nModels: number, maxThreshold: number
     const jump = base * 0.3 * rng();
     const samples = [];
     for (let n = 1; n <= maxThreshold + 2; n++) samples.push({ n, ms: base + slope * (n - 1) + (n > 8 ? jump : 0) });
-    models.push({ name: `m${m}`, cost: passCostFromSamples(samples) });
+    costs.push(new MeasuredPassCost(samples).cost);
   }
   const acceptance = Array.from({ length: nModels }, (_, lo) =>
     Array.from({ length: nModels }, (_, hi) =>
       hi > lo ? Math.min(1, 0.35 + (0.6 * rng() * (lo + 1)) / (hi + 1) + 0.1 * rng()) : 0,
     ),
   );
-  return { models, acceptance, maxThreshold };
+  return { candidates: modelLevels({ costs, names: costs.map((_, m) => `m${m}`) }), costs, acceptance, maxThreshold };
 }
 
 describe("planner: pass-cost model", () => {
@@ -89,7 +93,7 @@ describe("planner: exact latency formula", () => {
   const c2 = affinePassCost(8, 0.4);
 
   it("K = 0 is the target's single-token pass", () => {
-    const r = expectedLatency({ costs: [c2], thresholds: [], acceptance: [] });
+    const r = expectedLatency(costChain({ costs: [c2], thresholds: [], acceptance: [] }));
     expect(r.msPerToken).to.equal(c2(1));
     expect(r.speedup).to.equal(1);
   });
@@ -98,11 +102,11 @@ describe("planner: exact latency formula", () => {
     for (const a of [0, 0.3, 0.7, 0.95, 1]) {
       for (const T of [1, 2, 5, 12]) {
         for (const catchUp of ["engine", "one"] as const) {
-          const r = expectedLatency({ costs: [c0, c1], thresholds: [T], acceptance: [a], catchUp });
+          const r = expectedLatency(costChain({ costs: [c0, c1], thresholds: [T], acceptance: [a], catchUp }));
           expect(r.msPerToken).to.be.closeTo(singleDraftLatency(c0, c1, a, T, catchUp), 1e-9 * r.msPerToken);
           expect(r.tokensPerTargetPass).to.be.closeTo(a === 1 ? T + 1 : (1 - a ** (T + 1)) / (1 - a), 1e-9);
         }
-        const engine = expectedLatency({ costs: [c0, c1], thresholds: [T], acceptance: [a] });
+        const engine = expectedLatency(costChain({ costs: [c0, c1], thresholds: [T], acceptance: [a] }));
         expect(engine.levels[0]!.meanCatchUp).to.be.closeTo(1 + a ** T, 1e-12);
       }
     }
@@ -111,21 +115,23 @@ describe("planner: exact latency formula", () => {
 
   it("a = 0 and a = 1 edge cases of a 3-level chain are exact", () => {
     // a = 1 everywhere: every round of level 1 adds T0 + 1 = 4 tokens; T1 = 5 needs 2 rounds, N1 = 8.
-    const one = expectedLatency({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [1, 1], catchUp: "one" });
+    const one = expectedLatency(
+      costChain({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [1, 1], catchUp: "one" }),
+    );
     expect(one.tokensPerTargetPass).to.equal(9);
     expect(one.levels[1]!.blockLaw![8]).to.equal(1);
     expect(one.msPerToken).to.be.closeTo((c2(9) + 2 * (c1(4) + 3 * c0(1))) / 9, 1e-12);
     // Engine catch-up with a = 1: level 0's last draft and every bonus above it pile up. Round 1 of level 1
     // follows the target's full acceptance: model 0 lacks its last draft, level 1's bonus and the target's
     // bonus (3), model 1 its own bonus and the target's (2); round 2 follows level 1's full acceptance: 2 and 1.
-    const eng = expectedLatency({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [1, 1] });
+    const eng = expectedLatency(costChain({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [1, 1] }));
     expect(eng.tokensPerTargetPass).to.equal(9);
     expect(eng.msPerToken).to.be.closeTo((c2(9) + c1(3 + 2) + c1(3 + 1) + c0(3) + c0(2) + 4 * c0(1)) / 9, 1e-12);
     expect(eng.levels[0]!.catchUpLaw).to.deep.equal([0, 0, 0.5, 0.5]);
     // a = 0 everywhere: every round adds 1 token, so level 1 runs T1 rounds and the target gains 1 token;
     // every block is rejected at its first token, so every catch-up is 1.
     for (const catchUp of ["engine", "one"] as const) {
-      const zero = expectedLatency({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [0, 0], catchUp });
+      const zero = expectedLatency(costChain({ costs: [c0, c1, c2], thresholds: [3, 5], acceptance: [0, 0], catchUp }));
       expect(zero.tokensPerTargetPass).to.equal(1);
       expect(zero.msPerToken).to.be.closeTo(c2(6) + 5 * (c1(4) + 3 * c0(1)), 1e-12);
     }
@@ -133,28 +139,32 @@ describe("planner: exact latency formula", () => {
 
   it("position-dependent acceptance: constant rates by position equal the scalar rate; falling rates cost more", () => {
     const base = { costs: [c0, c1, c2], thresholds: [3, 6], acceptance: [0.8, 0.7] };
-    const same = expectedLatency({ ...base, acceptanceByPosition: [[0.8, 0.8], [0.7]] });
-    expect(same.msPerToken).to.be.closeTo(expectedLatency(base).msPerToken, 1e-12);
+    const same = expectedLatency(costChain({ ...base, byPosition: [[0.8, 0.8], [0.7]] }));
+    expect(same.msPerToken).to.be.closeTo(expectedLatency(costChain(base)).msPerToken, 1e-12);
     // K = 1, T = 3, rates 0.9, 0.8, 0.6 by position: E[G] = 1 + .9 + .9*.8 + .9*.8*.6; full acceptance .432.
-    const k1 = expectedLatency({
-      costs: [c0, c1],
-      thresholds: [3],
-      acceptance: [0.5],
-      acceptanceByPosition: [[0.9, 0.8, 0.6]],
-    });
+    const k1 = expectedLatency(
+      costChain({
+        costs: [c0, c1],
+        thresholds: [3],
+        acceptance: [0.5],
+        byPosition: [[0.9, 0.8, 0.6]],
+      }),
+    );
     expect(k1.tokensPerTargetPass).to.be.closeTo(3.052, 1e-12);
     expect(k1.msPerToken).to.be.closeTo((3 * c0(1) + 0.432 * (c0(2) - c0(1)) + c1(4)) / 3.052, 1e-12);
-    expect(() => expectedLatency({ ...base, acceptanceByPosition: [[0.9, 1.2]] })).to.throw(
+    expect(() => expectedLatency(costChain({ ...base, byPosition: [[0.9, 1.2]] }))).to.throw(
       /level 0 -> level 1 at position 1: acceptance 1.2/,
     );
   });
 
   it("per-level ms per token sum to the total, block laws and catch-up laws sum to 1", () => {
-    const r = expectedLatency({
-      costs: [c0, c1, c2, affinePassCost(20, 1)],
-      thresholds: [2, 4, 7],
-      acceptance: [0.8, 0.7, 0.6],
-    });
+    const r = expectedLatency(
+      costChain({
+        costs: [c0, c1, c2, affinePassCost(20, 1)],
+        thresholds: [2, 4, 7],
+        acceptance: [0.8, 0.7, 0.6],
+      }),
+    );
     const sum = r.levels.reduce((s, l) => s + l.msPerToken, 0);
     expect(sum).to.be.closeTo(r.msPerToken, 1e-9 * r.msPerToken);
     for (const l of r.levels) expect(l.catchUpLaw.reduce((s, p) => s + p, 0)).to.be.closeTo(1, 1e-12);
@@ -168,16 +178,18 @@ describe("planner: exact latency formula", () => {
   });
 
   it("rejects malformed chains, naming the level", () => {
-    expect(() => expectedLatency({ costs: [c0, c1], thresholds: [0], acceptance: [0.5] })).to.throw(
+    expect(() => expectedLatency(costChain({ costs: [c0, c1], thresholds: [0], acceptance: [0.5] }))).to.throw(
       /level 0: threshold 0/,
     );
     expect(() =>
-      expectedLatency({ costs: [c0, c1], thresholds: [2], acceptance: [1.5], names: ["tiny", "big"] }),
+      expectedLatency(costChain({ costs: [c0, c1], thresholds: [2], acceptance: [1.5], names: ["tiny", "big"] })),
     ).to.throw(/tiny -> big: acceptance 1.5/);
-    expect(() => expectedLatency({ costs: [c0, c1], thresholds: [], acceptance: [] })).to.throw(/need 1 thresholds/);
-    expect(() => expectedLatency({ costs: [c0, () => Number.NaN], thresholds: [2], acceptance: [0.5] })).to.throw(
-      /level 1: cost\(\d+\) = NaN/,
+    expect(() => expectedLatency(costChain({ costs: [c0, c1], thresholds: [], acceptance: [] }))).to.throw(
+      /need 1 thresholds/,
     );
+    expect(() =>
+      expectedLatency(costChain({ costs: [c0, () => Number.NaN], thresholds: [2], acceptance: [0.5] })),
+    ).to.throw(/level 1: cost\(\d+\) = NaN/);
   });
 });
 
@@ -233,7 +245,7 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
       ],
       thresholds: [2, 3, 4, 9],
       acceptance: [0.9, 0.85, 0.8, 0.7],
-      acceptanceByPosition: [
+      byPosition: [
         [0.95, 0.9, 0.85],
         [0.9, 0.85, 0.8, 0.75],
         [0.85, 0.8, 0.75, 0.7, 0.65],
@@ -244,12 +256,12 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
 
   for (const [i, s] of settings.entries()) {
     for (const [catchUp, simMode] of [
-      ["engine", "cache"],
-      ["one", "fixed"],
+      ["engine", "engine"],
+      ["one", "one"],
     ] as const) {
       it(`${s.name}: formula (catch-up '${catchUp}') vs simulation ('${simMode}'): ms/token, tokens per target pass, per-level figures within 2%`, () => {
-        const f = expectedLatency({ ...s, catchUp });
-        const m = simulate({ ...s, tokens: TOKENS, seed: 1000 + i, catchUp: simMode });
+        const f = expectedLatency(costChain({ ...s, catchUp }));
+        const m = simulate(costChain({ ...s, tokens: TOKENS, seed: 1000 + i, catchUp: simMode }));
         const rows = [
           `    ${s.name} [${catchUp}]: formula ${f.msPerToken.toFixed(4)} ms/token, simulated ${m.msPerToken.toFixed(4)} (${(100 * (m.msPerToken / f.msPerToken - 1)).toFixed(2)}%)`,
         ];
@@ -276,24 +288,27 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
     }
   }
 
-  it("cold passes (after another model's pass): formula vs 'cache' simulation within 2%; coldCosts = costs changes nothing", () => {
+  it("cold passes (after another model's pass): formula vs 'cache' simulation within 2%; cold = costs changes nothing", () => {
     for (const [i, s] of [settings[0]!, settings[3]!, settings[5]!, settings[6]!].entries()) {
-      const coldCosts = s.costs.map((c, j) => (n: number) => c(n) * 1.4 + 0.05 * (j + 1));
-      const f = expectedLatency({ ...s, coldCosts });
-      const m = simulate({ ...s, coldCosts, tokens: TOKENS, seed: 500 + i, catchUp: "cache" });
+      const cold = s.costs.map((c, j) => (n: number) => c(n) * 1.4 + 0.05 * (j + 1));
+      const f = expectedLatency(costChain({ ...s, cold }));
+      const m = simulate(costChain({ ...s, cold, tokens: TOKENS, seed: 500 + i, catchUp: "engine" }));
       console.log(
-        `    ${s.name}, cold passes: formula ${f.msPerToken.toFixed(4)} ms/token, simulated ${m.msPerToken.toFixed(4)} (hot only: ${expectedLatency(s).msPerToken.toFixed(4)})`,
+        `    ${s.name}, cold passes: formula ${f.msPerToken.toFixed(4)} ms/token, simulated ${m.msPerToken.toFixed(4)} (hot only: ${expectedLatency(costChain(s)).msPerToken.toFixed(4)})`,
       );
       expect(rel(m.msPerToken, f.msPerToken)).to.be.below(0.02);
       f.levels.forEach((lf, lvl) =>
         expect(rel(m.levels[lvl]!.msPerToken, lf.msPerToken), `level ${lvl}`).to.be.below(0.02),
       );
-      expect(expectedLatency({ ...s, coldCosts: s.costs }).msPerToken).to.equal(expectedLatency(s).msPerToken);
+      expect(expectedLatency(costChain({ ...s, cold: s.costs })).msPerToken).to.equal(
+        expectedLatency(costChain(s)).msPerToken,
+      );
     }
     // Autoregressive passes are all hot.
     const c = affinePassCost(1, 0.1);
     expect(
-      expectedLatency({ costs: [c], coldCosts: [affinePassCost(5, 0)], thresholds: [], acceptance: [] }).msPerToken,
+      expectedLatency(costChain({ costs: [c], cold: [affinePassCost(5, 0)], thresholds: [], acceptance: [] }))
+        .msPerToken,
     ).to.equal(c(1));
   });
 
@@ -322,11 +337,11 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
       { name: "bundled-like chain T=1,1,2", costs: bundled, thresholds: [1, 1, 2], acceptance: [0.82, 0.89, 0.9] },
     ];
     for (const [i, s] of cases.entries()) {
-      const reshapeCosts = s.costs.map((c) => (n: number) => 0.3 * c(1) + 0.02 * n);
-      const coldCosts = s.costs.map((c) => (n: number) => c(n) * 1.2);
-      const f = expectedLatency({ ...s, coldCosts, reshapeCosts });
-      const m = simulate({ ...s, coldCosts, reshapeCosts, tokens: TOKENS, seed: 700 + i, catchUp: "cache" });
-      const without = expectedLatency({ ...s, coldCosts }).msPerToken;
+      const reshape = s.costs.map((c) => (n: number) => 0.3 * c(1) + 0.02 * n);
+      const cold = s.costs.map((c) => (n: number) => c(n) * 1.2);
+      const f = expectedLatency(costChain({ ...s, cold, reshape }));
+      const m = simulate(costChain({ ...s, cold, reshape, tokens: TOKENS, seed: 700 + i, catchUp: "engine" }));
+      const without = expectedLatency(costChain({ ...s, cold })).msPerToken;
       console.log(
         `    ${s.name}, shape changes: formula ${f.msPerToken.toFixed(4)} ms/token, simulated ${m.msPerToken.toFixed(4)} (${(100 * (m.msPerToken / f.msPerToken - 1)).toFixed(2)}%; without shape changes ${without.toFixed(4)})`,
       );
@@ -336,11 +351,12 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
     // Autoregressive passes never change shape; a constant-size chain's target never does either.
     const c = affinePassCost(1, 0.1);
     expect(
-      expectedLatency({ costs: [c], reshapeCosts: [affinePassCost(5, 0)], thresholds: [], acceptance: [] }).msPerToken,
+      expectedLatency(costChain({ costs: [c], reshape: [affinePassCost(5, 0)], thresholds: [], acceptance: [] }))
+        .msPerToken,
     ).to.equal(c(1));
     const perfect = { costs: [affinePassCost(0.1, 0.01), c], thresholds: [3], acceptance: [1] };
-    const target = (x: ChainSpec) => expectedLatency(x).levels[1]!.msPerToken;
-    expect(target({ ...perfect, reshapeCosts: [affinePassCost(0, 0), affinePassCost(5, 0)] })).to.be.closeTo(
+    const target = (x: CostChain) => expectedLatency(costChain(x)).levels[1]!.msPerToken;
+    expect(target({ ...perfect, reshape: [affinePassCost(0, 0), affinePassCost(5, 0)] })).to.be.closeTo(
       target(perfect),
       1e-12,
     );
@@ -348,21 +364,22 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
 
   it("autoregressiveMs prices no-draft decoding and the speed-up; the optimiser compares against it", () => {
     const costs = [affinePassCost(0.1, 0.05), affinePassCost(1, 0.2)];
-    const ar = expectedLatency({ costs: [costs[1]!], thresholds: [], acceptance: [], autoregressiveMs: 0.9 });
+    const ar = expectedLatency(
+      costChain({ costs: [costs[1]!], thresholds: [], acceptance: [], autoregressiveMs: 0.9 }),
+    );
     expect(ar.msPerToken).to.equal(0.9);
-    const one = expectedLatency({ costs, thresholds: [2], acceptance: [0.8], autoregressiveMs: 0.9 });
+    const one = expectedLatency(costChain({ costs, thresholds: [2], acceptance: [0.8], autoregressiveMs: 0.9 }));
     expect(one.autoregressiveMsPerToken).to.equal(0.9);
     expect(one.speedup).to.be.closeTo(0.9 / one.msPerToken, 1e-12);
-    expect(one.msPerToken).to.equal(expectedLatency({ costs, thresholds: [2], acceptance: [0.8] }).msPerToken);
-    expect(() => expectedLatency({ costs, thresholds: [2], acceptance: [0.8], autoregressiveMs: Number.NaN })).to.throw(
-      /autoregressiveMs NaN/,
+    expect(one.msPerToken).to.equal(
+      expectedLatency(costChain({ costs, thresholds: [2], acceptance: [0.8] })).msPerToken,
     );
+    expect(() =>
+      expectedLatency(costChain({ costs, thresholds: [2], acceptance: [0.8], autoregressiveMs: Number.NaN })),
+    ).to.throw(/autoregressiveMs NaN/);
     // A cheap enough steady pass makes "no draft" the pick although the single draft beats c(1).
     const input: PlannerInput = {
-      models: [
-        { name: "d", cost: costs[0]! },
-        { name: "t", cost: costs[1]!, autoregressiveMs: 0.5 },
-      ],
+      candidates: modelLevels({ costs, names: ["d", "t"], autoregressiveMs: 0.5 }),
       acceptance: [
         [0, 0.8],
         [0, 0],
@@ -372,15 +389,15 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
     const pick = chooseHierarchy(input);
     expect(pick.chain).to.deep.equal([1]);
     expect(pick.predictedMsPerToken).to.equal(0.5);
-    expect(
-      chooseHierarchy({ ...input, models: [input.models[0]!, { name: "t", cost: costs[1]! }] }).chain,
-    ).to.deep.equal([0, 1]);
+    expect(chooseHierarchy({ ...input, candidates: modelLevels({ costs, names: ["d", "t"] }) }).chain).to.deep.equal([
+      0, 1,
+    ]);
   });
 
   it("level 0's catch-up law (pass sizes >= 2 are first passes) matches the 'cache' simulation", () => {
     for (const s of [settings[3]!, settings[5]!, settings[6]!]) {
-      const f = expectedLatency(s);
-      const m = simulate({ ...s, tokens: TOKENS, seed: 31, catchUp: "cache" });
+      const f = expectedLatency(costChain(s));
+      const m = simulate(costChain({ ...s, tokens: TOKENS, seed: 31, catchUp: "engine" }));
       const l0 = f.levels[0]!;
       const hist = m.levels[0]!.passSizeHistogram;
       const calls = m.levels[0]!.calls;
@@ -392,8 +409,8 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
 
   it("simulated block-length law matches the formula's law (K=3, level 1)", () => {
     const s = settings[3]!;
-    const f = expectedLatency(s);
-    const m = simulate({ ...s, tokens: TOKENS, seed: 7 });
+    const f = expectedLatency(costChain(s));
+    const m = simulate(costChain({ ...s, tokens: TOKENS, seed: 7, catchUp: "one" }));
     const hist = m.levels[1]!.blockLengthHistogram;
     const calls = hist.reduce((x, y) => x + y, 0);
     const law = f.levels[1]!.blockLaw!;
@@ -404,13 +421,13 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
 
   it("'cache' mode (real catch-up) costs at least 'fixed' mode on the same random stream; prints the gap and the formula's", () => {
     for (const [i, s] of settings.entries()) {
-      const fixed = simulate({ ...s, tokens: 50_000, seed: 99 + i });
-      const cache = simulate({ ...s, tokens: 50_000, seed: 99 + i, catchUp: "cache" });
+      const fixed = simulate(costChain({ ...s, tokens: 50_000, seed: 99 + i, catchUp: "one" }));
+      const cache = simulate(costChain({ ...s, tokens: 50_000, seed: 99 + i, catchUp: "engine" }));
       expect(cache.tokens).to.equal(fixed.tokens);
       expect(cache.msPerToken).to.be.at.least(fixed.msPerToken);
       const extra = cache.levels.map((l, j) => (l.meanTokensPerPass - fixed.levels[j]!.meanTokensPerPass).toFixed(3));
-      const fOne = expectedLatency({ ...s, catchUp: "one" }).msPerToken;
-      const fEngine = expectedLatency(s).msPerToken;
+      const fOne = expectedLatency(costChain({ ...s, catchUp: "one" })).msPerToken;
+      const fEngine = expectedLatency(costChain(s)).msPerToken;
       console.log(
         `    ${s.name}: real catch-up adds ${(100 * (cache.msPerToken / fixed.msPerToken - 1)).toFixed(2)}% ms/token (formula: ${(100 * (fEngine / fOne - 1)).toFixed(2)}%); extra tokens/pass by level ${extra.join(", ")}`,
       );
@@ -419,14 +436,107 @@ describe("planner: formula vs Monte-Carlo simulation", function () {
 
   it("is deterministic for a seed", () => {
     const s = settings[1]!;
-    expect(simulate({ ...s, tokens: 5000, seed: 3 }).totalMs).to.equal(
-      simulate({ ...s, tokens: 5000, seed: 3 }).totalMs,
+    expect(simulate(costChain({ ...s, tokens: 5000, seed: 3 })).totalMs).to.equal(
+      simulate(costChain({ ...s, tokens: 5000, seed: 3 })).totalMs,
     );
     const r = makeRng(1);
     const xs = Array.from({ length: 10_000 }, r);
     expect(Math.min(...xs)).to.be.at.least(0);
     expect(Math.max(...xs)).to.be.below(1);
     expect(xs.reduce((a, b) => a + b, 0) / xs.length).to.be.closeTo(0.5, 0.02);
+  });
+});
+
+describe("planner: a proposal level (model-free) at the bottom of a chain", function () {
+  this.timeout(60_000);
+  const TOKENS = 200_000;
+  /** A lookup that abstains 40% of the time and otherwise could propose 1 … 9 tokens (the last: 9 or more). */
+  const lookup = (costMs = 0.01): LevelSpec => ({
+    kind: "proposal",
+    name: "ngram-lookup",
+    proposal: { costMs, available: [0.4, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.15] },
+  });
+  const target = affinePassCost(1, 0.1);
+  const draft = affinePassCost(0.2, 0.03);
+  const withCosts = (name: string, hot: PassCost, extra: { cold?: PassCost; reshape?: PassCost } = {}): LevelSpec => ({
+    kind: "model",
+    name,
+    costs: { hot, ...extra },
+  });
+  const cases: { name: string; levels: LevelSpec[]; thresholds: number[]; acceptance: (number | number[])[] }[] = [
+    {
+      name: "lookup > target, T=6",
+      levels: [lookup(), withCosts("target", target)],
+      thresholds: [6],
+      acceptance: [0.7],
+    },
+    {
+      name: "lookup > target, T=8, acceptance by position, cold and shape-change costs",
+      levels: [
+        lookup(0.02),
+        withCosts("target", target, { cold: (n) => 1.3 * target(n), reshape: (n) => 0.2 + 0.01 * n }),
+      ],
+      thresholds: [8],
+      acceptance: [[0.9, 0.85, 0.8, 0.7]],
+    },
+    {
+      name: "lookup > draft > target, T=4,3",
+      levels: [lookup(), withCosts("draft", draft), withCosts("target", target)],
+      thresholds: [4, 3],
+      acceptance: [0.6, 0.8],
+    },
+  ];
+  for (const [i, c] of cases.entries()) {
+    it(`${c.name}: formula vs simulation within 2% (ms/token, tokens per target pass, per level)`, () => {
+      const spec = { levels: c.levels, thresholds: c.thresholds, acceptance: c.acceptance };
+      const f = expectedLatency(spec);
+      const m = simulate({ ...spec, tokens: TOKENS, seed: 900 + i });
+      console.log(
+        `    ${c.name}: formula ${f.msPerToken.toFixed(4)} ms/token, simulated ${m.msPerToken.toFixed(4)}; ${f.tokensPerTargetPass.toFixed(3)} tokens/target pass`,
+      );
+      expect(rel(m.msPerToken, f.msPerToken)).to.be.below(0.02);
+      expect(rel(m.tokensPerTargetPass, f.tokensPerTargetPass)).to.be.below(0.02);
+      f.levels.forEach((lf, lvl) => {
+        expect(rel(m.levels[lvl]!.msPerToken, lf.msPerToken), `level ${lvl} ms/token`).to.be.below(0.02);
+        if (lf.meanBlockLength) expect(rel(m.levels[lvl]!.meanBlockLength!, lf.meanBlockLength)).to.be.below(0.02);
+      });
+      expect(f.levels[0]!.kind).to.equal("proposal");
+      expect(f.levels[0]!.meanTokensPerPass).to.equal(0);
+    });
+  }
+
+  it("an abstaining lookup still yields one token per target pass; a lookup that never abstains at a = 1 yields T+1", () => {
+    const never: LevelSpec = { kind: "proposal", name: "ngram", proposal: { costMs: 0, available: [1] } };
+    const f = expectedLatency({ levels: [never, withCosts("t", target)], thresholds: [5], acceptance: [0.9] });
+    expect(f.tokensPerTargetPass).to.equal(1);
+    expect(f.msPerToken).to.be.closeTo(target(1), 1e-12);
+    const always: LevelSpec = { kind: "proposal", name: "ngram", proposal: { costMs: 0, available: [0, 0, 0, 1] } };
+    const g = expectedLatency({ levels: [always, withCosts("t", target)], thresholds: [5], acceptance: [1] });
+    expect(g.tokensPerTargetPass).to.equal(4); // 3 available + the bonus
+    expect(g.msPerToken).to.be.closeTo(target(4) / 4, 1e-12);
+  });
+
+  it("the optimiser considers a proposal level as a bottom only, and equals brute force", () => {
+    const input: PlannerInput = {
+      candidates: [lookup(), withCosts("draft", draft), withCosts("target", target)],
+      acceptance: [
+        [null, 0.6, 0.7],
+        [null, null, 0.8],
+        [null, null, null],
+      ],
+      maxThreshold: 6,
+    };
+    const ex = exhaustiveSearch(input);
+    let best = Number.POSITIVE_INFINITY;
+    for (const chainOf of [[2], [0, 2], [1, 2], [0, 1, 2]]) {
+      const grid = (k: number): number[][] =>
+        k === 0 ? [[]] : grid(k - 1).flatMap((g) => [1, 2, 3, 4, 5, 6].map((t) => [...g, t]));
+      for (const t of grid(chainOf.length - 1)) best = Math.min(best, predictChain(input, chainOf, t).msPerToken);
+    }
+    expect(ex.predictedMsPerToken).to.be.closeTo(best, 1e-9 * best);
+    expect(dynamicProgramme(input).predictedMsPerToken / ex.predictedMsPerToken - 1).to.be.within(-1e-9, 0.01);
+    expect(() => predictChain(input, [1, 0, 2], [1, 1])).to.throw(/proposal level; it can only be the bottom/);
+    expect(() => bestThresholds(input, [1, 0, 2])).to.throw(/candidates must increase/);
   });
 });
 
@@ -445,21 +555,25 @@ describe("planner: optimiser", function () {
         k === 0 ? [[]] : grid(k - 1).flatMap((g) => [1, 2, 3, 4].map((t) => [...g, t]));
       for (const thresholds of grid(chain.length)) {
         const full = [...chain, 3];
-        const L = expectedLatency({
-          costs: full.map((m) => input.models[m]!.cost),
-          thresholds,
-          acceptance: full.slice(1).map((hi, j) => input.acceptance[full[j]!]![hi]!),
-        }).msPerToken;
+        const L = expectedLatency(
+          costChain({
+            costs: full.map((m) => input.costs[m]!),
+            thresholds,
+            acceptance: full.slice(1).map((hi, j) => input.acceptance[full[j]!]![hi]!),
+          }),
+        ).msPerToken;
         best = Math.min(best, L);
       }
     }
     expect(ex.predictedMsPerToken).to.be.closeTo(best, 1e-9 * best);
     // The pick's own prediction is reproduced by expectedLatency.
-    const again = expectedLatency({
-      costs: ex.chain.map((m) => input.models[m]!.cost),
-      thresholds: ex.thresholds,
-      acceptance: ex.chain.slice(1).map((hi, j) => input.acceptance[ex.chain[j]!]![hi]!),
-    });
+    const again = expectedLatency(
+      costChain({
+        costs: ex.chain.map((m) => input.costs[m]!),
+        thresholds: ex.thresholds,
+        acceptance: ex.chain.slice(1).map((hi, j) => input.acceptance[ex.chain[j]!]![hi]!),
+      }),
+    );
     expect(again.msPerToken).to.be.closeTo(ex.predictedMsPerToken, 1e-9 * best);
   });
 
@@ -486,12 +600,12 @@ describe("planner: optimiser", function () {
       }
       // The reported best single draft is the best over all drafts and T by the closed form.
       let single = Number.POSITIVE_INFINITY;
-      const K = input.models.length - 1;
+      const K = input.costs.length - 1;
       for (let m = 0; m < K; m++) {
         for (let T = 1; T <= input.maxThreshold; T++) {
           single = Math.min(
             single,
-            singleDraftLatency(input.models[m]!.cost, input.models[K]!.cost, input.acceptance[m]![K]!, T),
+            singleDraftLatency(input.costs[m]!, input.costs[K]!, input.acceptance[m]![K] as number, T),
           );
         }
       }
@@ -506,10 +620,11 @@ describe("planner: optimiser", function () {
     const rng = makeRng(77);
     for (let i = 0; i < 10; i++) {
       const base = randomInstance(rng, 4, 5);
-      const factors = base.models.map(() => 1.2 + 0.5 * rng());
-      const input: PlannerInput = {
+      const factors = base.costs.map(() => 1.2 + 0.5 * rng());
+      const cold = base.costs.map((c, j) => (n: number) => c(n) * factors[j]!);
+      const input = {
         ...base,
-        models: base.models.map((m, j) => ({ ...m, coldCost: (n: number) => m.cost(n) * factors[j]! })),
+        candidates: modelLevels({ costs: base.costs, cold, names: base.costs.map((_, m) => `m${m}`) }),
       };
       const ex = exhaustiveSearch(input);
       const dp = dynamicProgramme(input);
@@ -522,12 +637,14 @@ describe("planner: optimiser", function () {
           const full = [...chain, 3];
           best = Math.min(
             best,
-            expectedLatency({
-              costs: full.map((m) => input.models[m]!.cost),
-              coldCosts: full.map((m) => input.models[m]!.coldCost!),
-              thresholds,
-              acceptance: full.slice(1).map((hi, j) => input.acceptance[full[j]!]![hi]!),
-            }).msPerToken,
+            expectedLatency(
+              costChain({
+                costs: full.map((m) => input.costs[m]!),
+                cold: full.map((m) => cold[m]!),
+                thresholds,
+                acceptance: full.slice(1).map((hi, j) => input.acceptance[full[j]!]![hi]!),
+              }),
+            ).msPerToken,
           );
         }
       }
@@ -538,10 +655,10 @@ describe("planner: optimiser", function () {
 
   it("falls back to no draft when drafting cannot pay, and respects maxDepth", () => {
     const input: PlannerInput = {
-      models: [
-        { name: "slow draft", cost: affinePassCost(9, 0) },
-        { name: "target", cost: affinePassCost(10, 0) },
-      ],
+      candidates: modelLevels({
+        costs: [affinePassCost(9, 0), affinePassCost(10, 0)],
+        names: ["slow draft", "target"],
+      }),
       acceptance: [
         [0, 0.1],
         [0, 0],
@@ -574,30 +691,16 @@ describe("planner: optimiser", function () {
     for (const t of times) expect(t).to.be.below(50);
   });
 
-  it("builds from a JSON spec, and names the bad entry in errors", () => {
-    const spec: PlannerSpec = {
-      models: [
-        {
-          name: "tiny",
-          samples: [
-            { n: 1, ms: 0.5 },
-            { n: 8, ms: 0.9 },
-          ],
-        },
-        {
-          name: "small",
-          samples: [
-            { n: 1, ms: 1.2 },
-            { n: 8, ms: 2.6 },
-          ],
-        },
-        {
-          name: "target",
-          samples: [
-            { n: 1, ms: 4.9 },
-            { n: 8, ms: 7.3 },
-          ],
-        },
+  it("takes a plain-JSON input (costs as samples), and names the bad entry in errors", () => {
+    const samples = (one: number, eight: number) => [
+      { n: 1, ms: one },
+      { n: 8, ms: eight },
+    ];
+    const spec: PlannerInput = {
+      candidates: [
+        { kind: "model", name: "tiny", costs: { hot: samples(0.5, 0.9) } },
+        { kind: "model", name: "small", costs: { hot: samples(1.2, 2.6) } },
+        { kind: "model", name: "target", costs: { hot: samples(4.9, 7.3) } },
       ],
       acceptance: [
         [null, 0.7, 0.5],
@@ -606,7 +709,7 @@ describe("planner: optimiser", function () {
       ],
       maxThreshold: 8,
     };
-    const r = chooseHierarchy(plannerInputFromSpec(JSON.parse(JSON.stringify(spec)) as PlannerSpec));
+    const r = chooseHierarchy(JSON.parse(JSON.stringify(spec)) as PlannerInput);
     expect(r.speedupVsAutoregressive).to.be.above(1);
     const bad = {
       ...spec,
@@ -615,9 +718,25 @@ describe("planner: optimiser", function () {
         [null, null, 0.75],
       ],
     };
-    expect(() => chooseHierarchy(plannerInputFromSpec(bad))).to.throw(
-      /acceptance\[0\]\[2\] \(tiny checked by target\) = 1.2/,
+    expect(() => chooseHierarchy(bad)).to.throw(/acceptance\[0\]\[2\] \(tiny checked by target\): acceptance 1.2/);
+    const empty: LevelSpec = { kind: "model", name: "x", costs: { hot: [] } };
+    expect(() => chooseHierarchy({ ...spec, candidates: [empty, ...spec.candidates.slice(1)] })).to.throw(
+      /candidates\[0\] \(x\) hot costs: needs at least one/,
     );
-    expect(() => plannerInputFromSpec({ ...spec, models: [{ name: "x", samples: [] }] })).to.throw(/models\[0\] \(x\)/);
+  });
+
+  it("bestThresholds: the optimiser's best thresholds for a fixed chain (brute force over the grid agrees)", () => {
+    const input = randomInstance(makeRng(9), 4, 6);
+    for (const fixed of [[3], [1, 3], [0, 2, 3], [0, 1, 2, 3]]) {
+      const best = bestThresholds(input, fixed);
+      const grid = (k: number): number[][] =>
+        k === 0 ? [[]] : grid(k - 1).flatMap((g) => [1, 2, 3, 4, 5, 6].map((t) => [...g, t]));
+      let brute = Number.POSITIVE_INFINITY;
+      for (const t of grid(fixed.length - 1)) brute = Math.min(brute, predictChain(input, fixed, t).msPerToken);
+      expect(best.chain).to.deep.equal(fixed);
+      expect(best.predictedMsPerToken, `chain ${fixed}`).to.be.closeTo(brute, 1e-9 * brute);
+      expect(predictChain(input, fixed, best.thresholds).msPerToken).to.be.closeTo(best.predictedMsPerToken, 1e-12);
+    }
+    expect(() => bestThresholds(input, [0, 1])).to.throw(/must end at the target/);
   });
 });

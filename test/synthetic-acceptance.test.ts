@@ -3,9 +3,10 @@
 // position in a block, and the rows that judge nothing (drafting passes, bonus rows) must be left alone.
 import { expect } from "chai";
 import { HsdDecoder } from "../src/engine/hsd.js";
-import { DistributionRows, type LevelModel } from "../src/engine/level.js";
-import { SyntheticLevel, syntheticFamily } from "../src/engine/synthetic.js";
-import { SyntheticAcceptanceLevel, withSyntheticAcceptance } from "../src/engine/synthetic-acceptance.js";
+import { DistributionRows, type ModelLevel } from "../src/levels/level.js";
+import { SyntheticLevel, syntheticFamily } from "./helpers/synthetic-levels.js";
+import { SyntheticAcceptanceLevel, withSyntheticAcceptance } from "../scripts/gpu/synthetic-acceptance.js";
+import { chain as costChain } from "./helpers/chains.js";
 import { affinePassCost, expectedLatency } from "../src/planner/index.js";
 import { Rng } from "../src/util/rng.js";
 
@@ -17,7 +18,7 @@ function family(levels: number): SyntheticLevel[] {
 
 /** Runs `passes` target passes greedily; returns the decoder (its stats) and the tokens generated. */
 async function run(
-  levels: LevelModel[],
+  levels: ModelLevel[],
   thresholds: number[],
   passes: number,
 ): Promise<{ decoder: HsdDecoder; tokens: number }> {
@@ -44,7 +45,7 @@ describe("synthetic acceptance (benchmark wrapper)", function () {
     for (const [i, a] of rates.entries()) {
       const s = decoder.stats[i]!;
       expectRate(s.accepted, s.judged, a, `level ${i} overall`);
-      for (let j = 0; j < 3; j++) expectRate(s.acceptedAt[j] ?? 0, s.draftedAt[j]!, a, `level ${i} position ${j}`);
+      for (let j = 0; j < 3; j++) expectRate(s.acceptedAt[j] ?? 0, s.judgedAt[j]!, a, `level ${i} position ${j}`);
     }
   });
 
@@ -59,7 +60,9 @@ describe("synthetic acceptance (benchmark wrapper)", function () {
     const passes = 6000;
     const { tokens } = await run(withSyntheticAcceptance(family(3), rates, 2), thresholds, passes);
     const c = affinePassCost(1, 0.1);
-    const predicted = expectedLatency({ costs: [c, c, c], thresholds, acceptance: rates }).tokensPerTargetPass;
+    const predicted = expectedLatency(
+      costChain({ costs: [c, c, c], thresholds, acceptance: rates }),
+    ).tokensPerTargetPass;
     expect(tokens / passes).to.be.closeTo(predicted, 0.03 * predicted);
   });
 
@@ -97,7 +100,8 @@ describe("synthetic acceptance (benchmark wrapper)", function () {
 
   it("waits for an asynchronous inner level before deciding", async function () {
     const [inner] = family(1);
-    const slow: LevelModel = {
+    const slow: ModelLevel = {
+      kind: "model",
       name: "slow",
       vocabSize: VOCAB,
       contextSize: 1 << 20,

@@ -9,8 +9,7 @@
 //    orchestration), per token.
 
 import type { RunStats } from "../../src/engine/generate.js";
-import { expectedLatency, type LatencyPrediction } from "../../src/planner/latency.js";
-import { passCostFromSamples, type PassCost } from "../../src/planner/cost-model.js";
+import { expectedLatency, type LatencyPrediction, type PassCostSample } from "../../src/planner/index.js";
 import type { BenchMethod, CalibratedModel } from "./methods.js";
 import type { SamplingMode } from "./options.js";
 import type { RunRecord } from "./runner.js";
@@ -208,22 +207,27 @@ export function inRunCosts(
   records: readonly RunRecord[],
   m: BenchMethod,
   fallback: CalibratedModel,
-): { hot: PassCost[]; cold: PassCost[] } | null {
+): { hot: PassCostSample[]; cold: PassCostSample[] }[] | null {
   const cells = passTimeCells(records);
   if (cells.size === 0) return null;
   const maxN = m.thresholds.reduce((a, b) => a + b, 0) + m.chain.length + 2;
-  const table = (model: number, cold: boolean): PassCost => {
+  const table = (model: number, cold: boolean): PassCostSample[] => {
     const samples = [];
     for (let n = 1; n <= maxN; n++) {
       const c = cells.get(`${model}:${n}:${cold ? 1 : 0}`);
       samples.push({
         n,
-        ms: c && c.count >= MIN_IN_RUN_PASSES ? c.ms / c.count : (cold ? fallback.cold : fallback.costs)[model]!.at(n),
+        ms: c && c.count >= MIN_IN_RUN_PASSES ? c.ms / c.count : fallback.costAt(model, n, cold ? "cold" : "hot"),
       });
     }
-    return passCostFromSamples(samples);
+    return samples;
   };
-  return { hot: m.chain.map((model) => table(model, false)), cold: m.chain.map((model) => table(model, true)) };
+  return m.chain.map((model) => ({ hot: table(model, false), cold: table(model, true) }));
+}
+
+/** The chain's levels with costs recorded in the runs (no shape-change extra: the runs do not separate it). */
+function inRunLevels(costs: { hot: PassCostSample[]; cold: PassCostSample[] }[], m: BenchMethod) {
+  return costs.map((c, j) => ({ kind: "model" as const, name: m.files[j]!, costs: c }));
 }
 
 function sumModelMs(p: LatencyPrediction): number {
@@ -355,11 +359,9 @@ export function analyse(
       const inRun = inRunCosts(mine, m, costModel);
       if (inRun) {
         const f = expectedLatency({
-          costs: inRun.hot,
-          coldCosts: inRun.cold,
+          levels: inRunLevels(inRun, m),
           thresholds: m.thresholds,
-          acceptance: K > 0 ? measuredRates : [],
-          acceptanceByPosition: K > 0 ? positions : [],
+          acceptance: K > 0 ? measuredRates.map((a, j) => (positions[j]?.length ? positions[j]! : a)) : [],
         });
         result.inRunReplay = f.msPerToken + overhead;
       }
@@ -367,8 +369,7 @@ export function analyse(
       const fromOthers = inRunCosts(others, m, costModel);
       if (fromOthers) {
         const f = expectedLatency({
-          costs: fromOthers.hot,
-          coldCosts: fromOthers.cold,
+          levels: inRunLevels(fromOthers, m),
           thresholds: m.thresholds,
           acceptance: m.calibratedAcceptance,
         });
@@ -441,10 +442,10 @@ export function compareCosts(
       out.push({
         name: model.names[i]!,
         n,
-        planner: model.costs[i]!.at(n),
-        decodeHot: decodeModel.costs[i]!.at(n),
-        decodeCold: decodeModel.cold[i]!.at(n),
-        decodeReshape: decodeModel.reshape[i]!.at(n),
+        planner: model.costAt(i, n, "hot"),
+        decodeHot: decodeModel.costAt(i, n, "hot"),
+        decodeCold: decodeModel.costAt(i, n, "cold"),
+        decodeReshape: decodeModel.costAt(i, n, "reshape"),
         inRunHot: mean(`${i}:${n}:0`),
         inRunCold: mean(`${i}:${n}:1`),
       });

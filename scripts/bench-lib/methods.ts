@@ -9,18 +9,18 @@
 //
 // Duplicates (the optimiser picking a single draft, say) are run once and carry both roles.
 
-import { plannerInputFromReport, type PlanReport } from "../../src/api/plan.js";
-import { CostTable, MeasuredPassCost } from "../../src/planner/cost-model.js";
+import { plannerInput, type PlanReport } from "../../src/api/plan.js";
 import {
-  baseLevel,
-  nextLevel,
-  topLatency,
+  bestThresholds,
+  MeasuredPassCost,
+  predictChain,
+  type Acceptance,
   type LatencyPrediction,
-  type LevelState,
-} from "../../src/planner/latency.js";
-import { predictChain, type PlannerInput } from "../../src/planner/optimizer.js";
+  type PassCosts,
+  type PlannerInput,
+} from "../../src/planner/index.js";
 
-type Samples = { n: number; ms: number }[];
+type CostKind = "hot" | "cold" | "reshape";
 
 export type Role = "autoregressive" | "single" | "optimiser" | "other" | "node-llama-cpp";
 
@@ -58,32 +58,30 @@ export function shortNames(files: readonly string[]): string[] {
   return stems.map((s) => (s.length > n ? s.slice(n) : s));
 }
 
-/** The planner's view of one calibration: cost tables and the acceptance matrix. */
+/** The planner's view of one calibration (a plan report): its input, and predictions from it. */
 export class CalibratedModel {
-  readonly costs: MeasuredPassCost[];
-  readonly tables: CostTable[];
+  /** The optimiser's input for this calibration (what `predict` scores with). */
+  readonly input: PlannerInput;
   readonly names: string[];
   readonly files: string[];
+  private readonly curves: Record<CostKind, MeasuredPassCost>[];
 
-  /** Cold pass costs (after another model's pass), when measured; else the same as `costs`. */
-  readonly cold: MeasuredPassCost[];
-  /** Extra cost of a pass whose size differs from the model's previous pass (latency.ts, "shape changes"). */
-  readonly reshape: MeasuredPassCost[];
-  /** Cold tables carrying the shape-change extra, as the optimiser builds them. */
-  readonly coldTables: CostTable[];
+  constructor(readonly plan: PlanReport) {
+    this.input = plannerInput(plan.candidates, plan.acceptance, plan.maxThreshold);
+    this.files = plan.candidates.map((c) => c.file);
+    this.names = shortNames(this.files);
+    this.curves = plan.candidates.map((c) => ({
+      hot: new MeasuredPassCost(c.costs.hot, `hot costs of ${c.file}`),
+      cold: new MeasuredPassCost(c.costs.cold, `cold costs of ${c.file}`),
+      reshape: new MeasuredPassCost(c.costs.reshape, `shape-change costs of ${c.file}`),
+    }));
+  }
 
   /** The same calibration with other pass costs (e.g. measured between the runs): same acceptance. */
-  withCosts(costs: { hot: Samples[]; cold: Samples[]; reshape: Samples[]; steady: Samples[] }): CalibratedModel {
+  withCosts(costs: readonly PassCosts[]): CalibratedModel {
     return new CalibratedModel({
       ...this.plan,
-      candidates: this.plan.candidates.map((c, i) => ({
-        ...c,
-        cost_ms: costs.hot[i]!,
-        cost_ms_1: costs.hot[i]![0]!.ms,
-        cold_cost_ms: costs.cold[i]!,
-        reshape_cost_ms: costs.reshape[i]!,
-        autoregressive_ms: costs.steady[i]![0]?.ms ?? costs.hot[i]![0]!.ms,
-      })),
+      candidates: this.plan.candidates.map((c, i) => ({ ...c, costs: costs[i]! })),
     });
   }
 
@@ -92,24 +90,13 @@ export class CalibratedModel {
     return new CalibratedModel({ ...this.plan, acceptance });
   }
 
-  /** The optimiser's input for this calibration (what `predict` scores with). */
-  readonly input: PlannerInput;
-
-  constructor(readonly plan: PlanReport) {
-    this.input = plannerInputFromReport(plan, 16);
-    this.files = plan.candidates.map((c) => c.file);
-    this.names = shortNames(this.files);
-    this.costs = plan.candidates.map((c) => new MeasuredPassCost(c.cost_ms, `calibration of ${c.file}`));
-    this.tables = this.costs.map((c, i) => new CostTable(c.cost, this.files[i]!));
-    this.cold = plan.candidates.map((c) => new MeasuredPassCost(c.cold_cost_ms, `cold costs of ${c.file}`));
-    this.reshape = plan.candidates.map(
-      (c) => new MeasuredPassCost(c.reshape_cost_ms, `shape-change costs of ${c.file}`),
-    );
-    this.coldTables = this.cold.map((c, i) => new CostTable(c.cost, `${this.files[i]} (cold)`, this.reshape[i]!.cost));
-  }
-
   get target(): number {
     return this.files.length - 1;
+  }
+
+  /** c(n) of candidate `model`: after its own pass (hot), another model's (cold), or the shape-change extra. */
+  costAt(model: number, n: number, kind: CostKind): number {
+    return this.curves[model]![kind].at(n);
   }
 
   acceptance(lo: number, hi: number): number {
@@ -129,45 +116,19 @@ export class CalibratedModel {
     acceptance?: readonly number[],
     byPosition?: (readonly number[] | null)[],
   ): LatencyPrediction {
-    const replay = acceptance ? { acceptance: [...acceptance], acceptanceByPosition: byPosition } : null;
+    const replay: Acceptance[] | null = acceptance
+      ? acceptance.map((a, j) => (byPosition?.[j] && byPosition[j]!.length > 0 ? byPosition[j]! : a))
+      : null;
     const p = predictChain(this.input, chain, thresholds, replay);
     // Short names in the per-level figures (the input carries file names).
     p.levels.forEach((l, i) => (l.name = this.names[chain[i]!]!));
     return p;
   }
 
-  /** Best thresholds for a fixed chain (grid 1 … t per level, t shrunk for deep chains to keep it ~5k points). */
+  /** Best thresholds for a fixed chain: the optimiser's `bestThresholds`. */
   bestThresholds(chain: readonly number[], maxThreshold: number): { thresholds: number[]; ms: number } {
-    const depth = chain.length - 1;
-    if (depth === 0) return { thresholds: [], ms: this.plan.candidates[chain[0]!]!.autoregressive_ms };
-    const grid = Math.max(1, Math.min(maxThreshold, Math.floor(5000 ** (1 / depth))));
-    let best = { thresholds: [] as number[], ms: Number.POSITIVE_INFINITY };
-    const ts: number[] = [];
-    const visit = (state: LevelState, level: number): void => {
-      if (level === depth) {
-        const ms = topLatency(
-          state,
-          this.coldTables[chain[depth]!]!,
-          this.acceptance(chain[depth - 1]!, chain[depth]!),
-        );
-        if (ms < best.ms * (1 - 1e-12)) best = { thresholds: [...ts], ms };
-        return;
-      }
-      for (let T = 1; T <= grid; T++) {
-        ts.push(T);
-        visit(
-          nextLevel(state, this.coldTables[chain[level]!]!, this.acceptance(chain[level - 1]!, chain[level]!), T),
-          level + 1,
-        );
-        ts.pop();
-      }
-    };
-    for (let T = 1; T <= grid; T++) {
-      ts.push(T);
-      visit(baseLevel(this.tables[chain[0]!]!, T, "engine", this.coldTables[chain[0]!]), 1);
-      ts.pop();
-    }
-    return best;
+    const plan = bestThresholds({ ...this.input, maxThreshold }, chain);
+    return { thresholds: plan.thresholds, ms: plan.predictedMsPerToken };
   }
 
   label(chain: readonly number[], thresholds: readonly number[]): string {
@@ -240,7 +201,7 @@ export function buildMethods(model: CalibratedModel, options: MethodOptions): Be
     for (const c of [...full, ...rest].slice(0, options.others)) add(c.chain, c.thresholds, "other");
   }
   const methods = [...byId.values()];
-  const single = model.plan.best_single;
+  const single = model.plan.bestSingle;
   if (options.llama && single) {
     const chain = single.chain.map((f) => indexOfFile(model, f));
     const T = single.thresholds[0]!;

@@ -25,8 +25,6 @@ export interface BenchOptions {
   /** Calibrate afresh (default) rather than take the planner's calibration from the cache. */
   recalibrate: boolean;
   seed: number;
-  /** Planned GPU mode (not built yet): acceptance rates to impose, e.g. "0.7,0.8". */
-  syntheticAcceptance: string | null;
 }
 
 function positiveInt(name: string, max: number) {
@@ -106,10 +104,6 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       false,
     )
     .option("--seed <n>", "base seed of the sampler (temperature 1)", positiveInt("--seed", 2 ** 31 - 1), 1)
-    .option(
-      "--synthetic-acceptance <rates>",
-      "GPU mode with verdicts drawn at these rates: not wired here, run scripts/gpu/bench-synthetic.ts",
-    )
     .allowExcessArguments(false);
   program.parse([...argv], { from: "user" });
   const o = program.opts();
@@ -127,7 +121,6 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     out: o.out as string,
     recalibrate: !(o.useCache as boolean),
     seed: o.seed as number,
-    syntheticAcceptance: (o.syntheticAcceptance as string | undefined) ?? null,
   };
 }
 

@@ -1,14 +1,15 @@
-// A LevelModel that does no model work, for timing the recursion itself (verification, sampling, bookkeeping).
+// A ModelLevel that does no model work, for timing the recursion itself (verification, sampling, bookkeeping).
 // Each level has fixed rows: row r of level k is a softmax of a shared base plus level-specific noise, so
 // neighbouring levels agree at a realistic rate (rows are fixed per row index, so sampling-mode agreement is only
 // roughly controlled); greedy argmaxes, keyed by sequence position, agree with the target's with `agreement`.
 // The rows are copied into the decoder's buffers once (first sight of a buffer); later passes only write the
 // argmaxes, so a pass costs O(rows), not O(rows × vocab).
 
-import type { DistributionRows, LevelModel } from "../../src/engine/level.js";
+import type { DistributionRows, ModelLevel } from "../../src/levels/level.js";
 import { makeRng } from "../../src/util/rng.js";
 
-export class StubLevel implements LevelModel {
+export class StubLevel implements ModelLevel {
+  readonly kind = "model";
   readonly contextSize = 1 << 20;
   tokensEvaluated = 0;
   private readonly seen = new WeakSet<DistributionRows>();

@@ -1,5 +1,5 @@
 // GPU benchmark of the HSD engine on random-weight models with SYNTHETIC acceptance (see
-// src/engine/synthetic-acceptance.ts): real passes, real costs, real recursion and KV-cache handling; the verdicts
+// scripts/gpu/synthetic-acceptance.ts): real passes, real costs, real recursion and KV-cache handling; the verdicts
 // of verification rows are drawn with ASSUMED acceptance rates, so the numbers answer "what would HSD gain on this
 // hardware at these acceptance rates", not "what acceptance do these models have".
 //
@@ -33,17 +33,17 @@ import {
   type LlamaContext,
   type LlamaModel,
 } from "../../src/native/index.js";
-import { NativeLevel } from "../../src/engine/native-level.js";
+import { NativeLevel } from "../../src/levels/native-model.js";
 import { HsdDecoder } from "../../src/engine/hsd.js";
 import { generate, type RunStats, type Vocabulary } from "../../src/engine/generate.js";
-import { withSyntheticAcceptance } from "../../src/engine/synthetic-acceptance.js";
+import { withSyntheticAcceptance } from "./synthetic-acceptance.js";
 import { measurePassCosts } from "./pass-costs.js";
 import {
-  MeasuredPassCost,
+  bestThresholds as plannerBestThresholds,
   chooseHierarchy,
-  expectedLatency,
-  type PassCost,
+  predictChain,
   type PassCostSample,
+  type PlannerInput,
 } from "../../src/planner/index.js";
 import { Rng } from "../../src/util/rng.js";
 import { median } from "../../src/util/stats.js";
@@ -186,7 +186,6 @@ interface ModelEntry {
   context: LlamaContext;
   level: NativeLevel | null;
   costs: PassCostSample[];
-  cost: PassCost | null;
 }
 
 interface Config {
@@ -287,7 +286,6 @@ async function main(): Promise<void> {
       context,
       level: null,
       costs: [],
-      cost: null,
     });
     log(
       `loaded ${path.basename(file)} (${(model.parameterCount / 1e9).toFixed(2)} B params, vocab ${model.vocabSize}) in ${((performance.now() - t) / 1000).toFixed(1)} s`,
@@ -313,44 +311,25 @@ async function main(): Promise<void> {
       repetitions: o.costReps,
       warmup: o.costWarmup,
     });
-    e.cost = new MeasuredPassCost(e.costs, e.file).cost;
     e.level = new NativeLevel(e.file, e.context, vocab, o.evaluation);
     log(
       `c(n) ${e.label}: ${e.costs.map((s) => s.ms.toFixed(2)).join(" ")} ms (${((performance.now() - t) / 1000).toFixed(1)} s)`,
     );
   }
-  const costs = entries.map((e) => e.cost!);
-
   // ---- plans
-  const rates = (chain: number[]) => chain.slice(1).map((hi, j) => acceptance[chain[j]!]![hi]!);
-  const predict = (chain: number[], thresholds: number[]) =>
-    expectedLatency({
-      costs: chain.map((i) => costs[i]!),
-      thresholds,
-      acceptance: rates(chain),
-      names: chain.map((i) => entries[i]!.label),
-    });
-  const bestThresholds = (chain: number[]): { thresholds: number[]; ms: number } | null => {
-    const d = chain.length - 1;
-    if (o.maxThreshold ** d > 20000) return null;
-    let best: { thresholds: number[]; ms: number } | null = null;
-    const T = new Array<number>(d).fill(1);
-    for (;;) {
-      const ms = predict(chain, T).msPerToken;
-      if (!best || ms < best.ms) best = { thresholds: [...T], ms };
-      let j = 0;
-      while (j < d && T[j] === o.maxThreshold) T[j++] = 1;
-      if (j === d) break;
-      T[j]!++;
-    }
-    return best;
-  };
-  const tPlan = performance.now();
-  const pick = chooseHierarchy({
-    models: entries.map((e, i) => ({ name: e.label, cost: costs[i]! })),
+  const input: PlannerInput = {
+    candidates: entries.map((e) => ({ kind: "model", name: e.label, costs: { hot: e.costs } })),
     acceptance,
     maxThreshold: o.maxThreshold,
-  });
+  };
+  const rates = (chain: number[]) => chain.slice(1).map((hi, j) => acceptance[chain[j]!]![hi]!);
+  const predict = (chain: number[], thresholds: number[]) => predictChain(input, chain, thresholds);
+  const bestThresholds = (chain: number[]): { thresholds: number[]; ms: number } => {
+    const plan = plannerBestThresholds(input, chain);
+    return { thresholds: plan.thresholds, ms: plan.predictedMsPerToken };
+  };
+  const tPlan = performance.now();
+  const pick = chooseHierarchy(input);
   log(
     `planner (${pick.method}, ${pick.evaluated} evaluated, ${(performance.now() - tPlan).toFixed(0)} ms): ${pick.names.join(" -> ")} T=[${pick.thresholds.join(",")}] predicted ${pick.predictedMsPerToken.toFixed(3)} ms/token`,
   );
@@ -358,15 +337,14 @@ async function main(): Promise<void> {
   const configs: Config[] = [{ kind: "autoregressive", chain: [K], thresholds: [] }];
   configs.push({ kind: "planner", chain: [...pick.chain], thresholds: [...pick.thresholds] });
   for (let m = 0; m < K; m++)
-    configs.push({ kind: "single", chain: [m, K], thresholds: bestThresholds([m, K])!.thresholds });
+    configs.push({ kind: "single", chain: [m, K], thresholds: bestThresholds([m, K]).thresholds });
   // Every chain of 2+ drafts, at its own best thresholds (cheap to predict; ordered by predicted latency).
   const multi: { chain: number[]; thresholds: number[]; ms: number }[] = [];
   for (let mask = 1; mask < 1 << K; mask++) {
     const drafts = [...Array(K).keys()].filter((i) => mask & (1 << i));
     if (drafts.length < 2) continue;
     const chain = [...drafts, K];
-    const b = bestThresholds(chain);
-    if (b) multi.push({ chain, ...b });
+    multi.push({ chain, ...bestThresholds(chain) });
   }
   multi.sort((a, b) => a.ms - b.ms);
   for (const m of multi) configs.push({ kind: "chain", chain: m.chain, thresholds: m.thresholds });
@@ -523,7 +501,7 @@ function writeReports(
   L.push("");
   L.push(
     "**The acceptance rates are ASSUMED** (table below), not measured: the models have random weights, and a wrapper " +
-      "(src/engine/synthetic-acceptance.ts) overwrites each verification verdict with an independent draw at the assumed " +
+      "(scripts/gpu/synthetic-acceptance.ts) overwrites each verification verdict with an independent draw at the assumed " +
       'rate. Passes, costs, KV-cache rollback and the recursion are real. "predicted" is the planner\'s expectedLatency ' +
       "with the measured c_i(n) below.",
   );

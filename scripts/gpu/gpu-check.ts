@@ -20,7 +20,7 @@ import {
   type LlamaModel,
   type SamplingTransform,
 } from "../../src/native/index.js";
-import { NativeLevel } from "../../src/engine/native-level.js";
+import { NativeLevel } from "../../src/levels/native-model.js";
 import { HsdDecoder } from "../../src/engine/hsd.js";
 import { generate } from "../../src/engine/generate.js";
 import { measurePassCosts } from "./pass-costs.js";

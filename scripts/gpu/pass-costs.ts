@@ -3,8 +3,8 @@
 // (this simpler method under-predicted real decoding by 15–100% on this project's CPU and GPU runs).
 
 import type { NativeContext, NativeModel, SamplingTransform } from "../../src/native/types.js";
-import type { PassCostSample } from "../../src/planner/cost-model.js";
-import { DistributionRows } from "../../src/engine/level.js";
+import type { PassCostSample } from "../../src/planner/costs.js";
+import { DistributionRows } from "../../src/levels/level.js";
 import { median } from "../../src/util/stats.js";
 
 export interface CostMeasureOptions {

@@ -79,10 +79,10 @@ out.push(
 const ns = [1, 2, 3, 4, 6, 8, 12];
 out.push(`| model | alone | ${ns.map((n) => `c(${n}) hot / cold / +size change`).join(" | ")} |`, `|---|---:|${ns.map(() => "---:").join("|")}|`);
 greedy.models.forEach((m, i) => {
-  const hot = new MeasuredPassCost(m.costs);
-  const cold = new MeasuredPassCost(m.coldCosts);
-  const reshape = new MeasuredPassCost(m.reshapeCosts);
-  out.push(`| ${short[i]} | ${m.autoregressiveMs.toFixed(3)} | ${ns.map((n) => `${hot.at(n).toFixed(3)} / ${cold.at(n).toFixed(3)} / ${reshape.at(n).toFixed(3)}`).join(" | ")} |`);
+  const hot = new MeasuredPassCost(m.costs.hot);
+  const cold = new MeasuredPassCost(m.costs.cold);
+  const reshape = new MeasuredPassCost(m.costs.reshape);
+  out.push(`| ${short[i]} | ${m.costs.autoregressiveMs.toFixed(3)} | ${ns.map((n) => `${hot.at(n).toFixed(3)} / ${cold.at(n).toFixed(3)} / ${reshape.at(n).toFixed(3)}`).join(" | ")} |`);
 });
 out.push("");
 out.push("**Predicted single-draft speed-up** over the verifier alone (best T in 1…" + maxThreshold + "; < 1 means drafting would be slower)", "");

@@ -11,18 +11,17 @@ import { basename, resolve } from "node:path";
 import { groupWithTarget, scanModelFolder, type RejectedFile } from "../models/scan.js";
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
 import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
-import { defaultContextSize, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
+import { contextOptions, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
 import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
-import { NativeLevel, type EvaluationMode } from "../engine/native-level.js";
+import { NativeLevel, type EvaluationMode } from "../levels/native-model.js";
 import { HsdDecoder } from "../engine/hsd.js";
 import { generate, type GenerationChunk, type GenerationResult } from "../engine/generate.js";
 import { Rng } from "../util/rng.js";
 import { toTransform, type SamplingSettings } from "./sampling.js";
 import { calibrate, type Calibration, type CalibrationOptions } from "../calibration/calibrate.js";
-import { planFromCalibration, type PlanReport } from "./plan.js";
-
-/** Below this size a model runs on one thread by default (see OpenOptions.threads). */
-const SMALL_MODEL_PARAMETERS = 100e6;
+import { planFromCalibration, plannerInput, type PlanReport } from "./plan.js";
+import { bestThresholds } from "../planner/index.js";
+import { DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS, SMALL_MODEL_PARAMETERS } from "../defaults.js";
 
 /** The model family that ships with the package: used when no folder is given. */
 export const BUNDLED_MODELS_DIR = fileURLToPath(new URL("../../models/tiny", import.meta.url));
@@ -42,7 +41,7 @@ export interface OpenOptions {
   threads?: number;
   /** Layers to offload to the GPU (default 0 = CPU; 999 = all). */
   gpuLayers?: number;
-  /** KV cache size of each model's context (default min(model's training context, 4096)). */
+  /** KV cache size of each model's context (default: the model's training context, at most 4096). */
   contextSize?: number;
   /** "async" runs decodes off the JS thread; "sync" (default) blocks it but saves two thread hops per pass. */
   evaluation?: EvaluationMode;
@@ -57,8 +56,8 @@ export interface OpenOptions {
 export interface Hierarchy {
   /** Files, smallest first, ending with the target. */
   files: string[];
-  /** One threshold per draft model. */
-  thresholds: number[];
+  /** One threshold per draft model; when left out, the latency model's best for this chain (calibrates if needed). */
+  thresholds?: number[];
 }
 
 export interface GenerateRequest {
@@ -66,14 +65,14 @@ export interface GenerateRequest {
   sampling?: SamplingSettings;
   /** "auto" (default): the optimiser's pick, from the calibration cache or a fresh calibration. */
   hierarchy?: "auto" | Hierarchy;
-  /** With hierarchy "auto": how to plan (calibration prompts, T_max, …); the sampling is this request's. */
+  /** How to plan, when the plan is needed (calibration prompts, T_max, …); the sampling is this request's. */
   plan?: Omit<PlanRequest, "sampling">;
   stop?: string[];
   signal?: AbortSignal;
 }
 
 export interface GenerationReport extends GenerationResult {
-  hierarchy: Hierarchy;
+  hierarchy: Required<Hierarchy>;
   seed: number;
   plan: PlanReport | null;
 }
@@ -148,13 +147,9 @@ export class Hsd {
       for (const info of infos) {
         const native = await loadModel(info.path, { gpuLayers });
         try {
-          const contextSize = options.contextSize ?? defaultContextSize(native);
-          const context = native.createContext({
-            contextSize,
-            batchSize: Math.min(512, contextSize),
-            threads,
-            flashAttention,
-          });
+          const context = native.createContext(
+            contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
+          );
           loaded.push({
             info,
             native,
@@ -189,7 +184,7 @@ export class Hsd {
       threads: this.threads,
       device: this.device,
       flashAttention: this.flashAttention,
-      maxThreshold: request.maxThreshold ?? 16,
+      maxThreshold: request.maxThreshold ?? DEFAULT_MAX_THRESHOLD,
       prompts: request.prompts,
       continuationTokens: request.continuationTokens,
       recalibrate: request.recalibrate,
@@ -203,7 +198,7 @@ export class Hsd {
       t: toTransform(request.sampling),
       p: request.prompts ?? null,
       c: request.continuationTokens ?? null,
-      m: request.maxThreshold ?? 16,
+      m: request.maxThreshold ?? DEFAULT_MAX_THRESHOLD,
     });
     const cached = request.recalibrate ? undefined : this.planCache.get(key);
     if (cached) return cached;
@@ -211,7 +206,7 @@ export class Hsd {
     const report = planFromCalibration(
       calibration,
       this.models.map((m) => m.info),
-      request.maxThreshold ?? 16,
+      request.maxThreshold ?? DEFAULT_MAX_THRESHOLD,
     );
     this.planCache.set(key, report);
     return report;
@@ -244,18 +239,23 @@ export class Hsd {
     prompt: string,
     request: GenerateRequest,
   ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
-    const maxTokens = request.maxTokens ?? 128;
+    const maxTokens = request.maxTokens ?? DEFAULT_MAX_TOKENS;
     if (!Number.isInteger(maxTokens) || maxTokens < 1)
       throw new InvalidOptionError(`max tokens must be a positive integer, got ${maxTokens}`);
     const transform = toTransform(request.sampling);
     const seed = request.sampling?.seed ?? Math.floor(Math.random() * 2 ** 31);
     let plan: PlanReport | null = null;
-    let hierarchy: Hierarchy;
+    let hierarchy: Required<Hierarchy>;
     if (request.hierarchy === undefined || request.hierarchy === "auto") {
       plan = await this.plan({ ...request.plan, sampling: request.sampling });
       hierarchy = { files: plan.best.chain, thresholds: plan.best.thresholds };
+    } else if (request.hierarchy.thresholds === undefined) {
+      // A pinned chain without thresholds: the latency model's best thresholds for it.
+      this.resolveHierarchy({ ...request.hierarchy, thresholds: request.hierarchy.files.slice(1).map(() => 1) });
+      plan = await this.plan({ ...request.plan, sampling: request.sampling });
+      hierarchy = { files: request.hierarchy.files, thresholds: this.bestThresholds(plan, request.hierarchy.files) };
     } else {
-      hierarchy = request.hierarchy;
+      hierarchy = { files: request.hierarchy.files, thresholds: request.hierarchy.thresholds };
     }
     const levels = this.resolveHierarchy(hierarchy);
     for (const m of levels) m.context.setSampling(transform);
@@ -282,8 +282,17 @@ export class Hsd {
     };
   }
 
+  /** The best thresholds for a fixed chain of files, by the plan's latency model (docs/ALGORITHM.md §6). */
+  private bestThresholds(plan: PlanReport, files: readonly string[]): number[] {
+    const input = plannerInput(plan.candidates, plan.acceptance, plan.maxThreshold);
+    const chain = this.resolveHierarchy({ files: [...files], thresholds: files.slice(1).map(() => 1) }).map((m) =>
+      this.models.indexOf(m),
+    );
+    return bestThresholds(input, chain).thresholds;
+  }
+
   /** Maps a hierarchy's file names onto loaded models, checking order and shape. */
-  private resolveHierarchy(h: Hierarchy): LoadedModel[] {
+  private resolveHierarchy(h: Required<Hierarchy>): LoadedModel[] {
     if (h.files.length === 0) throw new InvalidOptionError("the hierarchy names no model");
     if (h.thresholds.length !== h.files.length - 1) {
       throw new InvalidOptionError(

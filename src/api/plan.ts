@@ -1,89 +1,67 @@
-// From calibration numbers to a plan a person (or a script, via --json) can read: the
-// candidates, what was measured, the optimiser's pick and what it is predicted to gain over
-// autoregressive decoding and over the best single draft.
+// From calibration numbers to a plan a person (or a script, via --json) can read: the candidates, what was
+// measured, the optimiser's pick and what it is predicted to gain over autoregressive decoding and over the best
+// single draft. The TypeScript shape is camelCase; `hsd plan --json` prints the same record in snake_case.
 
 import type { ModelInfo } from "../gguf/model-info.js";
 import type { Calibration } from "../calibration/calibrate.js";
-import {
-  chooseHierarchy,
-  MeasuredPassCost,
-  predictChain,
-  type PassCostSample,
-  type PlannerInput,
-} from "../planner/index.js";
+import { chooseHierarchy, predictChain, type PassCosts, type PlannerInput } from "../planner/index.js";
 
 export interface PlannedChain {
   /** Files, smallest first, ending with the target. */
   chain: string[];
   thresholds: number[];
-  predicted_ms_per_token: number;
-  predicted_speedup_vs_autoregressive: number;
+  predictedMsPerToken: number;
+  predictedSpeedupVsAutoregressive: number;
   /** Expected tokens per target pass. */
-  predicted_tokens_per_target_pass: number;
+  predictedTokensPerTargetPass: number;
+}
+
+/** One candidate level as the plan shows it. */
+export interface PlanCandidate {
+  file: string;
+  kind: "model";
+  parameters: number;
+  fileSize: number;
+  quantisation: string;
+  /** What its passes cost on this machine (docs/ALGORITHM.md §7). */
+  costs: PassCosts;
 }
 
 export interface PlanReport {
-  candidates: {
-    file: string;
-    parameters: number;
-    file_size: number;
-    quantisation: string;
-    /** Measured mean ms of a one-token pass, and of a pass of every n measured (following its own pass). */
-    cost_ms_1: number;
-    cost_ms: { n: number; ms: number }[];
-    /** The same for a pass that follows another model's pass (verification passes in a chain). */
-    cold_cost_ms: { n: number; ms: number }[];
-    /** Extra ms of a pass whose size differs from the model's previous pass (llama.cpp rebuilds its graph). */
-    reshape_cost_ms: { n: number; ms: number }[];
-    /** ms per token of the model decoding alone (a one-token pass deep in a run of its own passes). */
-    autoregressive_ms: number;
-  }[];
+  candidates: PlanCandidate[];
   /** acceptance[lo][hi] for lo < hi (indices into candidates); null elsewhere. */
   acceptance: (number | null)[][];
-  best: PlannedChain & { predicted_speedup_vs_best_single: number | null; method: string };
-  best_single: PlannedChain | null;
+  best: PlannedChain & { predictedSpeedupVsBestSingle: number | null; method: string };
+  bestSingle: PlannedChain | null;
   autoregressive: PlannedChain;
-  calibration: { device: string; threads: number; greedy: boolean; prompts: number; from_cache: boolean };
+  /** Thresholds were searched in 1 … maxThreshold. */
+  maxThreshold: number;
+  calibration: { device: string; threads: number; greedy: boolean; prompts: number; fromCache: boolean };
 }
 
-/** One model's measured pass costs, as the calibration (and a PlanReport's candidates) hold them. */
-export interface MeasuredCosts {
-  name: string;
-  costs: PassCostSample[];
-  coldCosts: PassCostSample[];
-  reshapeCosts: PassCostSample[];
-  autoregressiveMs: number;
-}
-
-/** The optimiser's input from measured costs and an acceptance matrix (acceptance[lo][hi], lo < hi). */
+/** The optimiser's input from a plan's candidates and acceptance matrix (what `predictChain` scores with). */
 export function plannerInput(
-  models: readonly MeasuredCosts[],
-  acceptance: (number | null)[][],
+  candidates: readonly Pick<PlanCandidate, "file" | "costs">[],
+  acceptance: readonly (readonly (number | null)[])[],
   maxThreshold: number,
 ): PlannerInput {
   return {
-    models: models.map((m) => ({
-      name: m.name,
-      cost: new MeasuredPassCost(m.costs, m.name).cost,
-      coldCost: new MeasuredPassCost(m.coldCosts, `${m.name} (cold)`).cost,
-      reshapeCost: new MeasuredPassCost(m.reshapeCosts, `${m.name} (shape change)`).cost,
-      autoregressiveMs: m.autoregressiveMs,
-    })),
-    acceptance: acceptance.map((row) => row.map((v) => v ?? Number.NaN)),
+    candidates: candidates.map((c) => ({ kind: "model", name: c.file, costs: c.costs })),
+    acceptance: acceptance.map((row) => [...row]),
     maxThreshold,
   };
 }
 
-/** The same from a plan report (what `plan --json` prints), e.g. to predict chains the report did not pick. */
-export function plannerInputFromReport(report: PlanReport, maxThreshold: number): PlannerInput {
-  const models = report.candidates.map((c) => ({
-    name: c.file,
-    costs: c.cost_ms,
-    coldCosts: c.cold_cost_ms,
-    reshapeCosts: c.reshape_cost_ms,
-    autoregressiveMs: c.autoregressive_ms,
-  }));
-  return plannerInput(models, report.acceptance, maxThreshold);
+/** A chain of the input with its prediction, as the plan prints it. */
+export function plannedChain(input: PlannerInput, chain: number[], thresholds: number[]): PlannedChain {
+  const prediction = predictChain(input, chain, thresholds);
+  return {
+    chain: chain.map((i) => input.candidates[i]!.name),
+    thresholds,
+    predictedMsPerToken: prediction.msPerToken,
+    predictedSpeedupVsAutoregressive: prediction.speedup,
+    predictedTokensPerTargetPass: prediction.tokensPerTargetPass,
+  };
 }
 
 export function planFromCalibration(
@@ -91,55 +69,39 @@ export function planFromCalibration(
   infos: readonly ModelInfo[],
   maxThreshold: number,
 ): PlanReport {
-  const input = plannerInput(
-    calibration.models.map((m, i) => ({ ...m, name: infos[i]!.file })),
-    calibration.acceptance,
-    maxThreshold,
-  );
+  const candidates: PlanCandidate[] = infos.map((info, i) => ({
+    file: info.file,
+    kind: "model",
+    parameters: info.parameterCount,
+    fileSize: info.fileSize,
+    quantisation: info.quantisation,
+    costs: calibration.models[i]!.costs,
+  }));
+  const acceptance = calibration.acceptance.map((row, lo) => row.map((v, hi) => (hi > lo ? v : null)));
+  const input = plannerInput(candidates, acceptance, maxThreshold);
   const result = chooseHierarchy(input);
-  const describe = (chain: number[], thresholds: number[]): PlannedChain => {
-    const prediction = predictChain(input, chain, thresholds);
-    return {
-      chain: chain.map((i) => infos[i]!.file),
-      thresholds,
-      predicted_ms_per_token: prediction.msPerToken,
-      predicted_speedup_vs_autoregressive: prediction.speedup,
-      predicted_tokens_per_target_pass: prediction.tokensPerTargetPass,
-    };
-  };
-  const autoregressive = describe([infos.length - 1], []);
+  const autoregressive = plannedChain(input, [infos.length - 1], []);
   const bestSingle = result.bestSingleDraft
-    ? describe(result.bestSingleDraft.chain, result.bestSingleDraft.thresholds)
+    ? plannedChain(input, result.bestSingleDraft.chain, result.bestSingleDraft.thresholds)
     : null;
-  const best = describe(result.chain, result.thresholds);
+  const best = plannedChain(input, result.chain, result.thresholds);
   return {
-    candidates: infos.map((info, i) => ({
-      file: info.file,
-      parameters: info.parameterCount,
-      file_size: info.fileSize,
-      quantisation: info.quantisation,
-      cost_ms_1: input.models[i]!.cost(1),
-      cost_ms: calibration.models[i]!.costs,
-      cold_cost_ms: calibration.models[i]!.coldCosts,
-      reshape_cost_ms: calibration.models[i]!.reshapeCosts,
-      autoregressive_ms: calibration.models[i]!.autoregressiveMs,
-    })),
-    acceptance: calibration.acceptance.map((row, lo) => row.map((v, hi) => (hi > lo ? v : null))),
+    candidates,
+    acceptance,
     best: {
       ...best,
-      predicted_speedup_vs_best_single: bestSingle
-        ? bestSingle.predicted_ms_per_token / best.predicted_ms_per_token
-        : null,
+      predictedSpeedupVsBestSingle: bestSingle ? bestSingle.predictedMsPerToken / best.predictedMsPerToken : null,
       method: result.method,
     },
-    best_single: bestSingle,
+    bestSingle,
     autoregressive,
+    maxThreshold,
     calibration: {
       device: calibration.device,
       threads: calibration.threads,
       greedy: calibration.transform.greedy,
       prompts: calibration.prompts,
-      from_cache: calibration.acceptanceFromCache && calibration.models.every((m) => m.fromCache),
+      fromCache: calibration.acceptanceFromCache && calibration.models.every((m) => m.fromCache),
     },
   };
 }

@@ -1,9 +1,10 @@
 // The user's decoding settings. They belong to the target; every level applies the same
-// transform to its own logits (hsd-notes §1), which is what makes draft and target comparable.
+// transform to its own logits (docs/ALGORITHM.md §1), which is what makes draft and target comparable.
 
 import { InvalidOptionError } from "../errors.js";
 import type { SamplingTransform } from "../native/types.js";
 import { GREEDY } from "../native/context.js";
+import { DEFAULT_SAMPLING as DEFAULTS } from "../defaults.js";
 
 export interface SamplingSettings {
   /** Greedy decoding: always the most probable token (the other fields are ignored). */
@@ -16,14 +17,8 @@ export interface SamplingSettings {
   seed?: number;
 }
 
-/** llama.cpp's defaults for the transform. */
-export const DEFAULT_SAMPLING: Required<Omit<SamplingSettings, "seed">> = {
-  greedy: false,
-  temperature: 0.8,
-  topK: 40,
-  topP: 0.95,
-  minP: 0.05,
-};
+/** llama.cpp's defaults for the transform (src/defaults.ts). */
+export const DEFAULT_SAMPLING: Required<Omit<SamplingSettings, "seed">> = DEFAULTS;
 
 export function toTransform(settings: SamplingSettings = {}): SamplingTransform {
   // Field by field: an explicit `undefined` (an unset CLI flag) means "the default", not "no value".

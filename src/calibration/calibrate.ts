@@ -4,12 +4,14 @@
 import { stat } from "node:fs/promises";
 import type { ModelInfo } from "../gguf/model-info.js";
 import type { FlashAttention, NativeModel, SamplingTransform } from "../native/types.js";
-import { defaultContextSize } from "../native/model.js";
-import type { PassCostSample } from "../planner/cost-model.js";
+import { contextOptions, defaultContextSize } from "../native/model.js";
+import { CALIBRATION_COST_BUDGET_MS, CALIBRATION_COST_ROUNDS, DEFAULT_CALIBRATION_TOKENS } from "../defaults.js";
+import type { PassCosts } from "../planner/costs.js";
 import { CalibrationCache, cacheKey } from "./cache.js";
 import { measureAcceptance } from "./measure.js";
-import { measureDecodeCosts, summariseTimes } from "./decode-costs.js";
+import { measureDecodeCosts, passCostsFrom, summariseTimes } from "./decode-costs.js";
 import { BUILTIN_CALIBRATION_PROMPTS } from "./prompts.js";
+import { InvalidOptionError } from "../errors.js";
 
 export interface CalibrationModel {
   info: ModelInfo;
@@ -37,22 +39,8 @@ export interface CalibrationOptions {
 }
 
 export interface Calibration {
-  /**
-   * Mean pass costs by n: `costs` for a pass that follows the same model's pass (level 0 drafting, autoregressive
-   * decoding), `coldCosts` for one that follows another model's pass (every verification pass in a chain), both
-   * for a pass the size of the model's previous one; `reshapeCosts` is the extra when the size changes.
-   */
-  models: {
-    file: string;
-    path: string;
-    costs: PassCostSample[];
-    coldCosts: PassCostSample[];
-    /** Extra ms of a pass whose size differs from the model's previous pass (llama.cpp rebuilds its graph). */
-    reshapeCosts: PassCostSample[];
-    /** ms of a one-token pass deep in a run of the model's own passes: its autoregressive ms per token. */
-    autoregressiveMs: number;
-    fromCache: boolean;
-  }[];
+  /** Per model, smallest first: its pass costs (the one record the planner and the reports read). */
+  models: { file: string; path: string; costs: PassCosts; fromCache: boolean }[];
   /** acceptance[lo][hi], lo < hi, indices into `models` (small → target). */
   acceptance: number[][];
   acceptanceFromCache: boolean;
@@ -75,13 +63,12 @@ export async function calibrate(
   const cache = options.cache ?? new CalibrationCache();
   const target = models[models.length - 1]!;
   const prompts = options.prompts ?? BUILTIN_CALIBRATION_PROMPTS;
-  const continuationTokens = options.continuationTokens ?? 48;
+  const continuationTokens = options.continuationTokens ?? DEFAULT_CALIBRATION_TOKENS;
   const seed = options.seed ?? 1;
   const maxTokens = options.maxThreshold + 2;
-  const contextSize = 512;
   const promptTokens = prompts.map((p, i) => {
     const tokens = target.native.tokenize(p, true, false);
-    if (tokens.length === 0) throw new Error(`calibration prompt ${i + 1} is empty after tokenization`);
+    if (tokens.length === 0) throw new InvalidOptionError(`calibration prompt ${i + 1} is empty after tokenization`);
     return tokens;
   });
   const longPrompt = promptTokens.reduce((a, b) => (b.length > a.length ? b : a));
@@ -93,7 +80,7 @@ export async function calibrate(
   // Costs are measured for all models together: a "cold" pass is one right after another model's pass.
   const identities = await Promise.all(models.map((m) => fileIdentity(m.info.path)));
   const costKey = cacheKey({
-    v: 5,
+    v: 6,
     files: identities,
     device: options.device,
     threads: options.threads,
@@ -101,15 +88,9 @@ export async function calibrate(
     greedy: options.transform.greedy,
     maxTokens,
   });
-  type CostEntry = {
-    hot: PassCostSample[][];
-    cold: PassCostSample[][];
-    reshape: PassCostSample[][];
-    autoregressive: number[];
-  };
-  let costs = options.recalibrate ? null : await cache.get<CostEntry>("costs", costKey);
+  let costs = options.recalibrate ? null : await cache.get<PassCosts[]>("costs", costKey);
   const costsFromCache = costs !== null;
-  const rounds = options.costRounds ?? 16;
+  const rounds = options.costRounds ?? CALIBRATION_COST_ROUNDS;
   if (!costs) {
     const lo = 32;
     const contextLimit = Math.min(...models.map((m) => defaultContextSize(m.native)));
@@ -122,7 +103,7 @@ export async function calibrate(
         lo,
         hi,
         rounds,
-        budgetMs: options.costBudgetMs ?? 45_000,
+        budgetMs: options.costBudgetMs ?? CALIBRATION_COST_BUDGET_MS,
         threads: options.threads,
         flashAttention: options.flashAttention,
         transform: options.transform,
@@ -130,14 +111,7 @@ export async function calibrate(
         onRound: (done, total) => options.onProgress?.({ phase: "costs", done, total }),
       },
     );
-    const summary = summariseTimes(times);
-    costs = {
-      hot: summary.hot.mean,
-      cold: summary.cold.mean,
-      reshape: summary.reshape.mean,
-      // A model that ends every generation at once (end-of-generation first) gives no steady samples: its hot c(1).
-      autoregressive: summary.steady.mean.map((t, i) => t[0]?.ms ?? summary.hot.mean[i]![0]!.ms),
-    };
+    costs = passCostsFrom(summariseTimes(times));
     await cache.put("costs", costKey, costs);
   } else {
     options.onProgress?.({ phase: "costs", done: rounds, total: rounds });
@@ -145,10 +119,7 @@ export async function calibrate(
   const result: Calibration["models"] = models.map((m, i) => ({
     file: m.info.file,
     path: m.info.path,
-    costs: costs!.hot[i]!,
-    coldCosts: costs!.cold[i]!,
-    reshapeCosts: costs!.reshape[i]!,
-    autoregressiveMs: costs!.autoregressive[i]!,
+    costs: costs![i]!,
     fromCache: costsFromCache,
   }));
 
@@ -164,12 +135,15 @@ export async function calibrate(
   const acceptanceFromCache = acceptance !== null;
   if (!acceptance) {
     const batch = longPrompt.length + continuationTokens + 1;
+    // One pass per model scores a whole prompt and continuation: the batch must hold it.
     const contexts = models.map((m) =>
       m.native.createContext({
-        contextSize: Math.max(contextSize, batch + 8),
+        ...contextOptions(m.native, {
+          contextSize: Math.max(512, batch + 8),
+          threads: options.threads,
+          flashAttention: options.flashAttention,
+        }),
         batchSize: batch,
-        threads: options.threads,
-        flashAttention: options.flashAttention,
       }),
     );
     try {

@@ -18,18 +18,19 @@
 //    extras: a rebuild right after other models ran cost up to twice the one measured between warm passes);
 //  - median vs mean: the formula wants E[c(n)], and a shared machine's timing tail is long; here a 20%-trimmed
 //    mean (CostTables);
-//  - contexts: the same context options as Hsd.open (batch size 512 changes llama.cpp's per-pass work).
+//  - contexts: the same context options as Hsd.open (contextOptions: the batch size changes llama.cpp's per-pass work).
 // Separate contexts are used: touching the engine's own contexts would invalidate NativeLevel's cache record.
 
 import type { EvaluateTarget, FlashAttention, NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
-import { defaultContextSize } from "../native/model.js";
-import type { PassCostSample } from "../planner/cost-model.js";
-import { DistributionRows } from "../engine/level.js";
+import { contextOptions, defaultContextSize } from "../native/model.js";
+import type { PassCosts, PassCostSample } from "../planner/costs.js";
+import { DistributionRows } from "../levels/level.js";
 import { HsdDecoder } from "../engine/hsd.js";
 import { generate } from "../engine/generate.js";
-import { NativeLevel } from "../engine/native-level.js";
+import { NativeLevel } from "../levels/native-model.js";
 import { makeRng, Rng, shuffle } from "../util/rng.js";
 import { median, trimmedMean } from "../util/stats.js";
+import { InvalidOptionError } from "../errors.js";
 
 export interface DecodeCostOptions {
   /** Largest n measured (the planner's T_max + 2). */
@@ -115,6 +116,19 @@ export function calibrationSizes(maxN: number): number[] {
   return sizes;
 }
 
+/**
+ * Each model's `PassCosts` from a summary (trimmed means). A model that ends every generation at once (end of
+ * generation first) gives no steady samples: its autoregressive ms is then its hot c(1).
+ */
+export function passCostsFrom(costs: DecodeCosts): PassCosts[] {
+  return costs.hot.mean.map((hot, i) => ({
+    hot,
+    cold: costs.cold.mean[i]!,
+    reshape: costs.reshape.mean[i]!,
+    autoregressiveMs: costs.steady.mean[i]![0]?.ms ?? hot[0]!.ms,
+  }));
+}
+
 export function summariseTimes(times: PassTimes): DecodeCosts {
   return {
     cold: tables(times.cold),
@@ -144,20 +158,19 @@ export class DecodeCostProbe {
     private readonly options: DecodeCostOptions,
   ) {
     const { maxN, lo, hi } = options;
-    if (!(lo >= 1 && hi > lo)) throw new Error(`measureDecodeCosts: need 1 <= lo < hi, got ${lo}, ${hi}`);
+    if (!(lo >= 1 && hi > lo)) throw new InvalidOptionError(`measureDecodeCosts: need 1 <= lo < hi, got ${lo}, ${hi}`);
     const length = hi + 3 * maxN + 3;
     this.text = new Int32Array(length);
     for (let i = 0; i < length; i++) this.text[i] = options.text[i % options.text.length]!;
     const contextSize = Math.min(...models.map(defaultContextSize));
     if (length > contextSize)
-      throw new Error(`measureDecodeCosts: positions up to ${length} exceed the context size ${contextSize}`);
+      throw new InvalidOptionError(
+        `measureDecodeCosts: positions up to ${length} exceed the context size ${contextSize}`,
+      );
     this.contexts = models.map((m) =>
-      m.createContext({
-        contextSize,
-        batchSize: Math.min(512, contextSize),
-        threads: options.threads,
-        flashAttention: options.flashAttention,
-      }),
+      m.createContext(
+        contextOptions(m, { contextSize, threads: options.threads, flashAttention: options.flashAttention }),
+      ),
     );
     const rows = models.map((m) => new DistributionRows(maxN, m.vocabSize, options.transform.greedy));
     this.targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
@@ -169,12 +182,9 @@ export class DecodeCostProbe {
     this.pos = models.map(() => lo);
     this.rng = makeRng(options.seed ?? 11);
     this.autoregressive = models.map((m, i) => {
-      const context = m.createContext({
-        contextSize,
-        batchSize: Math.min(512, contextSize),
-        threads: options.threads,
-        flashAttention: options.flashAttention,
-      });
+      const context = m.createContext(
+        contextOptions(m, { contextSize, threads: options.threads, flashAttention: options.flashAttention }),
+      );
       context.setSampling(options.transform);
       const level = new NativeLevel(`calibration ${i}`, context, m.vocabSize, "sync");
       const decoder = new HsdDecoder([level], {

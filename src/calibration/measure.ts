@@ -3,7 +3,7 @@
 
 import type { NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
 import { Rng } from "../util/rng.js";
-import { DistributionRows } from "../engine/level.js";
+import { DistributionRows } from "../levels/level.js";
 import { sampleRow } from "../engine/sampling.js";
 
 export interface AcceptanceMeasureOptions {

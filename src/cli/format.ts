@@ -22,16 +22,16 @@ function table(rows: string[][]): string {
 export function formatPlan(plan: PlanReport, rejected: { file: string; reason: string }[]): string {
   const out: string[] = [];
   out.push(
-    `Calibration: ${plan.calibration.device}, ${plan.calibration.threads} thread(s), ${plan.calibration.greedy ? "greedy" : "sampling"}, ${plan.calibration.prompts} prompts${plan.calibration.from_cache ? " (from cache)" : ""}`,
+    `Calibration: ${plan.calibration.device}, ${plan.calibration.threads} thread(s), ${plan.calibration.greedy ? "greedy" : "sampling"}, ${plan.calibration.prompts} prompts${plan.calibration.fromCache ? " (from cache)" : ""}`,
   );
   out.push("");
   const header = ["model", "params", "size", "type", "c(1)", ...plan.candidates.map((_, i) => `a(.,${i})`)];
   const rows = plan.candidates.map((c, lo) => [
     `${lo}: ${c.file}`,
     `${(c.parameters / 1e6).toFixed(2)}M`,
-    `${(c.file_size / 2 ** 20).toFixed(1)} MiB`,
+    `${(c.fileSize / 2 ** 20).toFixed(1)} MiB`,
     c.quantisation,
-    ms(c.cost_ms_1),
+    ms(c.costs.hot[0]!.ms),
     ...plan.candidates.map((_, hi) => (hi > lo ? (plan.acceptance[lo]![hi]! as number).toFixed(3) : "")),
   ]);
   out.push(table([header, ...rows]));
@@ -39,13 +39,13 @@ export function formatPlan(plan: PlanReport, rejected: { file: string; reason: s
   out.push("");
   out.push(`Chosen:        ${chainText(plan.best)}`);
   out.push(
-    `  predicted    ${ms(plan.best.predicted_ms_per_token)}/token, ${plan.best.predicted_speedup_vs_autoregressive.toFixed(2)}x vs autoregressive${plan.best.predicted_speedup_vs_best_single ? `, ${plan.best.predicted_speedup_vs_best_single.toFixed(3)}x vs the best single draft` : ""}`,
+    `  predicted    ${ms(plan.best.predictedMsPerToken)}/token, ${plan.best.predictedSpeedupVsAutoregressive.toFixed(2)}x vs autoregressive${plan.best.predictedSpeedupVsBestSingle ? `, ${plan.best.predictedSpeedupVsBestSingle.toFixed(3)}x vs the best single draft` : ""}`,
   );
-  if (plan.best_single)
+  if (plan.bestSingle)
     out.push(
-      `Best single:   ${chainText(plan.best_single)}: ${ms(plan.best_single.predicted_ms_per_token)}/token, ${plan.best_single.predicted_speedup_vs_autoregressive.toFixed(2)}x`,
+      `Best single:   ${chainText(plan.bestSingle)}: ${ms(plan.bestSingle.predictedMsPerToken)}/token, ${plan.bestSingle.predictedSpeedupVsAutoregressive.toFixed(2)}x`,
     );
-  out.push(`Autoregressive: ${ms(plan.autoregressive.predicted_ms_per_token)}/token`);
+  out.push(`Autoregressive: ${ms(plan.autoregressive.predictedMsPerToken)}/token`);
   if (rejected.length > 0) {
     out.push("");
     out.push("Not used:");
@@ -67,7 +67,7 @@ export function formatRunSummary(result: GenerationReport): string {
   }
   if (result.plan)
     lines.push(
-      `[hsd] predicted ${result.plan.best.predicted_ms_per_token.toFixed(3)} ms/token, measured ${s.msPerToken.toFixed(3)}`,
+      `[hsd] predicted ${result.plan.best.predictedMsPerToken.toFixed(3)} ms/token, measured ${s.msPerToken.toFixed(3)}`,
     );
   return lines.join("\n");
 }

@@ -7,7 +7,9 @@
 import { Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
 import { Hsd, type Hierarchy, type PlanRequest } from "../api/hsd.js";
-import { HsdError } from "../errors.js";
+import { InvalidOptionError } from "../errors.js";
+import { toSnakeCaseJson } from "./json.js";
+import { DEFAULT_CALIBRATION_TOKENS, DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS } from "../defaults.js";
 import type { SamplingSettings } from "../api/sampling.js";
 import { formatPlan, formatRunSummary, progressReporter } from "./format.js";
 
@@ -68,11 +70,16 @@ function withCommon(command: Command): Command {
     .option("--top-p <x>", "nucleus sampling mass (1 = off)", num("--top-p"))
     .option("--min-p <x>", "drop tokens below min-p times the top probability (0 = off)", num("--min-p"))
     .option("--seed <n>", "sampler seed", int("--seed", 0))
-    .option("--max-threshold <n>", "largest block length the optimiser may choose", int("--max-threshold", 1), 16)
+    .option(
+      "--max-threshold <n>",
+      "largest block length the optimiser may choose",
+      int("--max-threshold", 1),
+      DEFAULT_MAX_THRESHOLD,
+    )
     .option("--prompts <file>", "calibration prompts, one per line (default: built-in English prompts)")
     .option(
       "--calibration-tokens <n>",
-      "tokens the target writes after each calibration prompt to measure acceptance (default 48)",
+      `tokens the target writes after each calibration prompt to measure acceptance (default ${DEFAULT_CALIBRATION_TOKENS})`,
       int("--calibration-tokens", 1),
     )
     .option("--recalibrate", "measure again instead of using the calibration cache")
@@ -113,14 +120,21 @@ async function calibrationPrompts(o: CommonOptions): Promise<string[] | undefine
   try {
     text = await readFile(o.prompts, "utf8");
   } catch (error) {
-    throw new HsdError(`--prompts ${o.prompts}: cannot read it (${(error as NodeJS.ErrnoException).code ?? error})`);
+    throw new InvalidOptionError(
+      `--prompts ${o.prompts}: cannot read it (${(error as NodeJS.ErrnoException).code ?? error})`,
+    );
   }
   const prompts = text
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
-  if (prompts.length === 0) throw new HsdError(`--prompts ${o.prompts}: the file has no non-empty line`);
+  if (prompts.length === 0) throw new InvalidOptionError(`--prompts ${o.prompts}: the file has no non-empty line`);
   return prompts;
+}
+
+/** One JSON object on stdout, in the CLI's snake_case (cli/json.ts). */
+function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(toSnakeCaseJson(value)) + "\n");
 }
 
 const program = new Command()
@@ -131,9 +145,13 @@ const program = new Command()
 
 withCommon(program.command("run").description("generate text (streams; --json prints one object at the end)"))
   .argument("<prompt>", "the prompt")
-  .option("--max-tokens <n>", "tokens to generate at most", int("--max-tokens", 1), 128)
+  .option("--max-tokens <n>", "tokens to generate at most", int("--max-tokens", 1), DEFAULT_MAX_TOKENS)
   .option("--hierarchy <files>", "auto, or comma-separated model files smallest first ending with the target", "auto")
-  .option("--thresholds <list>", "with --hierarchy FILES: one block length per draft model, e.g. 4,3", list)
+  .option(
+    "--thresholds <list>",
+    "with --hierarchy FILES: one block length per draft model, e.g. 4,3 (default: the latency model's best)",
+    list,
+  )
   .option(
     "--stop <text>",
     "stop before this text (repeatable)",
@@ -146,17 +164,25 @@ withCommon(program.command("run").description("generate text (streams; --json pr
       o: CommonOptions & { maxTokens: number; hierarchy: string; thresholds?: string[]; stop?: string[] },
     ) => {
       if (prompt.trim().length === 0)
-        throw new HsdError('the prompt is empty: give the text to continue, e.g. hsd run "Once upon a time"');
+        throw new InvalidOptionError('the prompt is empty: give the text to continue, e.g. hsd run "Once upon a time"');
       let hierarchy: "auto" | Hierarchy = "auto";
       if (o.hierarchy !== "auto") {
         const files = list(o.hierarchy);
-        const thresholds = (o.thresholds ?? []).map((t) => int("--thresholds", 1)(t));
-        if (thresholds.length !== files.length - 1) {
-          throw new HsdError(
-            `--hierarchy names ${files.length} models, so --thresholds needs ${files.length - 1} numbers, got ${thresholds.length}`,
-          );
+        if (o.thresholds === undefined) {
+          hierarchy = { files }; // the latency model's best thresholds for this chain
+        } else {
+          const thresholds = o.thresholds.map((t) => int("--thresholds", 1)(t));
+          if (thresholds.length !== files.length - 1) {
+            throw new InvalidOptionError(
+              `--hierarchy names ${files.length} models, so --thresholds needs ${files.length - 1} numbers, got ${thresholds.length}`,
+            );
+          }
+          hierarchy = { files, thresholds };
         }
-        hierarchy = { files, thresholds };
+      } else if (o.thresholds !== undefined) {
+        throw new InvalidOptionError(
+          "--thresholds needs --hierarchy FILES (with --hierarchy auto the optimiser picks them)",
+        );
       }
       const hsd = await open(o);
       const controller = new AbortController();
@@ -175,17 +201,8 @@ withCommon(program.command("run").description("generate text (streams; --json pr
         if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
         const result = await run.result;
         if (o.json) {
-          process.stdout.write(
-            JSON.stringify({
-              text: result.text,
-              tokens: result.tokens,
-              stop_reason: result.stopReason,
-              seed: result.seed,
-              hierarchy: result.hierarchy,
-              stats: result.stats,
-              plan: result.plan,
-            }) + "\n",
-          );
+          const { text, tokens, stopReason, seed, hierarchy: used, stats, plan: planned } = result;
+          printJson({ text, tokens, stopReason, seed, hierarchy: used, stats, plan: planned });
         } else {
           process.stdout.write("\n");
           process.stderr.write(formatRunSummary(result) + "\n");
@@ -207,7 +224,7 @@ withCommon(
   try {
     const plan = await hsd.plan(await planRequest(o, o.json ? undefined : progressReporter()));
     const rejected = hsd.rejected.map((r) => ({ file: r.path, reason: r.reason }));
-    if (o.json) process.stdout.write(JSON.stringify({ ...plan, rejected }) + "\n");
+    if (o.json) printJson({ ...plan, rejected });
     else process.stdout.write(formatPlan(plan, rejected) + "\n");
   } finally {
     await hsd.dispose();
@@ -220,13 +237,15 @@ withCommon(
   const hsd = await open(o);
   try {
     const calibration = await hsd.calibrate(await planRequest(o, progressReporter()));
-    if (o.json) process.stdout.write(JSON.stringify(calibration) + "\n");
+    if (o.json) printJson(calibration);
     else {
       process.stdout.write(
         `calibrated ${calibration.models.length} models on ${calibration.device}, ${calibration.threads} thread(s), ${calibration.transform.greedy ? "greedy" : "sampling"}\n`,
       );
       for (const m of calibration.models)
-        process.stdout.write(`  ${m.file}: c(1) = ${m.costs[0]!.ms.toFixed(3)} ms${m.fromCache ? " (cached)" : ""}\n`);
+        process.stdout.write(
+          `  ${m.file}: c(1) = ${m.costs.hot[0]!.ms.toFixed(3)} ms${m.fromCache ? " (cached)" : ""}\n`,
+        );
     }
   } finally {
     await hsd.dispose();

@@ -5,7 +5,7 @@
 
 import type { HsdDecoder } from "./hsd.js";
 import { TextAssembler } from "./text.js";
-import { PromptTooLongError } from "../errors.js";
+import { PromptTooLongError, InvalidOptionError } from "../errors.js";
 
 export interface Vocabulary {
   isEndOfGeneration(token: number): boolean;
@@ -36,7 +36,7 @@ export interface RunStats {
   tokensPerSecond: number;
   /** Time outside the models' score() calls: the engine's own overhead. */
   engineMs: number;
-  levels: ReturnType<import("./level.js").LevelStats["toJSON"]>[];
+  levels: ReturnType<import("../levels/level.js").LevelStats["toJSON"]>[];
 }
 
 export interface GenerationResult {
@@ -52,11 +52,13 @@ export async function* generate(
   prompt: Int32Array,
   options: GenerateOptions,
 ): AsyncGenerator<GenerationChunk, GenerationResult, void> {
-  if (prompt.length === 0) throw new Error("generate: the prompt is empty (no tokens to condition on)");
+  if (prompt.length === 0) throw new InvalidOptionError("generate: the prompt is empty (no tokens to condition on)");
   if (!Number.isInteger(options.maxTokens) || options.maxTokens < 1) {
-    throw new Error(`generate: maxTokens must be a positive integer, got ${options.maxTokens}`);
+    throw new InvalidOptionError(`generate: maxTokens must be a positive integer, got ${options.maxTokens}`);
   }
-  const contextLimit = Math.min(...decoder.levels.map((level) => level.contextSize));
+  const contextLimit = Math.min(
+    ...decoder.levels.map((level) => (level.kind === "model" ? level.contextSize : Infinity)),
+  );
   if (prompt.length + 1 > contextLimit) {
     throw new PromptTooLongError(prompt.length, contextLimit);
   }

@@ -1,6 +1,7 @@
-// Hierarchical speculative decoding: the recursion of hsd-notes §2.
+// Hierarchical speculative decoding: the recursion of docs/ALGORITHM.md §2 (why it is exact: §3).
 //
-//   draft(i, ctx):  i == 0 → T_0 tokens sampled one by one from M_0
+//   draft(i, ctx):  i == 0 → T_0 tokens sampled one by one from M_0 (a model), or a proposal of at most T_0
+//                            point masses from a model-free level (§8)
 //                   else   → repeat { d = draft(i-1, ctx+block); block += verify(i, d) } until |block| >= T_i
 //   verify(i, d):   one pass of M_i over d; accept x with min(1, p(x)/q(x)), else emit y ~ norm(max(0, p-q))
 //                   and stop; if all are accepted, emit a bonus y ~ p from the same pass.
@@ -12,15 +13,17 @@
 // Level i's distribution for the j-th token of its current block is row j of rows[i], written
 // there directly by the model's pass (no copies).
 
-import { DistributionRows, LevelStats, type LevelModel } from "./level.js";
+import { DistributionRows, LevelStats, type Level, type ModelLevel } from "../levels/level.js";
+import { InvalidOptionError } from "../errors.js";
 import { sampleResidual, sampleRow } from "./sampling.js";
 import type { Rng } from "../util/rng.js";
 
 /**
  * Deliberately wrong variants of the algorithm, for tests only: they show that the statistical
- * exactness test can tell a broken verifier from a correct one.
+ * exactness test can tell a broken verifier from a correct one. "proposal-hands-up-p": a proposal level's
+ * tokens are judged as if drawn from the verifier's own p (so always accepted) instead of its point mass.
  */
-export type VerificationMutation = "hand-up-lower-q" | "no-residual" | "no-bonus";
+export type VerificationMutation = "hand-up-lower-q" | "no-residual" | "no-bonus" | "proposal-hands-up-p";
 
 export interface DecoderOptions {
   /** T_0 … T_{K-1}: the block length each draft level aims for. */
@@ -31,7 +34,7 @@ export interface DecoderOptions {
 }
 
 export class HsdDecoder {
-  readonly levels: readonly LevelModel[];
+  readonly levels: readonly Level[];
   readonly thresholds: readonly number[];
   readonly greedy: boolean;
   stats: LevelStats[];
@@ -42,20 +45,27 @@ export class HsdDecoder {
   private readonly mutation: VerificationMutation | undefined;
   private seq: Int32Array = new Int32Array(0);
 
-  constructor(levels: readonly LevelModel[], options: DecoderOptions) {
-    if (levels.length === 0) throw new Error("HsdDecoder: at least one model (the target) is needed");
+  constructor(levels: readonly Level[], options: DecoderOptions) {
+    if (levels.length === 0) throw new InvalidOptionError("HsdDecoder: at least one model (the target) is needed");
     if (options.thresholds.length !== levels.length - 1) {
-      throw new Error(
-        `HsdDecoder: ${levels.length} models need ${levels.length - 1} thresholds (one per draft level), got ${options.thresholds.length}`,
+      throw new InvalidOptionError(
+        `HsdDecoder: ${levels.length} levels need ${levels.length - 1} thresholds (one per draft level), got ${options.thresholds.length}`,
       );
     }
     for (const t of options.thresholds) {
-      if (!Number.isInteger(t) || t < 1) throw new Error(`HsdDecoder: thresholds must be integers >= 1, got ${t}`);
+      if (!Number.isInteger(t) || t < 1) {
+        throw new InvalidOptionError(`HsdDecoder: thresholds must be integers >= 1, got ${t}`);
+      }
     }
+    levels.forEach((level, i) => {
+      if (level.kind === "proposal" && i !== 0) {
+        throw new InvalidOptionError(`HsdDecoder: ${level.name} proposes without a model; it can only be level 0`);
+      }
+    });
     const vocab = levels[levels.length - 1]!.vocabSize;
     for (const level of levels) {
       if (level.vocabSize !== vocab) {
-        throw new Error(
+        throw new InvalidOptionError(
           `HsdDecoder: ${level.name} has ${level.vocabSize} tokens, the target has ${vocab}: vocabularies must match`,
         );
       }
@@ -65,7 +75,7 @@ export class HsdDecoder {
     this.greedy = options.greedy;
     this.rng = options.rng;
     this.mutation = options.mutation;
-    this.stats = levels.map((level) => new LevelStats(level.name));
+    this.stats = this.freshStats();
 
     // Block bounds: level 0 returns exactly T_0; level i stops once it reaches T_i, and its
     // last round adds at most (block below + 1), so it returns at most T_i + maxBlock(i-1).
@@ -77,12 +87,16 @@ export class HsdDecoder {
     }
     capacity.push(maxBlock + 1);
     this.maxDraftBlock = maxBlock;
-    this.rows = capacity.map((c) => new DistributionRows(c, vocab, options.greedy));
+    this.rows = capacity.map((c, i) => new DistributionRows(c, vocab, options.greedy, levels[i]!.kind === "proposal"));
+  }
+
+  private freshStats(): LevelStats[] {
+    return this.levels.map((level) => new LevelStats(level.name, level.kind));
   }
 
   /** Start counting afresh (each generation reports its own statistics). */
   resetStats(): void {
-    this.stats = this.levels.map((level) => new LevelStats(level.name));
+    this.stats = this.freshStats();
   }
 
   get depth(): number {
@@ -94,9 +108,9 @@ export class HsdDecoder {
    * pass appended (>= 1). Tokens beyond the returned count in `sequence` are scratch.
    */
   async step(sequence: Int32Array, committed: number): Promise<number> {
-    if (committed < 1) throw new Error("HsdDecoder.step: the context must hold at least one token");
+    if (committed < 1) throw new InvalidOptionError("HsdDecoder.step: the context must hold at least one token");
     if (sequence.length < committed + this.maxDraftBlock + 1) {
-      throw new Error("HsdDecoder.step: the sequence buffer is too small for one more block");
+      throw new InvalidOptionError("HsdDecoder.step: the sequence buffer is too small for one more block");
     }
     this.seq = sequence;
     const K = this.depth;
@@ -104,9 +118,11 @@ export class HsdDecoder {
     return this.verify(K, committed, drafted, 0);
   }
 
-  /** Level i proposes a block at sequence[at ..]; returns its length (>= T_i). */
+  /** Level i proposes a block at sequence[at ..]; returns its length (>= T_i, except a proposal level's: <= T_0). */
   private async draft(i: number, at: number): Promise<number> {
     const target = this.thresholds[i]!;
+    const level = this.levels[i]!;
+    if (level.kind === "proposal") return this.propose(level, at, target);
     if (i === 0) {
       for (let t = 0; t < target; t++) {
         await this.score(0, at + t, 1, t);
@@ -133,7 +149,7 @@ export class HsdDecoder {
     for (let j = 0; j < n; j++) {
       const x = this.seq[at + j]!;
       if (this.accepts(p, rowOffset + j, q, j, x)) {
-        if (this.mutation === "hand-up-lower-q" && !this.greedy) p.row(rowOffset + j).set(q.row(j));
+        if (this.mutation === "hand-up-lower-q" && !this.greedy && !q.pointMass) p.row(rowOffset + j).set(q.row(j));
         continue;
       }
       this.seq[at + j] = this.replacement(p, rowOffset + j, q, j);
@@ -150,8 +166,21 @@ export class HsdDecoder {
   private accepts(p: DistributionRows, pRow: number, q: DistributionRows, qRow: number, x: number): boolean {
     if (this.greedy) return p.argmax[pRow] === x;
     const px = p.prob(pRow, x);
-    const qx = q.prob(qRow, x);
+    // A point mass has q(x) = 1: keep x with probability p(x).
+    const qx = this.mutation === "proposal-hands-up-p" && q.pointMass ? px : q.prob(qRow, x);
     return px >= qx || this.rng.next() * qx < px;
+  }
+
+  /** A model-free level 0 proposes at most T_0 tokens (point masses) in one call, without a forward pass. */
+  private propose(level: Level & { kind: "proposal" }, at: number, max: number): number {
+    const stats = this.stats[0]!;
+    const started = performance.now();
+    const n = level.propose(this.seq, at, max);
+    stats.scoreMs += performance.now() - started;
+    stats.passes++;
+    const rows = this.rows[0]!;
+    for (let j = 0; j < n; j++) rows.argmax[j] = this.seq[at + j]!;
+    return n;
   }
 
   private replacement(p: DistributionRows, pRow: number, q: DistributionRows, qRow: number): number {
@@ -162,7 +191,7 @@ export class HsdDecoder {
 
   /** Level i scores sequence[0 .. length) and writes its last `rows` next-token rows at rowOffset. */
   private async score(i: number, length: number, rows: number, rowOffset: number): Promise<void> {
-    const level = this.levels[i]!;
+    const level = this.levels[i] as ModelLevel;
     const stats = this.stats[i]!;
     const started = performance.now();
     const evaluatedBefore = level.tokensEvaluated;

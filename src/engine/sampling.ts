@@ -1,7 +1,8 @@
 // Drawing tokens from distribution rows: plain sampling, and the residual of speculative
 // sampling. O(vocab) each; the residual is drawn at most once per verification pass.
 
-import type { DistributionRows } from "./level.js";
+import type { DistributionRows } from "../levels/level.js";
+import { HsdError } from "../errors.js";
 import type { Rng } from "../util/rng.js";
 
 /** x ~ rows[row] by inverse CDF. */
@@ -18,7 +19,7 @@ export function sampleRow(rows: DistributionRows, row: number, rng: Rng): number
     if (u < 0) return x;
   }
   // Float32 rows sum to 1 only up to rounding: the leftover mass belongs to the last token.
-  if (last < 0) throw new Error("sampleRow: the distribution row is all zeros");
+  if (last < 0) throw new HsdError("sampleRow: the distribution row is all zeros");
   return last;
 }
 
@@ -27,6 +28,7 @@ export function sampleRow(rows: DistributionRows, row: number, rng: Rng): number
  * makes speculative sampling exact; sampling from P instead over-weights the tokens Q favours.
  */
 export function sampleResidual(p: DistributionRows, pRow: number, q: DistributionRows, qRow: number, rng: Rng): number {
+  if (q.pointMass) return sampleExcluding(p, pRow, q.argmax[qRow]!, rng);
   const pp = p.probs!;
   const qq = q.probs!;
   const pBase = pRow * p.vocabSize;
@@ -43,6 +45,28 @@ export function sampleResidual(p: DistributionRows, pRow: number, q: Distributio
   let last = -1;
   for (let x = 0; x < p.vocabSize; x++) {
     const d = pp[pBase + x]! - qq[qBase + x]!;
+    if (d <= 0) continue;
+    last = x;
+    u -= d;
+    if (u < 0) return x;
+  }
+  return last;
+}
+
+/**
+ * The residual of a point-mass proposal x: norm(max(0, p - δ_x)) is p without x, renormalised (docs/ALGORITHM.md
+ * §8). A rejection happened with probability 1 - p(x) > 0, so some other token has mass.
+ */
+function sampleExcluding(p: DistributionRows, pRow: number, excluded: number, rng: Rng): number {
+  const pp = p.probs!;
+  const base = pRow * p.vocabSize;
+  const total = 1 - pp[base + excluded]!;
+  if (!(total > 1e-12)) return sampleRow(p, pRow, rng); // rounding: p is (numerically) the point mass itself
+  let u = rng.next() * total;
+  let last = -1;
+  for (let x = 0; x < p.vocabSize; x++) {
+    if (x === excluded) continue;
+    const d = pp[base + x]!;
     if (d <= 0) continue;
     last = x;
     u -= d;

@@ -1,6 +1,8 @@
 // Turns a stream of token byte pieces into text that is safe to show: whole UTF-8 characters
 // only, and nothing that could still turn out to be the start of a stop string.
 
+import { InvalidOptionError } from "../errors.js";
+
 export class TextAssembler {
   private readonly decoder = new TextDecoder("utf-8");
   /** All text decoded so far, cut before the first stop string once one is seen. */
@@ -12,7 +14,7 @@ export class TextAssembler {
   private readonly longestStop: number;
 
   constructor(private readonly stops: readonly string[]) {
-    for (const s of stops) if (s.length === 0) throw new Error("stop strings must not be empty");
+    for (const s of stops) if (s.length === 0) throw new InvalidOptionError("stop strings must not be empty");
     this.longestStop = stops.reduce((m, s) => Math.max(m, s.length), 0);
   }
 

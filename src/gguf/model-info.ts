@@ -3,7 +3,7 @@
 
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
-import { GGML_TYPE_NAMES, readGgufHeader, type GgufHeader, type GgufValue } from "./reader.js";
+import { GGML_TYPE_NAMES, readGgufHeader, tensorBytes, type GgufHeader, type GgufValue } from "./reader.js";
 import { GgufFormatError } from "../errors.js";
 
 export interface ModelInfo {
@@ -69,11 +69,12 @@ export function vocabFingerprint(meta: Map<string, GgufValue>): string {
   return hash.digest("hex");
 }
 
+/** The type holding most of the weights' bytes (elements where a type's size is unknown here). */
 function dominantType(header: GgufHeader): string {
   const bytesByType = new Map<number, number>();
   for (const t of header.tensors) {
-    const elements = t.shape.reduce((a, b) => a * b, 1);
-    bytesByType.set(t.type, (bytesByType.get(t.type) ?? 0) + elements);
+    const bytes = tensorBytes(t) ?? t.shape.reduce((a, b) => a * b, 1);
+    bytesByType.set(t.type, (bytesByType.get(t.type) ?? 0) + bytes);
   }
   let best = -1;
   let most = -1;

@@ -28,6 +28,13 @@ export interface GgufHeader {
   dataOffset: number;
 }
 
+/** Bytes of one tensor's data by its ggml type, or null when the type is not one this reader knows. */
+export function tensorBytes(t: Pick<GgufTensorInfo, "shape" | "type">): number | null {
+  const sizes = GGML_TYPE_SIZES[t.type];
+  if (!sizes) return null;
+  return Math.ceil(t.shape.reduce((a, b) => a * b, 1) / sizes[0]) * sizes[1];
+}
+
 /** [elements per block, bytes per block] of the ggml tensor types (ggml.h's enum ggml_type). */
 const GGML_TYPE_SIZES: Record<number, [number, number]> = {
   0: [1, 4],
@@ -291,11 +298,9 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
       const type = await cursor.u32();
       const offset = await cursor.u64();
       tensors.push({ name, shape, type, offset });
-      const elements = shape.reduce((a, b) => a * b, 1);
-      parameterCount += elements;
-      const sizes = GGML_TYPE_SIZES[type];
-      if (sizes && dataBytes !== null) {
-        const bytes = Math.ceil(elements / sizes[0]) * sizes[1];
+      parameterCount += shape.reduce((a, b) => a * b, 1);
+      const bytes = tensorBytes({ shape, type });
+      if (bytes !== null && dataBytes !== null) {
         dataBytes += bytes;
         const end = offset + BigInt(bytes);
         if (end > dataEnd) dataEnd = end;

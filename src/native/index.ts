@@ -1,6 +1,6 @@
 // The native layer: llama.cpp through the hsd_native addon. See types.ts for the contract.
 export * from "./types.js";
-export { LlamaModel, loadModel, defaultContextSize } from "./model.js";
+export { LlamaModel, loadModel, defaultContextSize, contextOptions } from "./model.js";
 export { LlamaContext, GREEDY } from "./context.js";
 export { loadNative, nativeBackend, nativeDevices, nativeConfigPath, packageRoot } from "./load.js";
 export type { NativeConfig, NativeDevice, LoadedNative } from "./load.js";

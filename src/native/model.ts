@@ -1,7 +1,8 @@
 // NativeModel over the addon: loading (async, off the JS thread), vocabulary, metadata, contexts.
 import { LlamaContext } from "./context.js";
 import { loadNative, type RawModelHandle } from "./load.js";
-import type { ContextOptions, ModelLoadOptions, NativeModel } from "./types.js";
+import type { ContextOptions, FlashAttention, ModelLoadOptions, NativeModel } from "./types.js";
+import { BATCH_SIZE, MAX_DEFAULT_CONTEXT_SIZE } from "../defaults.js";
 
 function checkInt(name: string, v: unknown, min: number): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < min)
@@ -9,9 +10,26 @@ function checkInt(name: string, v: unknown, min: number): number {
   return v;
 }
 
-/** The context size hsd uses by default: the model's training context, capped at 4096 (memory). */
+/** The context size hsd uses by default: the model's training context, capped (KV-cache memory). */
 export function defaultContextSize(model: Pick<NativeModel, "trainContextSize">): number {
-  return Math.min(model.trainContextSize || 4096, 4096);
+  return Math.min(model.trainContextSize || MAX_DEFAULT_CONTEXT_SIZE, MAX_DEFAULT_CONTEXT_SIZE);
+}
+
+/**
+ * The options of every context hsd decodes with (the engine's, and the calibration's, which must time passes the
+ * engine will make: the batch size changes llama.cpp's per-pass work).
+ */
+export function contextOptions(
+  model: Pick<NativeModel, "trainContextSize">,
+  options: { contextSize?: number; threads: number; flashAttention?: FlashAttention },
+): ContextOptions {
+  const contextSize = options.contextSize ?? defaultContextSize(model);
+  return {
+    contextSize,
+    batchSize: Math.min(BATCH_SIZE, contextSize),
+    threads: options.threads,
+    flashAttention: options.flashAttention,
+  };
 }
 
 export class LlamaModel implements NativeModel {

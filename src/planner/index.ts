@@ -1,92 +1,48 @@
 /**
  * hsd planner: the latency model of hierarchical speculative decoding and the optimiser that picks the chain of
- * draft models and their thresholds (hsd-notes §4).
+ * draft levels and their thresholds (docs/ALGORITHM.md §5–§6).
  *
- * - `expectedLatency(chain)`: exact expected ms per token of a given chain under i.i.d. (optionally
- *   position-dependent) acceptance, with the engine's catch-up tokens, and per-level predictions (passes per
- *   token, tokens per pass, catch-up law, block-length laws, ms per token by level).
+ * - `ChainSpec` / `LevelSpec` (chain.ts): one chain, level by level — a model with its `ModelCosts` (costs.ts), or
+ *   a proposal level (model-free) with its cost and proposal-length law; checked once by `prepareChain`.
+ * - `expectedLatency(chain)`: exact expected ms per token of a chain under i.i.d. (optionally position-dependent)
+ *   acceptance, with the engine's catch-up tokens, and per-level predictions.
  * - `chooseHierarchy(input)`: the chain and thresholds with the lowest predicted ms per token; never predicted
- *   slower than no draft or the best single draft. `exhaustiveSearch` and `dynamicProgramme` are the two
- *   searches it picks from.
- * - `simulate(...)`: Monte-Carlo of the recursion ('cache' mode: the engine's catch-up), to check the formula.
- * - Pass costs: `MeasuredPassCost` / `passCostFromSamples` from calibration samples {n, ms}.
+ *   slower than no draft or the best single draft. `bestThresholds(input, chain)`: the best thresholds of a fixed
+ *   chain. `predictChain(input, chain, thresholds)`: the prediction for one chain of an input.
+ * - `simulate(chain)`: Monte-Carlo of the recursion, to check the formula.
  *
- * Serialisable input: `PlannerSpec` (pass costs as samples) -> `plannerInputFromSpec` -> `PlannerInput`.
+ * A `PlannerInput` whose cost curves are samples is plain JSON (what calibration and plan reports hold).
  */
-
-import { MeasuredPassCost, type PassCostSample } from "./cost-model.js";
-import type { PlannerInput } from "./optimizer.js";
 
 export {
   type PassCost,
   type PassCostSample,
+  type CostCurve,
+  type ModelCosts,
+  type PassCosts,
   MeasuredPassCost,
-  passCostFromSamples,
   affinePassCost,
-} from "./cost-model.js";
+} from "./costs.js";
 export {
-  type ChainSpec,
-  type LatencyPrediction,
-  type LevelPrediction,
-  type CatchUpModel,
   type Acceptance,
-  CATCH_UP_TOKENS,
-  expectedLatency,
-  singleDraftLatency,
-} from "./latency.js";
+  type CatchUpMode,
+  type ChainSpec,
+  type LevelSpec,
+  type ProposalProfile,
+  modelLevel,
+} from "./chain.js";
+export { type LatencyPrediction, type LevelPrediction, expectedLatency, singleDraftLatency } from "./latency.js";
 export {
   type PlannerInput,
   type Plan,
   type SearchResult,
   type SearchOptions,
   type ChooseOptions,
+  bestThresholds,
   chooseHierarchy,
-  predictChain,
+  countChains,
   dynamicProgramme,
   exhaustiveSearch,
-  countChains,
+  predictChain,
 } from "./optimizer.js";
 export { type SimulationInput, type SimulationResult, type SimulatedLevel, simulate } from "./simulate.js";
-export { makeRng } from "../util/rng.js";
-
-/** JSON form of a `PlannerInput`: each model's pass cost as calibration samples. */
-export interface PlannerSpec {
-  /**
-   * `coldSamples` (optional): pass costs after another model's pass (latency.ts, "cold and hot passes");
-   * `reshapeSamples` (optional): the extra of a pass whose size differs from the previous one ("shape changes").
-   */
-  models: {
-    name: string;
-    samples: PassCostSample[];
-    coldSamples?: PassCostSample[];
-    reshapeSamples?: PassCostSample[];
-  }[];
-  /** acceptance[lo][hi] for lo < hi; other entries may be anything (e.g. 0 or null). */
-  acceptance: (number | null)[][];
-  maxThreshold: number;
-  maxDepth?: number;
-}
-
-/** Build a `PlannerInput` from its JSON form (pass costs become `MeasuredPassCost`s). */
-export function plannerInputFromSpec(spec: PlannerSpec): PlannerInput {
-  if (!spec || !Array.isArray(spec.models)) throw new Error("planner spec: models must be an array");
-  const input: PlannerInput = {
-    models: spec.models.map((m, i) => ({
-      name: m.name,
-      cost: new MeasuredPassCost(m.samples, `planner spec models[${i}] (${m.name}) samples`).cost,
-      ...(m.coldSamples
-        ? { coldCost: new MeasuredPassCost(m.coldSamples, `planner spec models[${i}] (${m.name}) coldSamples`).cost }
-        : {}),
-      ...(m.reshapeSamples
-        ? {
-            reshapeCost: new MeasuredPassCost(m.reshapeSamples, `planner spec models[${i}] (${m.name}) reshapeSamples`)
-              .cost,
-          }
-        : {}),
-    })),
-    acceptance: spec.acceptance.map((row) => row.map((v) => (v === null ? Number.NaN : v))),
-    maxThreshold: spec.maxThreshold,
-  };
-  if (spec.maxDepth !== undefined) input.maxDepth = spec.maxDepth;
-  return input;
-}

@@ -1,10 +1,12 @@
 /**
- * The exact expected latency per token of an HSD chain under the i.i.d. acceptance model (hsd-notes §4), with the
- * engine's catch-up tokens (hsd-notes §3) in the pass sizes.
+ * The exact expected latency per token of an HSD chain under the i.i.d. acceptance model (docs/ALGORITHM.md §5),
+ * with the engine's catch-up tokens (§4) in the pass sizes. The input is a `ChainSpec` (chain.ts).
  *
  * Levels 0 … K: level 0 is the smallest drafter, level K the target. Level i (1 <= i <= K) accepts each draft of
  * level i-1 independently with probability a_i (or a_{i,j} for the j-th draft of a block: position-dependent
- * acceptance is supported throughout). Level 0 returns exactly T_0 tokens per call; level i (1 <= i < K) runs
+ * acceptance is supported throughout). A model at level 0 returns exactly T_0 tokens per call (T_0 one-token
+ * passes); a proposal level at level 0 (model-free, §8) returns min(L, T_0) tokens for a random available length L,
+ * 0 included, at one flat cost per call and with no KV cache to catch up. Level i (1 <= i < K) runs
  * rounds — call level i-1, verify its block in one pass — until its block holds >= T_i tokens (the last round is
  * not cut, so N_i can exceed T_i); the target verifies one block of level K-1 per pass.
  *
@@ -14,7 +16,7 @@
  * for every round, so the running total is a renewal process: a DP over totals 0 … T_i - 1 gives E[R_i] (rounds)
  * and the law of N_i exactly. None of this depends on pass sizes.
  *
- * Catch-up tokens (the engine's rule, src/engine/native-level.ts): before each pass a model re-feeds every token
+ * Catch-up tokens (the engine's rule, src/levels/native-model.ts): before each pass a model re-feeds every token
  * from the longest common prefix of its KV cache and the sequence it is asked to score (at least one: the last
  * context token, whose row gives the first draft's distribution). Call D_m the number of trailing tokens of the
  * working sequence that model m has not evaluated (its "deficit"); a pass of m feeds D_m tokens before its drafts.
@@ -45,27 +47,28 @@
  * The target's passes are rounds of an endless call: with E[G] = E[S] at the target,
  *     L = ( internal_{K-1} + Σ_{m<=K-1} E[h_m(D'_m)] + h_K(1) ) / E[G],
  * with D'_m the deficit after one target verification (renewal-reward; consecutive target rounds are i.i.d.).
- * This is exact for the engine's rule, not an approximation; the 'cache' mode of `simulate.ts` implements the
- * rule independently (longest-common-prefix scans over token ids) and the tests compare the two.
+ * This is exact for the engine's rule, not an approximation; the simulator (`simulate.ts`, catch-up "engine")
+ * implements the rule independently (longest-common-prefix scans over token ids) and the tests compare the two.
  *
  * `catchUp: "one"` switches the deficit tracking off (every pass feeds exactly one catch-up token, the convention
- * of the first version of this formula and of the simulator's 'fixed' mode); it under-predicts the engine by up
+ * of the first version of this formula, and the simulator's "one" mode); it under-predicts the engine by up
  * to ~5% on step-shaped (GPU-like) costs where c(2) >> c(1).
  *
- * Cold and hot passes (`coldCosts`, optional). A pass right after another model's pass may cost more than one
+ * Cold and hot passes (`costs.cold`, optional; §5.3). A pass right after another model's pass may cost more than one
  * right after the same model's (weights and KV cache evicted from the CPU caches, GPU kernels re-launched for
  * another graph). Which passes are cold follows from the recursion: with at least one draft level, every pass of
  * a level i >= 1 (the target included) comes after level i-1 ran, and level 0's first pass of each call comes
  * after the level above ran; level 0's other T_0 - 1 passes and every autoregressive pass follow a pass of the same
- * model. So `coldCosts` applies to every verification pass and to level 0's first pass, `costs` to the rest.
- * Without `coldCosts` both are the same and nothing changes. No-draft decoding (K = 0) is priced separately by
+ * model. So `cold` applies to every verification pass and to level 0's first pass, `hot` to the rest.
+ * Without `cold` both are the same and nothing changes. No-draft decoding (K = 0) is priced separately by
  * `autoregressiveMs` when given: a long run of one model's own passes can be cheaper than the hot pass of a call
  * that follows other models (the caches have not fully refilled after one pass).
  *
- * Shape changes (`reshapeCosts`, optional). llama.cpp reuses a context's compute graph when a pass has the same
+ * Shape changes (`costs.reshape`, optional; §5.4). llama.cpp reuses a context's compute graph when a pass has the same
  * shape (tokens, outputs) as that context's previous pass and rebuilds it otherwise; on this project's CPU the
  * rebuild added 0.2–0.3 ms to a 1.2–1.5 ms pass of the 5M target and 0.04–0.07 ms to a 0.1 ms pass of the 0.1M draft
- * (`npx tsx scripts/bench-pass-context.ts`; BENCHMARKS.md, "What a pass costs depends on what ran before it"). `costs` / `coldCosts` are then the same-shape costs and
+ * (`npx tsx scripts/bench-pass-context.ts`; BENCHMARKS.md, "What a pass costs depends on what ran before it").
+ * `hot` / `cold` are then the same-shape costs and
  * c'(n) is the extra of a pass of n tokens after a pass of another size. Who pays it:
  *  - autoregressive passes and level 0's passes after the second of a call: never (always 1 token);
  *  - level 0's first pass with catch-up d: iff d != 1, and then also the call's second pass (back to 1 token),
@@ -74,27 +77,27 @@
  *  - a verification pass of size s at level i: with probability 1 - P(N_{i-1} + 1 = s), N_{i-1} the law of the
  *    block below. For the target this is exact: its passes are its rounds, i.i.d., each of size N_{K-1} + 1. For
  *    an intermediate level it ignores that the previous pass may have been a first round with a catch-up > 1
- *    (approximation; the 'cache' simulation tracks sizes exactly and the tests bound the difference).
- * Without `reshapeCosts` nothing changes.
+ *    (approximation; the simulation tracks sizes exactly and the tests bound the difference).
+ * Without `reshape` nothing changes.
  *
  * What the formula still leaves out (measure them, do not tune them away): acceptance that depends on the context
  * (it is an average), rollback / sampling / orchestration overheads between passes, and pass costs at context
  * depths other than the calibrated one.
  */
 
-import { CostTable, type PassCost } from "./cost-model.js";
-
-/** Tokens each pass feeds before its drafts under the `catchUp: "one"` convention (see module comment). */
-export const CATCH_UP_TOKENS = 1;
-
-/** "engine": the engine's longest-common-prefix catch-up (exact); "one": always one catch-up token. */
-export type CatchUpModel = "engine" | "one";
-
-/**
- * Acceptance of the drafts of one block: a single rate, or rates by position in the block (a[j] for the j-th
- * draft, j = 0, 1, …; the last entry applies to every later position).
- */
-export type Acceptance = number | readonly number[];
+import type { CostTable, PassCost } from "./costs.js";
+import {
+  cappedLaw,
+  checkRate,
+  checkThreshold,
+  prepareChain,
+  type Acceptance,
+  type CatchUpMode,
+  type ChainSpec,
+  type PreparedLevel,
+  verifierTable,
+} from "./chain.js";
+import { InvalidOptionError } from "../errors.js";
 
 /**
  * h_m(d): expected ms (and tokens fed) of model m's first pass of a call when it must catch up d tokens.
@@ -115,6 +118,8 @@ export class FirstPass {
     readonly below: Float64Array | null,
     /** Level 0 only: T_0 (whether a second, one-token pass follows the first). */
     readonly threshold = 1,
+    /** False for a proposal level: its "pass" is a lookup that feeds no tokens to a model. */
+    readonly feeds = true,
   ) {
     this.meanBlock = below ? lawMean(below) : 0;
   }
@@ -130,7 +135,8 @@ export class FirstPass {
       } else {
         v = 0;
         const law = this.below;
-        for (let n = 1; n < law.length; n++) {
+        // n = 0: a proposal level below abstained, and the pass carries only the catch-up.
+        for (let n = 0; n < law.length; n++) {
           const p = law[n]!;
           if (p === 0) continue;
           const size = n + d;
@@ -146,7 +152,7 @@ export class FirstPass {
 
   /** Expected tokens fed by the pass with catch-up d. */
   tokens(d: number): number {
-    return this.meanBlock + d;
+    return this.feeds ? this.meanBlock + d : 0;
   }
 }
 
@@ -164,7 +170,7 @@ export interface DeficitJoint {
 export interface LevelState {
   /** Position in the chain (0 = the smallest drafter). */
   level: number;
-  mode: CatchUpModel;
+  mode: CatchUpMode;
   /** law[n] = P(N = n): law of the block length one call returns. */
   law: Float64Array;
   /**
@@ -241,7 +247,7 @@ function survival(acc: Acceptance, maxN: number): { s: Float64Array; r: Float64A
 export function baseLevel(
   table: CostTable,
   threshold: number,
-  mode: CatchUpModel = "engine",
+  mode: CatchUpMode = "engine",
   cold?: CostTable,
 ): LevelState {
   const law = new Float64Array(threshold + 1);
@@ -413,8 +419,8 @@ export function raiseLevel(round: RoundLaw, first: FirstPass, threshold: number)
 }
 
 /** One level up in a single call: round law, own first pass, DP. */
-export function nextLevel(below: LevelState, table: CostTable, acc: Acceptance, threshold: number): LevelState {
-  return raiseLevel(roundLaw(below, acc), new FirstPass(table, below.law), threshold);
+export function nextLevel(below: LevelState, level: PreparedLevel, acc: Acceptance, threshold: number): LevelState {
+  return raiseLevel(roundLaw(below, acc), new FirstPass(level.tables.cold, below.law), threshold);
 }
 
 /** E[cost of one target pass, its draft call included] for a target over a top draft level. */
@@ -437,63 +443,26 @@ export function topLatency(below: LevelState, table: CostTable, acc: Acceptance)
 // ---------------------------------------------------------------------------------------------------------------
 // Public API
 
-/** A chain given level by level. */
-export interface ChainSpec {
-  /** c_0 … c_K; the last is the target. */
-  costs: PassCost[];
-  /** T_0 … T_{K-1}: integers >= 1, one per draft level. */
-  thresholds: number[];
-  /**
-   * K rates: acceptance[j] is the probability that level j+1 accepts a draft of level j (a_{j+1} in the notes),
-   * so acceptance[K-1] is the target's acceptance of the top draft level.
-   */
-  acceptance: number[];
-  /**
-   * Optional position-dependent acceptance: acceptanceByPosition[j][p] replaces acceptance[j] for the p-th draft
-   * of a block (the last entry applies to later positions). An empty / missing entry keeps acceptance[j].
-   */
-  acceptanceByPosition?: (readonly number[] | null | undefined)[];
-  /** Catch-up modelling (default "engine"; see module comment). */
-  catchUp?: CatchUpModel;
-  /**
-   * Optional c_0 … c_K for passes that follow another model's pass (see module comment); default `costs`.
-   * `costs` then holds the hot costs (a pass right after the same model's).
-   */
-  coldCosts?: PassCost[];
-  /**
-   * Optional c'_0 … c'_K: extra ms of a verification or first drafting pass whose size differs from the same
-   * model's previous pass (see module comment, "Shape changes"); default none.
-   */
-  reshapeCosts?: PassCost[];
-  /**
-   * Optional ms per token of the target decoding alone (a long run of its own one-token passes), for K = 0 and
-   * the speed-up; default costs[K](1). On a CPU the n-th pass in a row can be cheaper than a hot pass that
-   * follows a single pass of the same model after other models ran (caches still refilling).
-   */
-  autoregressiveMs?: number;
-  /** Names for error messages and output (default "level i"). */
-  names?: string[];
-}
-
 /** Predicted figures for one level, to print next to measured ones. */
 export interface LevelPrediction {
   level: number;
   name: string;
+  kind: PreparedLevel["kind"];
   /** T_i (null for the target). */
   threshold: number | null;
-  /** Rate at which this level accepts drafts from the level below (null for level 0). */
-  acceptance: number | null;
+  /** How this level accepts drafts from the level below (null for level 0). */
+  acceptance: Acceptance | null;
   /** blockLaw[n] = P(N_i = n), the length of the block one call returns (null for the target). */
   blockLaw: number[] | null;
   /** E[N_i] (null for the target). */
   meanBlockLength: number | null;
   /** Expected calls of this level per generated token (target: passes per token). */
   callsPerToken: number;
-  /** Expected passes of this level's model per call (level 0: T_0; level i: E[R_i]; target: 1). */
+  /** Expected passes of this level's model per call (level 0: T_0, or 1 proposal; level i: E[R_i]; target: 1). */
   passesPerCall: number;
-  /** Expected passes of this level's model per generated token. */
+  /** Expected passes (proposals, for a proposal level) per generated token. */
   passesPerToken: number;
-  /** Expected tokens fed per pass, catch-up included. */
+  /** Expected tokens fed per pass, catch-up included (0 for a proposal level: it runs no forward pass). */
   meanTokensPerPass: number;
   /** catchUpLaw[d] = share of this level's calls whose first pass catches up d tokens (index 0 unused). */
   catchUpLaw: number[];
@@ -508,9 +477,9 @@ export interface LevelPrediction {
 export interface LatencyPrediction {
   /** L: expected ms per generated token. */
   msPerToken: number;
-  /** Autoregressive ms per token of the target: `autoregressiveMs`, else c_K(1) (hot). */
+  /** Autoregressive ms per token of the target: its `autoregressiveMs`, else its hot c(1). */
   autoregressiveMsPerToken: number;
-  /** c_K(1) / L. */
+  /** autoregressiveMsPerToken / L. */
   speedup: number;
   /** E[G]: expected tokens per target pass (1 for K = 0). */
   tokensPerTargetPass: number;
@@ -518,62 +487,25 @@ export interface LatencyPrediction {
   levels: LevelPrediction[];
 }
 
-function checkRate(a: number, what: string): void {
-  if (typeof a !== "number" || !(a >= 0 && a <= 1))
-    throw new Error(`${what}: acceptance ${String(a)} is not in [0, 1]`);
-}
-
-function checkThreshold(t: number, what: string): void {
-  if (!Number.isInteger(t) || t < 1) throw new Error(`${what}: threshold ${String(t)} must be an integer >= 1`);
-}
-
-/** Build cost tables for a spec, checking its shape. */
-function tablesFor(spec: ChainSpec): { tables: CostTable[]; names: string[]; rates: Acceptance[] } {
-  const K = spec.costs.length - 1;
-  if (K < 0) throw new Error("expectedLatency: costs is empty; it needs at least the target");
-  if (spec.thresholds.length !== K) {
-    throw new Error(`expectedLatency: ${K + 1} levels need ${K} thresholds, got ${spec.thresholds.length}`);
+/** The bottom of a chain (level 0) at threshold T: a model drafting T tokens, or one proposal of at most T. */
+export function bottomLevel(level: PreparedLevel, threshold: number, mode: CatchUpMode = "engine"): LevelState {
+  if (level.kind === "proposal") {
+    const law = cappedLaw(level.available, threshold);
+    const first = new FirstPass(level.tables.cold, null, 1, false);
+    return { level: 0, mode, law, tail: [null], first: [first], internal: 0, passes: 1, nonFinal: [] };
   }
-  if (spec.acceptance.length !== K) {
-    throw new Error(`expectedLatency: ${K + 1} levels need ${K} acceptance rates, got ${spec.acceptance.length}`);
-  }
-  const names = spec.costs.map((_, i) => spec.names?.[i] ?? `level ${i}`);
-  spec.thresholds.forEach((t, i) => checkThreshold(t, `expectedLatency, ${names[i]}`));
-  spec.acceptance.forEach((a, i) => checkRate(a, `expectedLatency, ${names[i]} -> ${names[i + 1]}`));
-  const rates: Acceptance[] = spec.acceptance.map((a, i) => {
-    const byPos = spec.acceptanceByPosition?.[i];
-    if (!byPos || byPos.length === 0) return a;
-    byPos.forEach((x, p) => checkRate(x, `expectedLatency, ${names[i]} -> ${names[i + 1]} at position ${p}`));
-    return byPos;
-  });
-  if (spec.catchUp !== undefined && spec.catchUp !== "engine" && spec.catchUp !== "one") {
-    throw new Error(`expectedLatency: catchUp must be "engine" or "one", got ${String(spec.catchUp)}`);
-  }
-  if (spec.coldCosts !== undefined && spec.coldCosts.length !== K + 1) {
-    throw new Error(`expectedLatency: coldCosts needs ${K + 1} entries (one per level), got ${spec.coldCosts.length}`);
-  }
-  if (spec.reshapeCosts !== undefined && spec.reshapeCosts.length !== K + 1) {
-    throw new Error(
-      `expectedLatency: reshapeCosts needs ${K + 1} entries (one per level), got ${spec.reshapeCosts.length}`,
-    );
-  }
-  return { tables: spec.costs.map((c, i) => new CostTable(c, names[i]!)), names, rates };
+  return baseLevel(level.tables.hot, threshold, mode, level.tables.cold);
 }
 
 /** Exact expected latency per token of a chain, with per-level predictions. */
 export function expectedLatency(spec: ChainSpec): LatencyPrediction {
-  const { tables: tbl, names, rates } = tablesFor(spec);
-  const mode = spec.catchUp ?? "engine";
-  const K = spec.costs.length - 1;
-  const cold =
-    spec.coldCosts || spec.reshapeCosts
-      ? (spec.coldCosts ?? spec.costs).map((c, i) => new CostTable(c, `${names[i]} (cold)`, spec.reshapeCosts?.[i]))
-      : tbl;
-  const target = cold[K]!;
-  if (spec.autoregressiveMs !== undefined && !(Number.isFinite(spec.autoregressiveMs) && spec.autoregressiveMs >= 0)) {
-    throw new Error(`expectedLatency: autoregressiveMs ${String(spec.autoregressiveMs)} must be a finite number >= 0`);
-  }
-  const ar = spec.autoregressiveMs ?? tbl[K]!.at(1);
+  const chain = prepareChain(spec, "expectedLatency");
+  const { levels, thresholds, acceptance: rates, catchUp: mode } = chain;
+  const K = levels.length - 1;
+  const targetLevel = levels[K]!;
+  if (targetLevel.kind !== "model")
+    throw new InvalidOptionError(`expectedLatency: the target ${targetLevel.name} must be a model`);
+  const ar = targetLevel.tables.autoregressiveMs;
   if (K === 0) {
     return {
       msPerToken: ar,
@@ -583,7 +515,8 @@ export function expectedLatency(spec: ChainSpec): LatencyPrediction {
       levels: [
         {
           level: 0,
-          name: names[0]!,
+          name: targetLevel.name,
+          kind: "model",
           threshold: null,
           acceptance: null,
           blockLaw: null,
@@ -601,17 +534,17 @@ export function expectedLatency(spec: ChainSpec): LatencyPrediction {
     };
   }
   // Bottom-up: states[i] for draft levels, and the round law each verifier (the target included) sees.
-  const states: LevelState[] = [baseLevel(tbl[0]!, spec.thresholds[0]!, mode, cold[0])];
+  const states: LevelState[] = [bottomLevel(levels[0]!, thresholds[0]!, mode)];
   const rounds: (RoundLaw | null)[] = [null];
   for (let i = 1; i < K; i++) {
     const round = roundLaw(states[i - 1]!, rates[i - 1]!);
     rounds.push(round);
-    states.push(raiseLevel(round, new FirstPass(cold[i]!, states[i - 1]!.law), spec.thresholds[i]!));
+    states.push(raiseLevel(round, new FirstPass(levels[i]!.tables.cold, states[i - 1]!.law), thresholds[i]!));
   }
   const top = states[K - 1]!;
   const topRound = roundLaw(top, rates[K - 1]!, false);
   rounds.push(topRound);
-  const targetFirst = new FirstPass(target, top.law);
+  const targetFirst = new FirstPass(verifierTable(targetLevel, levels[K - 1]!, K === 1), top.law);
   const eG = topRound.step.mean;
   const L = targetPassCost(top, topRound, targetFirst) / eG;
 
@@ -623,7 +556,7 @@ export function expectedLatency(spec: ChainSpec): LatencyPrediction {
   calls[K - 1] = 1;
   for (let i = K - 1; i >= 1; i--) calls[i - 1] = calls[i]! * states[i]!.passes;
   const firsts: FirstPass[] = [...top.first, targetFirst];
-  const levels: LevelPrediction[] = [];
+  const predictions: LevelPrediction[] = [];
   for (let m = 0; m <= K; m++) {
     const isTarget = m === K;
     const u: number[] = isTarget ? [0, 1] : Array.from(topRound.deficit[m]!);
@@ -635,10 +568,11 @@ export function expectedLatency(spec: ChainSpec): LatencyPrediction {
     const h = firsts[m]!;
     const passesPerCall = isTarget ? 1 : states[m]!.passes;
     // The passes after the first of each call: level 0 feeds one draft; level i catches up one token.
+    const hot = levels[m]!.tables.hot;
     let ms = isTarget
       ? 0
       : m === 0
-        ? calls[0]! * (passesPerCall - 1) * tbl[0]!.at(1)
+        ? calls[0]! * (passesPerCall - 1) * hot.at(1)
         : calls[m]! * (passesPerCall - 1) * h.at(1);
     let tokens = isTarget
       ? 0
@@ -655,11 +589,12 @@ export function expectedLatency(spec: ChainSpec): LatencyPrediction {
       catchUp += u[e]! * e;
     }
     const st = isTarget ? null : states[m]!;
-    levels.push({
+    predictions.push({
       level: m,
-      name: names[m]!,
-      threshold: isTarget ? null : spec.thresholds[m]!,
-      acceptance: m === 0 ? null : spec.acceptance[m - 1]!,
+      name: levels[m]!.name,
+      kind: levels[m]!.kind,
+      threshold: isTarget ? null : thresholds[m]!,
+      acceptance: m === 0 ? null : rates[m - 1]!,
       blockLaw: st ? Array.from(st.law) : null,
       meanBlockLength: st ? lawMean(st.law) : null,
       callsPerToken: calls[m]! / eG,
@@ -672,11 +607,11 @@ export function expectedLatency(spec: ChainSpec): LatencyPrediction {
       msPerToken: ms / eG,
     });
   }
-  return { msPerToken: L, autoregressiveMsPerToken: ar, speedup: ar / L, tokensPerTargetPass: eG, levels };
+  return { msPerToken: L, autoregressiveMsPerToken: ar, speedup: ar / L, tokensPerTargetPass: eG, levels: predictions };
 }
 
 /**
- * Closed form for one draft (K = 1), engine catch-up: level 0's first pass feeds 2 tokens after a full
+ * Closed form for one model draft (K = 1), engine catch-up: level 0's first pass feeds 2 tokens after a full
  * acceptance (probability a^T), so
  *     L = (T c_0(1) + a^T (c_0(2) - c_0(1)) + c_1(T+1)) (1 - a) / (1 - a^{T+1}),
  * with the a = 1 limit; `catchUp: "one"` drops the a^T term.
@@ -686,7 +621,7 @@ export function singleDraftLatency(
   c1: PassCost,
   a: number,
   threshold: number,
-  catchUp: CatchUpModel = "engine",
+  catchUp: CatchUpMode = "engine",
 ): number {
   checkRate(a, "singleDraftLatency");
   checkThreshold(threshold, "singleDraftLatency");

@@ -1,5 +1,5 @@
 /**
- * Choosing the hierarchy: which candidate models form the chain, and their thresholds.
+ * Choosing the hierarchy (docs/ALGORITHM.md §6): which candidate levels form the chain, and their thresholds.
  *
  * Candidates are indexed in cost order (small -> large), the last one is the target, and a chain is an increasing
  * sequence of indices ending at the target. Two searches, both scoring with the exact formula of latency.ts:
@@ -30,57 +30,63 @@
  *     + 1 — milliseconds for 6 candidates. The tests check it against the exhaustive search.
  */
 
-import { CostTable, type PassCost } from "./cost-model.js";
 import {
+  checkAcceptance,
+  prepareLevel,
+  type Acceptance,
   type ChainSpec,
+  type LevelSpec,
+  type PreparedLevel,
+  verifierTable,
+} from "./chain.js";
+import {
   type LatencyPrediction,
   type LevelState,
   FirstPass,
-  baseLevel,
+  bottomLevel,
   expectedLatency,
   raiseLevel,
   roundLaw,
   topLatency,
 } from "./latency.js";
+import { InvalidOptionError } from "../errors.js";
 
-/** The optimiser's input. JSON-friendly except `cost`; see `PlannerSpec` for the fully serialisable form. */
+/** The optimiser's input: the candidate levels, their acceptance matrix, the search's bounds. Plain JSON when
+ *  every cost curve is given as samples (as calibration and plan reports give them). */
 export interface PlannerInput {
   /**
-   * Candidates sorted small -> large by cost; the last is the target. `coldCost` (optional): cost of a pass
-   * that follows another model's pass (latency.ts, "cold and hot passes"); `cost` is then the hot cost.
-   * `reshapeCost` (optional): extra cost of a pass whose size differs from the model's previous pass
-   * (latency.ts, "shape changes"). `autoregressiveMs` (optional): ms per token of the model decoding alone
-   * (default cost(1)), used when it is the target of no-draft decoding.
+   * Candidates cheapest first; the last is the target (a model). Proposal levels (model-free) can only start a
+   * chain; models can draft at its bottom or verify above it.
    */
-  models: { name: string; cost: PassCost; coldCost?: PassCost; reshapeCost?: PassCost; autoregressiveMs?: number }[];
-  /** acceptance[lo][hi] (lo < hi): probability that model hi accepts a draft token of model lo. Other entries are ignored. */
-  acceptance: number[][];
+  candidates: LevelSpec[];
+  /** acceptance[lo][hi] (lo < hi): how candidate hi accepts the drafts of candidate lo. Other entries are ignored. */
+  acceptance: (Acceptance | null)[][];
   /** Thresholds are searched in 1 … maxThreshold. */
   maxThreshold: number;
-  /** Most draft models in a chain (default: all candidates). */
+  /** Most draft levels in a chain (default: all candidates). */
   maxDepth?: number;
 }
 
 /** One chain with its thresholds and prediction. */
 export interface Plan {
-  /** Model indices, increasing, ending at the target. [target] = autoregressive. */
+  /** Candidate indices, increasing, ending at the target. [target] = autoregressive. */
   chain: number[];
-  /** Model names, same order. */
+  /** Candidate names, same order. */
   names: string[];
-  /** T for each draft model of the chain (chain.length - 1 entries). */
+  /** T for each draft level of the chain (chain.length - 1 entries). */
   thresholds: number[];
   /** Exact predicted ms per generated token. */
   predictedMsPerToken: number;
-  /** c_target(1) / predictedMsPerToken. */
+  /** The target's autoregressive ms per token / predictedMsPerToken. */
   speedupVsAutoregressive: number;
 }
 
 export interface SearchResult extends Plan {
   /** Which search produced this pick. */
   method: "dp" | "exhaustive";
-  /** c_target(1). */
+  /** The target decoding alone, ms per token. */
   autoregressiveMsPerToken: number;
-  /** The best chain with exactly one draft, over every draft and T (null when there is no draft candidate). */
+  /** The best chain with exactly one draft level, over every draft and T (null when there is no draft candidate). */
   bestSingleDraft: Plan | null;
   /** Chains (exhaustive) or node states (DP) scored with the exact formula. */
   evaluated: number;
@@ -100,70 +106,58 @@ export interface ChooseOptions extends SearchOptions {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Checked input with memoised cost tables. */
+/** Checked input with prepared levels (memoised cost tables). */
 interface Prepared {
   input: PlannerInput;
-  /** Hot costs (autoregressive passes, level 0's passes after its first). */
-  tables: CostTable[];
-  /** Cold costs (every other pass); the hot tables when no cold costs are given. */
-  cold: CostTable[];
+  levels: PreparedLevel[];
   /** The target decoding alone (ms per token). */
   autoregressiveMs: number;
   target: number;
   maxT: number;
   maxDepth: number;
-  a: (lo: number, hi: number) => number;
+  a: (lo: number, hi: number) => Acceptance;
 }
 
 function prepare(input: PlannerInput): Prepared {
   const where = "planner input";
-  if (!input || !Array.isArray(input.models) || input.models.length === 0) {
-    throw new Error(`${where}: models must list at least the target`);
+  if (!input || !Array.isArray(input.candidates) || input.candidates.length === 0) {
+    throw new InvalidOptionError(`${where}: candidates must list at least the target`);
   }
-  const target = input.models.length - 1;
+  const target = input.candidates.length - 1;
   if (!Number.isInteger(input.maxThreshold) || input.maxThreshold < 1) {
-    throw new Error(`${where}: maxThreshold ${String(input.maxThreshold)} must be an integer >= 1`);
+    throw new InvalidOptionError(`${where}: maxThreshold ${String(input.maxThreshold)} must be an integer >= 1`);
   }
   const maxDepth = input.maxDepth ?? target;
   if (!Number.isInteger(maxDepth) || maxDepth < 0) {
-    throw new Error(`${where}: maxDepth ${String(input.maxDepth)} must be an integer >= 0`);
+    throw new InvalidOptionError(`${where}: maxDepth ${String(input.maxDepth)} must be an integer >= 0`);
   }
-  const names = input.models.map((m, i) => {
-    if (typeof m?.name !== "string") throw new Error(`${where}: models[${i}].name must be a string`);
-    return m.name;
-  });
+  const levels = input.candidates.map((c, i) =>
+    prepareLevel(c, `${where}, candidates[${i}]`, (name) => `${where}, candidates[${i}] (${name})`),
+  );
+  if (levels[target]!.kind !== "model")
+    throw new InvalidOptionError(`${where}: the target ${levels[target]!.name} must be a model`);
   if (!Array.isArray(input.acceptance) || input.acceptance.length < target) {
-    throw new Error(`${where}: acceptance needs a row for each of the ${target} draft candidates`);
+    throw new InvalidOptionError(`${where}: acceptance needs a row for each of the ${target} draft candidates`);
   }
   for (let lo = 0; lo < target; lo++) {
     const row = input.acceptance[lo];
     if (!Array.isArray(row) || row.length <= target) {
-      throw new Error(`${where}: acceptance[${lo}] (${names[lo]}) needs entries up to index ${target}`);
+      throw new InvalidOptionError(
+        `${where}: acceptance[${lo}] (${levels[lo]!.name}) needs entries up to index ${target}`,
+      );
     }
     for (let hi = lo + 1; hi <= target; hi++) {
-      const v = row[hi];
-      if (typeof v !== "number" || !(v >= 0 && v <= 1)) {
-        throw new Error(
-          `${where}: acceptance[${lo}][${hi}] (${names[lo]} checked by ${names[hi]}) = ${String(v)}; must be in [0, 1]`,
-        );
-      }
+      if (levels[hi]!.kind !== "model") continue; // a proposal level never verifies: its column is unused
+      checkAcceptance(
+        row[hi] as Acceptance,
+        `${where}: acceptance[${lo}][${hi}] (${levels[lo]!.name} checked by ${levels[hi]!.name})`,
+      );
     }
-  }
-  const tables = input.models.map((m, i) => new CostTable(m.cost, `planner model ${i} (${names[i]})`));
-  const cold = input.models.map((m, i) =>
-    m.coldCost || m.reshapeCost
-      ? new CostTable(m.coldCost ?? m.cost, `planner model ${i} (${names[i]}), cold`, m.reshapeCost)
-      : tables[i]!,
-  );
-  const arMs = input.models[target]!.autoregressiveMs;
-  if (arMs !== undefined && !(Number.isFinite(arMs) && arMs >= 0)) {
-    throw new Error(`${where}: models[${target}].autoregressiveMs ${String(arMs)} must be a finite number >= 0`);
   }
   return {
     input,
-    tables,
-    cold,
-    autoregressiveMs: arMs ?? tables[target]!.at(1),
+    levels,
+    autoregressiveMs: levels[target]!.tables.autoregressiveMs,
     target,
     maxT: input.maxThreshold,
     maxDepth: Math.min(maxDepth, target),
@@ -174,7 +168,7 @@ function prepare(input: PlannerInput): Prepared {
 function makePlan(p: Prepared, chain: number[], thresholds: number[], ms: number): Plan {
   return {
     chain,
-    names: chain.map((i) => p.input.models[i]!.name),
+    names: chain.map((i) => p.levels[i]!.name),
     thresholds,
     predictedMsPerToken: ms,
     speedupVsAutoregressive: p.autoregressiveMs / ms,
@@ -190,12 +184,22 @@ function autoregressive(p: Prepared): Plan {
   return makePlan(p, [p.target], [], p.autoregressiveMs);
 }
 
+/** The target's pass costs over a chain of `depth` draft levels whose top is candidate `top`. */
+function targetTable(p: Prepared, top: number, depth: number) {
+  return verifierTable(p.levels[p.target]!, p.levels[top]!, depth === 1);
+}
+
+/** Whether candidate m can verify (only models can; proposal levels only start chains). */
+function verifies(p: Prepared, m: number): boolean {
+  return p.levels[m]!.kind === "model";
+}
+
 function bestSingle(p: Prepared): Plan | null {
   if (p.target === 0 || p.maxDepth === 0) return null;
   let best: Plan | null = null;
   for (let m = 0; m < p.target; m++) {
     for (let T = 1; T <= p.maxT; T++) {
-      const L = topLatency(baseLevel(p.tables[m]!, T, "engine", p.cold[m]), p.cold[p.target]!, p.a(m, p.target));
+      const L = topLatency(bottomLevel(p.levels[m]!, T), targetTable(p, m, 1), p.a(m, p.target));
       if (best === null || better(L, best.predictedMsPerToken)) best = makePlan(p, [m, p.target], [T], L);
     }
   }
@@ -212,9 +216,9 @@ function finish(p: Prepared, best: Plan, method: SearchResult["method"], evaluat
   };
 }
 
-/** Number of chains the exhaustive search scores (including no draft). */
-export function countChains(input: Pick<PlannerInput, "models" | "maxThreshold" | "maxDepth">): number {
-  const D = input.models.length - 1;
+/** Number of chains the exhaustive search scores (including no draft; an upper bound with proposal levels). */
+export function countChains(input: Pick<PlannerInput, "candidates" | "maxThreshold" | "maxDepth">): number {
+  const D = input.candidates.length - 1;
   const depth = Math.min(input.maxDepth ?? D, D);
   // Σ_{k<=depth} C(D, k) T^k
   let total = 0;
@@ -226,25 +230,26 @@ export function countChains(input: Pick<PlannerInput, "models" | "maxThreshold" 
   return total;
 }
 
-/** (b) Exhaustive search over chains and threshold grids with the exact formula. */
-export function exhaustiveSearch(input: PlannerInput): SearchResult {
-  const p = prepare(input);
-  const targetTable = p.cold[p.target]!;
-  let best = autoregressive(p);
-  let evaluated = 1;
+/**
+ * Depth-first over chains sharing prefixes: each prefix's LevelState is computed once. `next(last)` lists the
+ * candidates that may follow `last` in a chain; `grid` the thresholds tried at every level.
+ */
+function searchChains(
+  p: Prepared,
+  starts: readonly number[],
+  next: (last: number, depth: number) => readonly number[],
+  grid: number,
+  score: (chain: number[], thresholds: number[], L: number) => void,
+): void {
   const chain: number[] = [];
   const thresholds: number[] = [];
-
   const visit = (state: LevelState, last: number, depth: number): void => {
-    const L = topLatency(state, targetTable, p.a(last, p.target));
-    evaluated++;
-    if (better(L, best.predictedMsPerToken)) best = makePlan(p, [...chain, p.target], [...thresholds], L);
-    if (depth >= p.maxDepth) return;
-    for (let m = last + 1; m < p.target; m++) {
+    score(chain, thresholds, topLatency(state, targetTable(p, last, depth), p.a(last, p.target)));
+    for (const m of next(last, depth)) {
       const round = roundLaw(state, p.a(last, m));
-      const own = new FirstPass(p.cold[m]!, state.law);
+      const own = new FirstPass(p.levels[m]!.tables.cold, state.law);
       chain.push(m);
-      for (let T = 1; T <= p.maxT; T++) {
+      for (let T = 1; T <= grid; T++) {
         thresholds.push(T);
         visit(raiseLevel(round, own, T), m, depth + 1);
         thresholds.pop();
@@ -252,19 +257,50 @@ export function exhaustiveSearch(input: PlannerInput): SearchResult {
       chain.pop();
     }
   };
-
-  if (p.maxDepth >= 1) {
-    for (let m = 0; m < p.target; m++) {
-      chain.push(m);
-      for (let T = 1; T <= p.maxT; T++) {
-        thresholds.push(T);
-        visit(baseLevel(p.tables[m]!, T, "engine", p.cold[m]), m, 1);
-        thresholds.pop();
-      }
-      chain.pop();
+  for (const m of starts) {
+    chain.push(m);
+    for (let T = 1; T <= grid; T++) {
+      thresholds.push(T);
+      visit(bottomLevel(p.levels[m]!, T), m, 1);
+      thresholds.pop();
     }
+    chain.pop();
   }
+}
+
+/** (b) Exhaustive search over chains and threshold grids with the exact formula. */
+export function exhaustiveSearch(input: PlannerInput): SearchResult {
+  const p = prepare(input);
+  let best = autoregressive(p);
+  let evaluated = 1;
+  const drafts = p.maxDepth >= 1 ? [...Array(p.target).keys()] : [];
+  const next = (last: number, depth: number) =>
+    depth >= p.maxDepth ? [] : drafts.filter((m) => m > last && verifies(p, m));
+  searchChains(p, drafts, next, p.maxT, (chain, thresholds, L) => {
+    evaluated++;
+    if (better(L, best.predictedMsPerToken)) best = makePlan(p, [...chain, p.target], [...thresholds], L);
+  });
   return finish(p, best, "exhaustive", evaluated);
+}
+
+/**
+ * The best thresholds for one fixed chain (candidate indices, smallest first, ending at the target): every
+ * threshold vector on a grid of 1 … g per level, g = maxThreshold, shrunk for deep chains so that at most ~5 000
+ * vectors are scored (g = ⌊5000^(1/depth)⌋: 16 up to depth 3, 8 at depth 4).
+ */
+export function bestThresholds(input: PlannerInput, chain: readonly number[]): Plan {
+  const p = prepare(input);
+  checkChain(p, chain, "bestThresholds");
+  const depth = chain.length - 1;
+  if (depth === 0) return autoregressive(p);
+  const grid = Math.max(1, Math.min(p.maxT, Math.floor(5000 ** (1 / depth) + 1e-9)));
+  let best: Plan | null = null;
+  const next = (last: number, d: number) => (d < depth && chain[d - 1] === last ? [chain[d]!] : []);
+  searchChains(p, [chain[0]!], next, grid, (sub, thresholds, L) => {
+    if (sub.length !== depth) return; // a prefix of the chain, not the chain
+    if (best === null || better(L, best.predictedMsPerToken)) best = makePlan(p, [...chain], [...thresholds], L);
+  });
+  return best!;
 }
 
 /** A kept sub-chain ending at some (model, T, depth), with its exact state. */
@@ -278,8 +314,8 @@ interface Entry {
 /** A sub-chain below model m, ready to be raised to any T_m. */
 interface Candidate {
   parent: Entry;
-  /** Acceptance of the parent's model's drafts by m. */
-  a: number;
+  /** How m accepts the parent's drafts. */
+  a: Acceptance;
   /** Exact expected ms per token of the sub-chain if m were its target. */
   perToken: number;
 }
@@ -299,8 +335,7 @@ export function dynamicProgramme(input: PlannerInput, options: SearchOptions = {
   const p = prepare(input);
   const beam = options.beamWidth ?? 4;
   if (!Number.isInteger(beam) || beam < 1)
-    throw new Error(`dynamicProgramme: beamWidth ${String(beam)} must be an integer >= 1`);
-  const targetTable = p.cold[p.target]!;
+    throw new InvalidOptionError(`dynamicProgramme: beamWidth ${String(beam)} must be an integer >= 1`);
   let best = autoregressive(p);
   let evaluated = 1;
 
@@ -312,41 +347,35 @@ export function dynamicProgramme(input: PlannerInput, options: SearchOptions = {
       const entries: Entry[] = [];
       if (d === 1) {
         for (let T = 1; T <= p.maxT; T++) {
-          entries.push({
-            model: m,
-            threshold: T,
-            state: baseLevel(p.tables[m]!, T, "engine", p.cold[m]),
-            parent: null,
-          });
+          entries.push({ model: m, threshold: T, state: bottomLevel(p.levels[m]!, T), parent: null });
         }
-      } else {
+      } else if (verifies(p, m)) {
         // Every sub-chain of depth d-1 below m, scored by its exact cost per token at level m.
         const cands: Candidate[] = [];
         for (let l = 0; l < m; l++) {
           for (const parent of nodes[d - 2]![l]!) {
-            cands.push({ parent, a: p.a(l, m), perToken: topLatency(parent.state, p.cold[m]!, p.a(l, m)) });
+            cands.push({
+              parent,
+              a: p.a(l, m),
+              perToken: topLatency(parent.state, p.levels[m]!.tables.cold, p.a(l, m)),
+            });
           }
         }
         cands.sort((x, y) => x.perToken - y.perToken);
         const kept = cands.slice(0, beam).map((c) => ({
           parent: c.parent,
           round: roundLaw(c.parent.state, c.a),
-          own: new FirstPass(p.cold[m]!, c.parent.state.law),
+          own: new FirstPass(p.levels[m]!.tables.cold, c.parent.state.law),
         }));
         for (let T = 1; T <= p.maxT; T++) {
           for (const c of kept) {
-            entries.push({
-              model: m,
-              threshold: T,
-              state: raiseLevel(c.round, c.own, T),
-              parent: c.parent,
-            });
+            entries.push({ model: m, threshold: T, state: raiseLevel(c.round, c.own, T), parent: c.parent });
           }
         }
       }
       // Top edge: every state of every node is scored exactly as the target's drafter.
       for (const e of entries) {
-        const L = topLatency(e.state, targetTable, p.a(m, p.target));
+        const L = topLatency(e.state, targetTable(p, m, d), p.a(m, p.target));
         evaluated++;
         if (better(L, best.predictedMsPerToken)) {
           const u = unwind(e);
@@ -372,32 +401,39 @@ export function chooseHierarchy(input: PlannerInput, options: ChooseOptions = {}
   return useExhaustive ? exhaustiveSearch(input) : dynamicProgramme(input, options);
 }
 
+function checkChain(p: Prepared, chain: readonly number[], what: string): void {
+  if (!Array.isArray(chain) || chain.length === 0 || chain[chain.length - 1] !== p.target) {
+    throw new InvalidOptionError(
+      `${what}: a chain must end at the target (candidate ${p.target}), got [${String(chain)}]`,
+    );
+  }
+  chain.forEach((m, j) => {
+    if (!Number.isInteger(m) || m < 0 || m > p.target) throw new InvalidOptionError(`${what}: no candidate ${m}`);
+    if (j > 0 && m <= chain[j - 1]!) throw new InvalidOptionError(`${what}: candidates must increase along the chain`);
+    if (j > 0 && !verifies(p, m))
+      throw new InvalidOptionError(`${what}: ${p.levels[m]!.name} is a proposal level and cannot verify`);
+  });
+}
+
 /**
  * The exact prediction, level by level, for one chain of a planner input (candidate indices, smallest first,
- * ending at the target): the same costs, acceptance and rules the searches score with. `acceptance` /
- * `acceptanceByPosition` replace the input's rates (one per adjacent pair), to replay measured acceptance.
+ * ending at the target): the same costs, acceptance and rules the searches score with. `acceptance` replaces the
+ * input's rates (one per adjacent pair), e.g. to replay measured acceptance.
  */
 export function predictChain(
   input: PlannerInput,
   chain: readonly number[],
   thresholds: readonly number[],
-  replay: Pick<ChainSpec, "acceptance" | "acceptanceByPosition"> | null = null,
+  acceptance: Acceptance[] | null = null,
 ): LatencyPrediction {
-  const models = chain.map((i) => {
-    const m = input.models[i];
-    if (!m) throw new Error(`predictChain: no candidate ${i} (there are ${input.models.length})`);
-    return m;
-  });
   const spec: ChainSpec = {
-    costs: models.map((m) => m.cost),
-    coldCosts: models.map((m) => m.coldCost ?? m.cost),
+    levels: chain.map((i) => {
+      const c = input.candidates[i];
+      if (!c) throw new InvalidOptionError(`predictChain: no candidate ${i} (there are ${input.candidates.length})`);
+      return c;
+    }),
     thresholds: [...thresholds],
-    acceptance: replay?.acceptance ?? chain.slice(1).map((hi, j) => input.acceptance[chain[j]!]![hi]!),
-    names: models.map((m) => m.name),
+    acceptance: acceptance ?? chain.slice(1).map((hi, j) => input.acceptance[chain[j]!]![hi]!),
   };
-  if (replay?.acceptanceByPosition) spec.acceptanceByPosition = replay.acceptanceByPosition;
-  if (models.some((m) => m.reshapeCost)) spec.reshapeCosts = models.map((m) => m.reshapeCost ?? (() => 0));
-  const ar = models[models.length - 1]!.autoregressiveMs;
-  if (ar !== undefined) spec.autoregressiveMs = ar;
   return expectedLatency(spec);
 }

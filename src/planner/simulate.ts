@@ -1,43 +1,30 @@
 /**
- * Monte-Carlo simulator of the HSD recursion (hsd-notes §2) under the i.i.d. acceptance model, to check the
- * latency formula and to measure what it leaves out.
+ * Monte-Carlo simulator of the HSD recursion (docs/ALGORITHM.md §2) under the i.i.d. acceptance model, to check the
+ * latency formula (§5) and to measure what it leaves out. It takes the formula's own input, a `ChainSpec`.
  *
  * Tokens are abstract ids: a drafted, replacement or bonus token gets a fresh id, an accepted draft keeps its id.
  * An id fixes its whole prefix (it was created once, after one context), so two contexts agree up to position j
- * iff they hold the same id at j - 1; that makes the longest-common-prefix test of §3 a short backward scan.
+ * iff they hold the same id at j - 1; that makes the longest-common-prefix test of §4 a short backward scan.
  *
- * Pass sizes, `catchUp`:
- *  - 'fixed' (default): every pass feeds exactly one catch-up token — level 0's passes feed one token each, a
- *    verification pass over n drafts feeds n + 1 tokens. The formula with `catchUp: "one"` must match this mode.
- *  - 'cache': each model keeps what it has evaluated, truncates to the longest common prefix with its new
- *    context and feeds the missing tokens before its drafts (at least one, to get the distribution of the first
- *    draft), as the engine does (§3). It differs from 'fixed' only when a level above accepted a whole block
- *    (the block's last token was never fed below). The formula's default (`catchUp: "engine"`) models it by
- *    tracking deficits algebraically; this mode checks that independently, by scanning token ids.
- * Both modes consume the random stream identically, so with one seed they see the same acceptance events.
+ * Pass sizes, `catchUp` (the same names and default as the formula's):
+ *  - "engine" (default): each model keeps what it has evaluated, truncates to the longest common prefix with its
+ *    new context and feeds the missing tokens before its drafts (at least one, to get the distribution of the
+ *    first draft), as the engine does (§4). The formula models it by tracking deficits algebraically; this mode
+ *    checks that independently, by scanning token ids.
+ *  - "one": every pass feeds exactly one catch-up token — level 0's passes feed one token each, a verification
+ *    pass over n drafts feeds n + 1 tokens. The formula with `catchUp: "one"` must match this mode.
+ * A proposal level at the bottom (§8) proposes min(L, T_0) fresh ids, L drawn from its length law, at its flat
+ * cost; it keeps no cache. Both modes consume the random stream identically, so with one seed they see the same
+ * acceptance events.
  */
 
-import { CostTable, type PassCost } from "./cost-model.js";
-import { CATCH_UP_TOKENS } from "./latency.js";
+import { prepareChain, cappedLaw, type ChainSpec } from "./chain.js";
 import { makeRng } from "../util/rng.js";
 
-export interface SimulationInput {
-  /** c_0 … c_K, the last is the target. */
-  costs: PassCost[];
-  /** T_0 … T_{K-1}. */
-  thresholds: number[];
-  /** acceptance[j]: probability that level j+1 accepts a draft of level j (K entries). */
-  acceptance: number[];
-  /** Optional: acceptanceByPosition[j][p] replaces acceptance[j] for the p-th draft of a block (last entry repeats). */
-  acceptanceByPosition?: (readonly number[] | null | undefined)[];
-  /** Optional cost of a pass that follows another model's pass (default `costs`). */
-  coldCosts?: PassCost[];
-  /** Optional extra cost of a pass whose size differs from the same model's previous pass (default none). */
-  reshapeCosts?: PassCost[];
+export interface SimulationInput extends ChainSpec {
   /** Simulate until at least this many tokens are generated. */
   tokens: number;
   seed: number;
-  catchUp?: "fixed" | "cache";
 }
 
 export interface SimulatedLevel {
@@ -89,35 +76,21 @@ class Seq {
 }
 
 export function simulate(input: SimulationInput): SimulationResult {
-  const K = input.costs.length - 1;
-  if (K < 0) throw new Error("simulate: costs is empty");
-  if (input.thresholds.length !== K || input.acceptance.length !== K) {
-    throw new Error(`simulate: ${K + 1} levels need ${K} thresholds and ${K} acceptance rates`);
-  }
-  for (const t of input.thresholds) {
-    if (!Number.isInteger(t) || t < 1) throw new Error(`simulate: threshold ${t} must be an integer >= 1`);
-  }
-  for (const a of input.acceptance) {
-    if (!(a >= 0 && a <= 1)) throw new Error(`simulate: acceptance ${a} is not in [0, 1]`);
-  }
-  const cacheMode = (input.catchUp ?? "fixed") === "cache";
+  const chain = prepareChain(input, "simulate");
+  const K = chain.levels.length - 1;
+  const cacheMode = chain.catchUp === "engine";
   const rng = makeRng(input.seed);
-  const tables = input.costs.map((c, i) => new CostTable(c, `simulate level ${i}`));
-  if (input.coldCosts && input.coldCosts.length !== K + 1)
-    throw new Error(`simulate: coldCosts needs ${K + 1} entries`);
-  const coldTables = input.coldCosts
-    ? input.coldCosts.map((c, i) => new CostTable(c, `simulate level ${i} (cold)`))
-    : tables;
-  if (input.reshapeCosts && input.reshapeCosts.length !== K + 1)
-    throw new Error(`simulate: reshapeCosts needs ${K + 1} entries`);
-  const reshapeTables =
-    input.reshapeCosts?.map((c, i) => new CostTable(c, `simulate level ${i} (shape change)`)) ?? null;
+  const bottom = chain.levels[0]!;
   let lastModel = -1; // the model of the previous pass: a pass by another model is cold
-  const lastSize = input.costs.map(() => -1); // each model's previous pass size: another size changes shape
-  const T = input.thresholds;
-  const acc = input.acceptance;
+  const lastSize = chain.levels.map(() => -1); // each model's previous pass size: another size changes shape
+  const T = chain.thresholds;
+  /** Acceptance of the p-th draft of a block verified by `level`. */
+  const rate = (level: number, p: number): number => {
+    const a = chain.acceptance[level - 1]!;
+    return typeof a === "number" ? a : a[Math.min(p, a.length - 1)]!;
+  };
 
-  const stats = input.costs.map(() => ({
+  const stats = chain.levels.map(() => ({
     passes: 0,
     tokensFed: 0,
     ms: 0,
@@ -133,10 +106,12 @@ export function simulate(input: SimulationInput): SimulationResult {
   };
   const pass = (level: number, size: number): void => {
     const s = stats[level]!;
+    const tables = chain.levels[level]!.tables;
     s.passes++;
     s.tokensFed += size;
-    s.ms += (lastModel === level || lastModel === -1 ? tables : coldTables)[level]!.at(size);
-    if (reshapeTables && lastSize[level] !== -1 && lastSize[level] !== size) s.ms += reshapeTables[level]!.at(size);
+    s.ms += (lastModel === level || lastModel === -1 ? tables.hot : tables.cold).at(size);
+    const reshape = tables.cold.reshape; // the same extra after any pass (costs.ts, LevelTables)
+    if (reshape && lastSize[level] !== -1 && lastSize[level] !== size) s.ms += reshape.at(size);
     lastModel = level;
     lastSize[level] = size;
     bump(s.sizes, size);
@@ -146,7 +121,7 @@ export function simulate(input: SimulationInput): SimulationResult {
   const S = new Seq();
   let nextId = 1;
   S.push(nextId++); // the prompt's last token
-  const evaluated = input.costs.map(() => new Seq());
+  const evaluated = chain.levels.map(() => new Seq());
 
   /** Tokens model `m` must feed before its drafts to evaluate S[0..ctxLen); updates its cache record. */
   const catchUp = (m: number, ctxLen: number): number => {
@@ -167,13 +142,10 @@ export function simulate(input: SimulationInput): SimulationResult {
   /** Accepted count of a block of n drafts; then S keeps `from + k` tokens plus one fresh token. */
   const verify = (level: number, from: number, n: number): number => {
     const u = catchUp(level, from);
-    pass(level, (cacheMode ? u : CATCH_UP_TOKENS) + n);
+    pass(level, (cacheMode ? u : 1) + n);
     feedDrafts(level, from, n);
-    const byPos = input.acceptanceByPosition?.[level - 1];
-    const a = acc[level - 1]!;
     let k = 0;
-    if (byPos && byPos.length > 0) while (k < n && rng() < byPos[Math.min(k, byPos.length - 1)]!) k++;
-    else while (k < n && rng() < a) k++;
+    while (k < n && rng() < rate(level, k)) k++;
     stats[level]!.verified += n;
     stats[level]!.accepted += k;
     S.length = from + k;
@@ -184,9 +156,23 @@ export function simulate(input: SimulationInput): SimulationResult {
   /** One call of level i on context S[0..ctxLen); returns the block length (block at S[ctxLen..]). */
   const draft = (i: number, ctxLen: number): number => {
     stats[i]!.calls++;
+    if (i === 0 && bottom.kind === "proposal") {
+      // One lookup: no forward pass, no cache; the block's length is drawn from the capped law.
+      const law = cappedLaw(bottom.available, T[0]!);
+      let u = rng();
+      let n = 0;
+      while (n < law.length - 1 && u >= law[n]!) u -= law[n++]!;
+      const s = stats[0]!;
+      s.passes++;
+      s.ms += bottom.costMs; // no model ran: the next pass is hot or cold as the one before it left things
+      S.length = ctxLen;
+      for (let t = 0; t < n; t++) S.push(nextId++);
+      bump(stats[0]!.blocks, n);
+      return n;
+    }
     if (i === 0) {
       const u = catchUp(0, ctxLen);
-      pass(0, cacheMode ? u : CATCH_UP_TOKENS);
+      pass(0, cacheMode ? u : 1);
       S.length = ctxLen;
       S.push(nextId++);
       for (let t = 1; t < T[0]!; t++) {
@@ -214,7 +200,7 @@ export function simulate(input: SimulationInput): SimulationResult {
     const from = S.length;
     if (K === 0) {
       const u = catchUp(0, from);
-      pass(0, cacheMode ? u : CATCH_UP_TOKENS);
+      pass(0, cacheMode ? u : 1);
       S.push(nextId++);
       generated++;
     } else {

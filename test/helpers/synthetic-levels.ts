@@ -2,12 +2,13 @@
 // without GGUF files: the exact law of the target's output can be enumerated and compared with
 // what HSD samples.
 
-import type { DistributionRows, LevelModel } from "./level.js";
+import type { DistributionRows, ModelLevel, ProposalLevel } from "../../src/levels/level.js";
 
 /** A next-token law: writes probabilities for the token after `context[0 .. length)` into `out`. */
 export type NextTokenLaw = (context: Int32Array, length: number, out: Float32Array) => void;
 
-export class SyntheticLevel implements LevelModel {
+export class SyntheticLevel implements ModelLevel {
+  readonly kind = "model";
   readonly contextSize = 1 << 20;
   tokensEvaluated = 0;
   private readonly scratch: Float32Array;
@@ -71,4 +72,32 @@ function hashUnit(...parts: number[]): number {
   h = Math.imul(h, 0x2c1b3c6d) >>> 0;
   h ^= h >>> 12;
   return (h >>> 0) / 4294967296;
+}
+
+/**
+ * A model-free level for the exactness tests: it proposes what followed the latest earlier occurrence of the last
+ * token (a one-token lookup), up to `max` tokens, and abstains when the last token never occurred before. Its
+ * proposals are deterministic given the context, so each is a point mass (docs/ALGORITHM.md §8).
+ */
+export class CopyProposalLevel implements ProposalLevel {
+  readonly kind = "proposal";
+
+  constructor(
+    readonly name: string,
+    readonly vocabSize: number,
+  ) {}
+
+  propose(sequence: Int32Array, length: number, max: number): number {
+    const last = sequence[length - 1]!;
+    for (let at = length - 2; at >= 0; at--) {
+      if (sequence[at] !== last) continue;
+      let n = 0;
+      while (n < max && at + 1 + n < length) {
+        sequence[length + n] = sequence[at + 1 + n]!;
+        n++;
+      }
+      return n;
+    }
+    return 0;
+  }
 }

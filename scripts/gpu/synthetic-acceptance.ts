@@ -5,7 +5,7 @@
 // Why: on random-weight models (scripts/gpu/make-random-gguf.py) the argmaxes of two models agree by chance
 // only, so real acceptance is ~0 and HSD cannot be timed in the regime it is built for. With this wrapper the
 // engine runs its real recursion, KV-cache rollbacks, catch-up tokens and passes, under the i.i.d. acceptance the
-// latency model assumes (hsd-notes §4), which makes measured ms/token directly comparable with the planner's
+// latency model assumes (docs/ALGORITHM.md §5), which makes measured ms/token directly comparable with the planner's
 // prediction. The output text is meaningless; greedy mode only (in sampling mode the verdict is a probability
 // ratio of whole distributions, which this does not fake).
 //
@@ -16,10 +16,11 @@
 // drafting pass of level 0 (one row, t = length - 1) is therefore never touched, and neither is an
 // autoregressive target.
 
-import type { DistributionRows, LevelModel } from "./level.js";
-import { Rng } from "../util/rng.js";
+import type { DistributionRows, ModelLevel } from "../../src/levels/level.js";
+import { Rng } from "../../src/util/rng.js";
 
-export class SyntheticAcceptanceLevel implements LevelModel {
+export class SyntheticAcceptanceLevel implements ModelLevel {
+  readonly kind = "model";
   readonly name: string;
   readonly vocabSize: number;
   readonly contextSize: number;
@@ -34,7 +35,7 @@ export class SyntheticAcceptanceLevel implements LevelModel {
    * @param seed seeds this wrapper's own random stream (verdicts and replacement tokens)
    */
   constructor(
-    readonly inner: LevelModel,
+    readonly inner: ModelLevel,
     readonly acceptance: number,
     seed: number,
   ) {
@@ -100,10 +101,10 @@ export class SyntheticAcceptanceLevel implements LevelModel {
  * (i >= 1) accepts drafts of level i - 1 with probability rates[i - 1]. Each wrapper gets its own seed.
  */
 export function withSyntheticAcceptance(
-  levels: readonly LevelModel[],
+  levels: readonly ModelLevel[],
   rates: readonly number[],
   seed: number,
-): LevelModel[] {
+): ModelLevel[] {
   if (rates.length !== levels.length - 1) {
     throw new Error(
       `withSyntheticAcceptance: ${levels.length} levels need ${levels.length - 1} acceptance rates, got ${rates.length}`,

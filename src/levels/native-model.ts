@@ -1,15 +1,16 @@
-// A level of the hierarchy backed by a llama.cpp context (hsd-notes §3): before each pass the
+// A model level backed by a llama.cpp context (docs/ALGORITHM.md §4): before each pass the
 // KV cache is cut back to the longest common prefix of what it holds and the sequence it is
 // asked to score, and the missing tokens (catch-up: replacements and bonus tokens chosen above)
 // go into the same pass as the drafts.
 
-import type { DistributionRows, LevelModel } from "./level.js";
+import type { DistributionRows, ModelLevel } from "./level.js";
 import type { EvaluateTarget, NativeContext } from "../native/types.js";
-import { ContextOverflowError } from "../errors.js";
+import { ContextOverflowError, HsdError } from "../errors.js";
 
 export type EvaluationMode = "sync" | "async";
 
-export class NativeLevel implements LevelModel {
+export class NativeLevel implements ModelLevel {
+  readonly kind = "model";
   readonly vocabSize: number;
   readonly contextSize: number;
   tokensEvaluated = 0;
@@ -41,8 +42,8 @@ export class NativeLevel implements LevelModel {
     }
     const outputs = length - firstRow;
     if (outputs > this.context.batchSize) {
-      throw new Error(
-        `${this.name}: ${outputs} output rows in one pass exceed the batch size ${this.context.batchSize}`,
+      throw new HsdError(
+        `${this.name}: ${outputs} output rows in one pass exceed the batch size ${this.context.batchSize}; use smaller thresholds`,
       );
     }
     let start = Math.min(commonPrefix(this.cached, this.cachedLength, sequence, length), firstRow);
