@@ -53,7 +53,10 @@ describe("hsd CLI (spawned process)", function () {
     expect(plan.best.predicted_ms_per_token).to.be.a("number").greaterThan(0);
     expect(plan.autoregressive.predicted_ms_per_token).to.be.a("number").greaterThan(0);
     expect(plan).to.have.property("best_single");
-    for (const c of plan.candidates) {
+    // The context lookup (a model-free level) comes first; then the models.
+    expect(plan.candidates[0].name).to.equal("ngram-lookup");
+    expect(plan.candidates[0].kind).to.equal("proposal");
+    for (const c of plan.candidates.slice(1)) {
       expect(c.kind, c.file).to.equal("model");
       expect(c.costs.autoregressive_ms, c.file).to.be.a("number").greaterThan(0);
       expect(c.costs.reshape, c.file).to.be.an("array").with.length(c.costs.hot.length);
@@ -103,7 +106,9 @@ describe("hsd CLI (spawned process)", function () {
     expect(out.stop_reason).to.be.a("string");
     expect(out.stats.ms_per_token).to.be.a("number");
     expect(out.stats.target_passes).to.be.a("number");
-    expect(out.stats.levels).to.have.length(out.hierarchy.files.length);
+    // A routed policy reports every level of its chains; a fixed chain its own.
+    if (out.policy) expect(out.stats.routing.states).to.have.length(out.policy.states.length);
+    else expect(out.stats.levels).to.have.length(out.hierarchy.files.length);
     expect(out.stats.levels[0].acceptance_by_position).to.be.an("array");
     const camel = (v: unknown): string[] =>
       v && typeof v === "object"
@@ -130,6 +135,27 @@ describe("hsd CLI (spawned process)", function () {
     const single = plan.best_single;
     if (single && single.chain.join() === files.join())
       expect(out.hierarchy.thresholds).to.deep.equal(single.thresholds);
+  });
+
+  it("run --json on a repetitive prompt reports the model-free level it used (--ngram on, hierarchy auto)", function () {
+    const prompt = "one two three four, one two three four, one two three four, one two three four, one two";
+    const args = ["--threads", "1", "--greedy", "--max-threshold", "8", "--ngram", "on", "--max-tokens", "24"];
+    const r = hsd(["run", "--json", ...args, prompt], cache);
+    expect(r.code, r.stderr).to.equal(0);
+    const out = JSON.parse(r.stdout);
+    const lookup = out.stats.levels.find((l: { name: string }) => l.name === "ngram-lookup");
+    expect(lookup, JSON.stringify(out.stats.levels)).to.not.equal(undefined);
+    expect(lookup.kind).to.equal("proposal");
+    expect(lookup.drafted).to.be.greaterThan(0);
+    expect(lookup.accepted).to.be.greaterThan(0);
+    expect(out.plan.candidates[0].name).to.equal("ngram-lookup");
+    expect(out.plan.policy.states.length).to.be.greaterThan(1);
+    // The same greedy text as the target alone.
+    const alone = hsd(
+      ["run", "--json", ...args, "--hierarchy", basename(family.files[family.files.length - 1]!), prompt],
+      cache,
+    );
+    expect(JSON.parse(alone.stdout).tokens).to.deep.equal(out.tokens);
   });
 
   it("run streams text to stdout and a summary to stderr", function () {
@@ -169,10 +195,9 @@ describe("hsd CLI (spawned process)", function () {
       const p = hsd(["plan", "--json", "--models", dir, "--threads", "1", "--greedy", "--max-threshold", "4"], cache);
       expect(p.code, p.stderr).to.equal(0);
       const plan = JSON.parse(p.stdout);
-      expect(plan.candidates.map((c: { file: string }) => c.file)).to.deep.equal([
-        "good-small.gguf",
-        "good-target.gguf",
-      ]);
+      expect(
+        plan.candidates.filter((c: { kind: string }) => c.kind === "model").map((c: { file: string }) => c.file),
+      ).to.deep.equal(["good-small.gguf", "good-target.gguf"]);
       const reasons = Object.fromEntries(
         plan.rejected.map((r: { file: string; reason: string }) => [basename(r.file), r.reason]),
       );

@@ -2,6 +2,10 @@
 // and sampled output follows the target's law.
 import { expect } from "chai";
 import { Hsd, type Hierarchy } from "../src/api/hsd.js";
+import { HsdDecoder } from "../src/engine/hsd.js";
+import { RoutedDecoder } from "../src/engine/routed.js";
+import { generate } from "../src/engine/generate.js";
+import { Rng } from "../src/util/rng.js";
 import type { NativeModel } from "../src/native/index.js";
 import { chiSquareFit } from "./helpers/stats.js";
 import { bundledFamily } from "./helpers/models.js";
@@ -131,6 +135,72 @@ describe("HSD on the bundled GGUF family", function () {
       );
     expect(mismatches, mismatches.join("\n")).to.deep.equal([]);
     expect(ties.length, "argmax ties must stay rare").to.be.at.most(Math.ceil(compared * 0.02));
+  });
+
+  it(`greedy: the context lookup in fixed chains and in routed policies gives the target's tokens on ${PROMPTS.length} prompts`, async function () {
+    const target = files[files.length - 1]!;
+    const lookup = hsd.lookup!;
+    const levels = hsd.models.map((m) => m.level);
+    const [draft, targetLevel] = [levels[0]!, levels[levels.length - 1]!];
+    const decoders = [
+      // The lookup straight into the target; under the smallest draft; and three routed policies.
+      () => new HsdDecoder([lookup, targetLevel], { thresholds: [8], greedy: true, rng: new Rng(1) }),
+      () => new HsdDecoder([lookup, draft, targetLevel], { thresholds: [4, 3], greedy: true, rng: new Rng(1) }),
+      ...[2, 3, 1].map(
+        (minMatch) => () =>
+          new RoutedDecoder(
+            {
+              states: ["short", "long"],
+              state: (seq, committed) => (lookup.match(seq, committed).length >= minMatch ? 1 : 0),
+              chains: [
+                { levels: [draft, targetLevel], thresholds: [3] },
+                { levels: [lookup, targetLevel], thresholds: [6 + minMatch] },
+              ],
+            },
+            { greedy: true, rng: new Rng(1) },
+          ),
+      ),
+    ];
+    const vocabulary = {
+      isEndOfGeneration: (t: number) => hsd.target.native.isEndOfGeneration(t),
+      tokenPiece: (t: number) => hsd.target.native.tokenPiece(t),
+    };
+    for (const m of hsd.models) m.context.setSampling({ greedy: true, temperature: 1, topK: 0, topP: 1, minP: 0 });
+    let lookupSteps = 0;
+    const mismatches: string[] = [];
+    const ties: string[] = [];
+    for (const prompt of PROMPTS) {
+      const ref = (
+        await hsd.generate(prompt, {
+          hierarchy: { files: [target], thresholds: [] },
+          sampling: { greedy: true },
+          maxTokens: 48,
+        }).result
+      ).tokens;
+      const tokens = hsd.target.native.tokenize(prompt, true, false);
+      for (const make of decoders) {
+        const it = generate(make(), vocabulary, tokens, { maxTokens: 48 });
+        let r = await it.next();
+        while (!r.done) r = await it.next();
+        lookupSteps += r.value.stats.routing?.states[1]!.steps ?? 0;
+        const at = r.value.tokens.findIndex((t, i) => t !== ref[i]);
+        if (at < 0 && r.value.tokens.length === ref.length) continue;
+        // As above: a divergence is acceptable only at a numerical argmax tie of the target.
+        const gap = await topTwoGap(hsd.target.native, prompt, ref.slice(0, at));
+        (gap < 1e-4 ? ties : mismatches).push(
+          `decoder ${decoders.indexOf(make)} "${prompt}" at token ${at} (top-2 gap ${gap.toExponential(2)})`,
+        );
+      }
+    }
+    expect(mismatches, mismatches.join("\n")).to.deep.equal([]);
+    if (ties.length)
+      console.log(
+        `      ${ties.length} divergence(s) at argmax ties (gap < 1e-4):\n        ${ties.join("\n        ")}`,
+      );
+    // A tie is a property of the prompt's reference text (every decoder may flip at it): count distinct places.
+    const places = new Set(ties.map((t) => t.replace(/^decoder \d+ /, "")));
+    expect(places.size, "argmax ties must stay rare").to.be.at.most(Math.ceil(PROMPTS.length * 0.1));
+    expect(lookupSteps, "the routed policies used the lookup chain").to.be.greaterThan(50);
   });
 
   it("greedy through the asynchronous evaluation path gives the same tokens as the synchronous one", async function () {

@@ -37,7 +37,8 @@ function fakePlan(): PlanReport {
   return {
     candidates: files.map((file, i) => ({
       file,
-      kind: "model",
+      name: file,
+      kind: "model" as const,
       parameters: [0.1e6, 0.6e6, 1.8e6, 5e6][i]!,
       fileSize: 0,
       quantisation: "F16",
@@ -56,6 +57,7 @@ function fakePlan(): PlanReport {
     },
     bestSingle: chain([files[0]!, files[3]!], [3]),
     autoregressive: chain([files[3]!], []),
+    policy: null,
     maxThreshold: 16,
     calibration: { device: "test", threads: 1, greedy: true, prompts: 8, fromCache: false },
   };
@@ -138,7 +140,8 @@ describe("bench: methods from a calibration", () => {
   const model = new CalibratedModel(plan);
 
   it("short names drop the common prefix at a separator", () => {
-    expect(shortNames(plan.candidates.map((c) => c.file))).to.deep.equal(["0.1M", "0.6M", "1.8M", "5M"]);
+    expect(shortNames(plan.candidates.map((c) => c.name))).to.deep.equal(["0.1M", "0.6M", "1.8M", "5M"]);
+    expect(shortNames(["ngram-lookup", "a-0.1M.gguf", "a-5M.gguf"])).to.deep.equal(["lookup", "0.1M", "5M"]);
     expect(shortNames(["dev-a.gguf", "dev-b.gguf"])).to.deep.equal(["a", "b"]);
   });
 
@@ -154,7 +157,7 @@ describe("bench: methods from a calibration", () => {
   });
 
   it("runs autoregressive, each single draft at its best T, the optimiser's pick, others, and node-llama-cpp once each", () => {
-    const methods = buildMethods(model, { maxThreshold: 8, others: 2, llama: true });
+    const methods = buildMethods(model, { maxThreshold: 8, others: 2, llama: true, llamaCpp: false });
     const roles = methods.flatMap((m) => m.roles);
     expect(roles.filter((r) => r === "autoregressive")).to.have.length(1);
     expect(roles.filter((r) => r === "single")).to.have.length(3);
@@ -167,7 +170,7 @@ describe("bench: methods from a calibration", () => {
     expect(others[0]!.chain).to.deep.equal([0, 1, 2, 3]); // the full chain first
     // The prediction is the formula on the report's own samples, assembled here independently of the planner input.
     for (const m of methods.filter((x) => x.kind === "hsd")) {
-      const c = m.chain.map((i) => plan.candidates[i]!);
+      const c = m.chain.map((i) => plan.candidates[i]!).filter((x) => x.kind === "model");
       const curve = (samples: PassCostSample[]) => new MeasuredPassCost(samples).cost;
       const byHand = expectedLatency(
         costChain({
@@ -189,11 +192,11 @@ describe("bench: methods from a calibration", () => {
       ...plan,
       best: {
         ...plan.best,
-        chain: [plan.candidates[0]!.file, plan.candidates[3]!.file],
+        chain: [plan.candidates[0]!.name, plan.candidates[3]!.name],
         thresholds: [model.bestThresholds([0, 3], 8).thresholds[0]!],
       },
     });
-    const m2 = buildMethods(samePick, { maxThreshold: 8, others: 0, llama: false });
+    const m2 = buildMethods(samePick, { maxThreshold: 8, others: 0, llama: false, llamaCpp: false });
     expect(m2).to.have.length(4);
     expect(m2.find((m) => m.roles.includes("optimiser"))!.roles).to.deep.equal(["single", "optimiser"]);
   });
@@ -202,7 +205,7 @@ describe("bench: methods from a calibration", () => {
 describe("bench: analysis, report and plot", () => {
   const plan = fakePlan();
   const model = new CalibratedModel(plan);
-  const methods = buildMethods(model, { maxThreshold: 8, others: 1, llama: true });
+  const methods = buildMethods(model, { maxThreshold: 8, others: 1, llama: true, llamaCpp: true });
 
   function records(): RunRecord[] {
     const out: RunRecord[] = [];
@@ -211,6 +214,7 @@ describe("bench: analysis, report and plot", () => {
         methods.forEach((m, slot) => {
           const msPerToken = (m.predicted?.msPerToken ?? 0.25) * (1 + 0.05 * rep);
           out.push({
+            cell: "greedy/prose",
             method: m.id,
             mode: "greedy",
             repetition: rep,
@@ -222,6 +226,8 @@ describe("bench: analysis, report and plot", () => {
             decodeTokens: 48,
             tokensHash: m.roles.includes("other") && p === 1 ? "different" : "same",
             stats: m.kind === "hsd" ? fakeStats(m.chain.length, 50, 50 * msPerToken) : null,
+            // llama.cpp's combinations: the lookup size n = 3 is made the fastest.
+            ...(m.kind === "llama.cpp" && m.id.includes("n=3") ? { decodeMs: 48 * 0.2 } : {}),
             predictions: m.kind === "hsd" ? null : { used: 30, unused: 5, validated: 35, refuted: 15 },
           });
         });
@@ -267,6 +273,18 @@ describe("bench: analysis, report and plot", () => {
     expect(single.replay!.measuredAcceptanceByPosition).to.be.closeTo(replay.msPerToken, 1e-12);
     const llama = results.find((r) => r.kind === "node-llama-cpp")!;
     expect(llama.llamaAcceptance).to.equal(0.7);
+    // Ratios to llama.cpp's best ngram-simple,draft-simple: its fastest lookup size, measured.
+    const combo = results.find((r) => r.id.includes("ngram-simple,draft-simple n=3"))!;
+    expect(combo.speedupVsLlamaCppBest).to.equal(1);
+    for (const r of results) {
+      expect(r.speedupVsLlamaCppBest).to.be.closeTo(combo.decodeMsPerToken.median / r.decodeMsPerToken.median, 1e-12);
+    }
+    const llamaCppRuns = results.filter((r) => r.kind === "llama.cpp");
+    expect(llamaCppRuns.map((r) => r.label)).to.include.members([
+      `llama.cpp draft-simple T=${methods.find((m) => m.kind === "node-llama-cpp")!.thresholds[0]}`,
+      "llama.cpp ngram-simple",
+      "llama.cpp ngram-simple,draft-simple n=12 (default)",
+    ]);
   });
 
   it("the markdown flags predictions more than 10% off, and the SVG is well formed", () => {
@@ -276,25 +294,26 @@ describe("bench: analysis, report and plot", () => {
       command: "npm run bench",
       device: "cpu",
       threads: 1,
-      models: plan.candidates.map((c) => ({ file: c.file, parameters: c.parameters, costMs1: c.costs.hot[0]!.ms })),
-      prompts: 2,
+      models: plan.candidates.flatMap((c) =>
+        c.kind === "model" ? [{ file: c.file, parameters: c.parameters, costMs1: c.costs.hot[0]!.ms }] : [],
+      ),
       maxTokens: 50,
       repetitions: 3,
-      calibration: { greedy: { fromCache: true, acceptance: plan.acceptance } },
+      cells: [{ cell: "greedy/prose", mode: "greedy", workload: "prose", prompts: 2, calibrationPrompts: 8 }],
+      plans: { "greedy/prose": { fromCache: true, policy: null } },
       startedAt: "now",
       wallSeconds: 1,
-      names: model.names,
     };
-    const md = markdownReport(ctx, { greedy: results });
+    const md = markdownReport(ctx, { "greedy/prose": results });
     expect(md).to.include("| method | role | ms/token median");
     expect(md).to.match(
       /Every hsd method's measured ms\/token is within 10% of prediction \(1\), calibrated before the runs/,
     );
     const off = results.map((r) => (r.predictionError === null ? r : { ...r, predictionError: 0.2 }));
-    const offMd = markdownReport(ctx, { greedy: off });
+    const offMd = markdownReport(ctx, { "greedy/prose": off });
     expect(offMd).to.include("+20.0% **!**");
     expect(offMd).to.match(/Outside 10% of prediction \(1\), calibrated before the runs: /);
-    const svg = plotSvg("a <b> & c", { greedy: results });
+    const svg = plotSvg("a <b> & c", { "greedy/prose": results });
     expect(svg.startsWith("<svg")).to.equal(true);
     expect(svg.trim().endsWith("</svg>")).to.equal(true);
     expect(svg).to.include("a &lt;b&gt; &amp; c");

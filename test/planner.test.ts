@@ -688,7 +688,8 @@ describe("planner: optimiser", function () {
     console.log(
       `    chooseHierarchy, 6 candidates, T <= 16 (${r.method}, ${r.evaluated} states scored): ${times.map((t) => t.toFixed(2)).join(", ")} ms; pick ${r.names.join(" > ")} T=${r.thresholds.join(",")} speed-up ${r.speedupVsAutoregressive.toFixed(3)}x (best single ${r.bestSingleDraft!.speedupVsAutoregressive.toFixed(3)}x)`,
     );
-    for (const t of times) expect(t).to.be.below(50);
+    // The median of the five: a shared machine's scheduler can stall any single call.
+    expect([...times].sort((a, b) => a - b)[2]!).to.be.below(50);
   });
 
   it("takes a plain-JSON input (costs as samples), and names the bad entry in errors", () => {

@@ -14,12 +14,21 @@ import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError
 import { contextOptions, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
 import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
 import { NativeLevel, type EvaluationMode } from "../levels/native-model.js";
-import { HsdDecoder } from "../engine/hsd.js";
+import { HsdDecoder, type Decoder } from "../engine/hsd.js";
+import { RoutedDecoder } from "../engine/routed.js";
+import { ContextLookupLevel, type LookupOptions } from "../levels/ngram-lookup.js";
+import type { Level } from "../levels/level.js";
+import { stateOf } from "../calibration/measure.js";
 import { generate, type GenerationChunk, type GenerationResult } from "../engine/generate.js";
 import { Rng } from "../util/rng.js";
 import { toTransform, type SamplingSettings } from "./sampling.js";
-import { calibrate, type Calibration, type CalibrationOptions } from "../calibration/calibrate.js";
-import { planFromCalibration, plannerInput, type PlanReport } from "./plan.js";
+import {
+  calibrate,
+  type Calibration,
+  type CalibrationOptions,
+  type LookupCalibration,
+} from "../calibration/calibrate.js";
+import { planFromCalibration, plannerInput, type NgramMode, type PlanReport } from "./plan.js";
 import { bestThresholds } from "../planner/index.js";
 import { DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS, SMALL_MODEL_PARAMETERS } from "../defaults.js";
 
@@ -51,10 +60,17 @@ export interface OpenOptions {
    * (BENCHMARKS.md, "Flash attention on the CPU"), which is what speculation lives on.
    */
   flashAttention?: FlashAttention;
+  /**
+   * Model-free levels (a context lookup, docs/ALGORITHM.md §8–9): "auto" (default) lets the planner route each
+   * step by the lookup's match, "on" uses the lookup wherever it matches, "off" never.
+   */
+  ngram?: NgramMode;
+  /** The context lookup's match lengths: it proposes after at least `minMatch` tokens (default 1, measured up to `maxMatch`, 8). */
+  lookup?: Pick<LookupOptions, "minMatch" | "maxMatch">;
 }
 
 export interface Hierarchy {
-  /** Files, smallest first, ending with the target. */
+  /** Level names, smallest first, ending with the target: model files, or "ngram-lookup" at the bottom. */
   files: string[];
   /** One threshold per draft model; when left out, the latency model's best for this chain (calibrates if needed). */
   thresholds?: number[];
@@ -72,7 +88,10 @@ export interface GenerateRequest {
 }
 
 export interface GenerationReport extends GenerationResult {
+  /** The chain that ran (with a routed policy: the chain of its most frequent state; `policy` has them all). */
   hierarchy: Required<Hierarchy>;
+  /** With a routed policy: each state's chain (stats.routing has what each state did in this run). */
+  policy: { states: { name: string; files: string[]; thresholds: number[] }[] } | null;
   seed: number;
   plan: PlanReport | null;
 }
@@ -108,9 +127,17 @@ export class Hsd {
     readonly threads: number,
     readonly device: string,
     readonly flashAttention: FlashAttention,
+    /** Whether and how the context lookup takes part. */
+    readonly ngram: NgramMode,
+    /** The context lookup (null with ngram "off"). */
+    readonly lookup: ContextLookupLevel | null,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
+    const ngram = options.ngram ?? "auto";
+    if (ngram !== "auto" && ngram !== "on" && ngram !== "off") {
+      throw new InvalidOptionError(`ngram must be "auto", "on" or "off", got ${String(ngram)}`);
+    }
     if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
       throw new InvalidOptionError(`threads must be a positive integer, got ${options.threads}`);
     }
@@ -169,7 +196,11 @@ export class Hsd {
       throw error;
     }
     const device = `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}`;
-    return new Hsd(loaded, rejected, threads, device, flashAttention);
+    const lookup =
+      ngram === "off"
+        ? null
+        : new ContextLookupLevel(loaded[loaded.length - 1]!.native.vocabSize, options.lookup ?? {});
+    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup);
   }
 
   get target(): LoadedModel {
@@ -189,7 +220,16 @@ export class Hsd {
       continuationTokens: request.continuationTokens,
       recalibrate: request.recalibrate,
       onProgress: request.onProgress,
+      lookup: this.lookupCalibration(),
     });
+  }
+
+  /** The lookup's states: ranges of its match length (match 0, 1, 2, 3, 4-5, 6-7, 8+ with the defaults). */
+  private lookupCalibration(): LookupCalibration | null {
+    if (!this.lookup) return null;
+    const { minMatch, maxMatch } = this.lookup;
+    const bounds = [0, ...[1, 2, 3, 4, 6, 8, 12, 16].filter((b) => b >= minMatch && b <= maxMatch)];
+    return { minMatch, maxMatch, states: [...new Set(bounds)] };
   }
 
   /** The optimiser's hierarchy for these settings, with predictions for it and its alternatives. */
@@ -207,6 +247,7 @@ export class Hsd {
       calibration,
       this.models.map((m) => m.info),
       request.maxThreshold ?? DEFAULT_MAX_THRESHOLD,
+      this.ngram,
     );
     this.planCache.set(key, report);
     return report;
@@ -246,23 +287,31 @@ export class Hsd {
     const seed = request.sampling?.seed ?? Math.floor(Math.random() * 2 ** 31);
     let plan: PlanReport | null = null;
     let hierarchy: Required<Hierarchy>;
+    let policy: GenerationReport["policy"] = null;
     if (request.hierarchy === undefined || request.hierarchy === "auto") {
       plan = await this.plan({ ...request.plan, sampling: request.sampling });
       hierarchy = { files: plan.best.chain, thresholds: plan.best.thresholds };
+      if (plan.policy) {
+        const states = plan.policy.states.map((s) => ({ name: s.name, files: s.chain, thresholds: s.thresholds }));
+        const chains = new Set(states.map((s) => `${s.files.join(">")}:${s.thresholds.join(",")}`));
+        const busiest = plan.policy.states.reduce((a, b) => (b.frequency > a.frequency ? b : a));
+        hierarchy = { files: busiest.chain, thresholds: busiest.thresholds };
+        if (chains.size > 1) policy = { states };
+      }
     } else if (request.hierarchy.thresholds === undefined) {
       // A pinned chain without thresholds: the latency model's best thresholds for it.
-      this.resolveHierarchy({ ...request.hierarchy, thresholds: request.hierarchy.files.slice(1).map(() => 1) });
+      this.resolveChain({ ...request.hierarchy, thresholds: request.hierarchy.files.slice(1).map(() => 1) });
       plan = await this.plan({ ...request.plan, sampling: request.sampling });
       hierarchy = { files: request.hierarchy.files, thresholds: this.bestThresholds(plan, request.hierarchy.files) };
     } else {
       hierarchy = { files: request.hierarchy.files, thresholds: request.hierarchy.thresholds };
     }
-    const levels = this.resolveHierarchy(hierarchy);
-    for (const m of levels) m.context.setSampling(transform);
-    const decoder = new HsdDecoder(
-      levels.map((m) => m.level),
-      { thresholds: hierarchy.thresholds, greedy: transform.greedy, rng: new Rng(seed) },
-    );
+    const levels = this.resolveChain(hierarchy);
+    for (const m of this.models) m.context.setSampling(transform);
+    const rng = new Rng(seed);
+    const decoder: Decoder = policy
+      ? this.routedDecoder(policy, transform.greedy, rng)
+      : new HsdDecoder(levels, { thresholds: hierarchy.thresholds, greedy: transform.greedy, rng });
     const target = this.target.native;
     const tokens = target.tokenize(prompt, true, false);
     const vocabulary = {
@@ -276,47 +325,74 @@ export class Hsd {
     });
     return {
       ...result,
-      hierarchy: { files: levels.map((m) => m.info.file), thresholds: [...hierarchy.thresholds] },
+      hierarchy: { files: levels.map((l) => l.name), thresholds: [...hierarchy.thresholds] },
+      policy,
       seed,
       plan,
     };
   }
 
-  /** The best thresholds for a fixed chain of files, by the plan's latency model (docs/ALGORITHM.md §6). */
+  /** A routed decoder for a policy: the state of a step is the lookup's match on the committed text (§9). */
+  private routedDecoder(policy: NonNullable<GenerationReport["policy"]>, greedy: boolean, rng: Rng): RoutedDecoder {
+    const lookup = this.lookup!;
+    const bounds = this.lookupCalibration()!.states;
+    return new RoutedDecoder(
+      {
+        states: policy.states.map((s) => s.name),
+        state: (sequence, committed) => stateOf(bounds, lookup.match(sequence, committed).length),
+        chains: policy.states.map((s) => ({ levels: this.resolveChain(s), thresholds: s.thresholds })),
+      },
+      { greedy, rng },
+    );
+  }
+
+  /** The best thresholds for a fixed chain, by the plan's latency model (docs/ALGORITHM.md §6). */
   private bestThresholds(plan: PlanReport, files: readonly string[]): number[] {
     const input = plannerInput(plan.candidates, plan.acceptance, plan.maxThreshold);
-    const chain = this.resolveHierarchy({ files: [...files], thresholds: files.slice(1).map(() => 1) }).map((m) =>
-      this.models.indexOf(m),
-    );
+    const levels = this.resolveChain({ files: [...files], thresholds: files.slice(1).map(() => 1) });
+    const chain = levels.map((l) => {
+      const i = plan.candidates.findIndex((c) => c.name === l.name);
+      if (i < 0) throw new InvalidOptionError(`hierarchy: ${l.name} was not calibrated (is --ngram off?)`);
+      return i;
+    });
     return bestThresholds(input, chain).thresholds;
   }
 
-  /** Maps a hierarchy's file names onto loaded models, checking order and shape. */
-  private resolveHierarchy(h: Required<Hierarchy>): LoadedModel[] {
+  /**
+   * Maps a hierarchy's names onto levels, checking order and shape: model files (or paths) smallest first ending
+   * with the target, and "ngram-lookup" only at the bottom.
+   */
+  private resolveChain(h: Required<Hierarchy>): Level[] {
     if (h.files.length === 0) throw new InvalidOptionError("the hierarchy names no model");
     if (h.thresholds.length !== h.files.length - 1) {
       throw new InvalidOptionError(
-        `the hierarchy has ${h.files.length} models, so it needs ${h.files.length - 1} thresholds, got ${h.thresholds.length}`,
+        `the hierarchy has ${h.files.length} levels, so it needs ${h.files.length - 1} thresholds, got ${h.thresholds.length}`,
       );
     }
-    const levels = h.files.map((f) => {
+    const models = h.files.map((f, i) => {
+      if (this.lookup && f === this.lookup.name) {
+        if (i !== 0)
+          throw new InvalidOptionError(`hierarchy: ${f} proposes without a model, so it can only come first`);
+        return null;
+      }
       const m = this.models.find((x) => x.info.file === f || x.info.path === resolve(f) || x.info.file === basename(f));
-      if (!m)
-        throw new InvalidOptionError(
-          `hierarchy: ${f} is not one of the loaded models (${this.models.map((x) => x.info.file).join(", ")})`,
-        );
+      if (!m) {
+        const names = [...(this.lookup ? [this.lookup.name] : []), ...this.models.map((x) => x.info.file)];
+        throw new InvalidOptionError(`hierarchy: ${f} is not one of the loaded levels (${names.join(", ")})`);
+      }
       return m;
     });
-    if (levels[levels.length - 1] !== this.target)
+    if (models[models.length - 1] !== this.target)
       throw new InvalidOptionError(`hierarchy: the last model must be the target ${this.target.info.file}`);
-    for (let i = 1; i < levels.length; i++) {
-      if (levels[i - 1]!.info.parameterCount >= levels[i]!.info.parameterCount) {
+    for (let i = 1; i < models.length; i++) {
+      const lo = models[i - 1];
+      if (lo && lo.info.parameterCount >= models[i]!.info.parameterCount) {
         throw new InvalidOptionError(
-          `hierarchy: models must go from smallest to largest (${levels[i - 1]!.info.file} is not smaller than ${levels[i]!.info.file})`,
+          `hierarchy: models must go from smallest to largest (${lo.info.file} is not smaller than ${models[i]!.info.file})`,
         );
       }
     }
-    return levels;
+    return models.map((m) => (m ? m.level : this.lookup!));
   }
 
   private checkOpen(): void {

@@ -1,13 +1,28 @@
 // From calibration numbers to a plan a person (or a script, via --json) can read: the candidates, what was
-// measured, the optimiser's pick and what it is predicted to gain over autoregressive decoding and over the best
-// single draft. The TypeScript shape is camelCase; `hsd plan --json` prints the same record in snake_case.
+// measured, the optimiser's best fixed chain, the routed policy (a chain per state of the context lookup) when a
+// lookup takes part, and what each is predicted to gain. The TypeScript shape is camelCase; `hsd plan --json`
+// prints the same record in snake_case.
 
 import type { ModelInfo } from "../gguf/model-info.js";
 import type { Calibration } from "../calibration/calibrate.js";
-import { chooseHierarchy, predictChain, type PassCosts, type PlannerInput } from "../planner/index.js";
+import {
+  choosePolicy,
+  chooseHierarchy,
+  predictChain,
+  type Acceptance,
+  type LevelSpec,
+  type PassCosts,
+  type PlannerInput,
+  type PolicyInput,
+} from "../planner/index.js";
+import type { Workload } from "../calibration/measure.js";
+import { InvalidOptionError } from "../errors.js";
+
+/** Whether the model-free levels take part: the planner decides ("auto"), always where they can ("on"), never. */
+export type NgramMode = "auto" | "on" | "off";
 
 export interface PlannedChain {
-  /** Files, smallest first, ending with the target. */
+  /** Level names (model files; "ngram-…" for model-free levels), smallest first, ending with the target. */
   chain: string[];
   thresholds: number[];
   predictedMsPerToken: number;
@@ -17,36 +32,77 @@ export interface PlannedChain {
 }
 
 /** One candidate level as the plan shows it. */
-export interface PlanCandidate {
-  file: string;
-  kind: "model";
-  parameters: number;
-  fileSize: number;
-  quantisation: string;
-  /** What its passes cost on this machine (docs/ALGORITHM.md §7). */
-  costs: PassCosts;
+export type PlanCandidate =
+  | {
+      kind: "model";
+      name: string;
+      file: string;
+      parameters: number;
+      fileSize: number;
+      quantisation: string;
+      /** What its passes cost on this machine (docs/ALGORITHM.md §7). */
+      costs: PassCosts;
+    }
+  | {
+      kind: "proposal";
+      name: string;
+      /** ms of one lookup. */
+      costMs: number;
+      /** available[n]: share of calibration positions where it could propose n tokens (last: n or more). */
+      available: number[];
+    };
+
+/** The routed policy: a chain per state of the context lookup (docs/ALGORITHM.md §9). */
+export interface PlanPolicy {
+  states: {
+    /** "match 0", "match 2", "match 4-5", "match 8+": the lookup's match length when the step starts. */
+    name: string;
+    /** Share of steps that start in this state under the policy (measured along the calibration text). */
+    frequency: number;
+    chain: string[];
+    thresholds: number[];
+    predictedMsPerStep: number;
+    predictedTokensPerStep: number;
+  }[];
+  predictedMsPerToken: number;
+  predictedSpeedupVsAutoregressive: number;
+  /** The best single chain scored the same way (per state, with its own step shares). */
+  bestFixed: { chain: string[]; thresholds: number[]; predictedMsPerToken: number };
+  predictedSpeedupVsBestFixed: number;
 }
 
 export interface PlanReport {
   candidates: PlanCandidate[];
-  /** acceptance[lo][hi] for lo < hi (indices into candidates); null elsewhere. */
-  acceptance: (number | null)[][];
+  /**
+   * acceptance[lo][hi] for lo < hi (indices into candidates): a rate per judged draft between models; rates by
+   * position in the block for the lookup's drafts (far from i.i.d.: docs/ALGORITHM.md §8); null elsewhere.
+   */
+  acceptance: (Acceptance | null)[][];
   best: PlannedChain & { predictedSpeedupVsBestSingle: number | null; method: string };
   bestSingle: PlannedChain | null;
   autoregressive: PlannedChain;
+  /** With a context lookup: the routed policy, or null when no lookup takes part. */
+  policy: PlanPolicy | null;
   /** Thresholds were searched in 1 … maxThreshold. */
   maxThreshold: number;
   calibration: { device: string; threads: number; greedy: boolean; prompts: number; fromCache: boolean };
 }
 
-/** The optimiser's input from a plan's candidates and acceptance matrix (what `predictChain` scores with). */
+/** A candidate as the planner reads it. */
+function levelSpec(c: PlanCandidate): LevelSpec {
+  return c.kind === "model"
+    ? { kind: "model", name: c.name, costs: c.costs }
+    : { kind: "proposal", name: c.name, proposal: { costMs: c.costMs, available: c.available } };
+}
+
+/** The optimiser's input from a plan's candidates and an acceptance matrix (what `predictChain` scores with). */
 export function plannerInput(
-  candidates: readonly Pick<PlanCandidate, "file" | "costs">[],
-  acceptance: readonly (readonly (number | null)[])[],
+  candidates: readonly PlanCandidate[],
+  acceptance: readonly (readonly (Acceptance | null)[])[],
   maxThreshold: number,
 ): PlannerInput {
   return {
-    candidates: candidates.map((c) => ({ kind: "model", name: c.file, costs: c.costs })),
+    candidates: candidates.map(levelSpec),
     acceptance: acceptance.map((row) => [...row]),
     maxThreshold,
   };
@@ -64,30 +120,102 @@ export function plannedChain(input: PlannerInput, chain: number[], thresholds: n
   };
 }
 
+/** The policy planner's input: the plan's candidates and the per-state profiles of a calibration's workload. */
+export function policyInput(
+  candidates: readonly PlanCandidate[],
+  workload: Workload,
+  maxThreshold: number,
+): PolicyInput {
+  return {
+    candidates: candidates.map(levelSpec),
+    states: workload.states.map((s) => ({ name: s.name, available: s.available, acceptance: s.acceptance })),
+    maxThreshold,
+    paths: workload.paths,
+  };
+}
+
+/** A plan's policy as candidate indices per state (what `predictPolicy` takes). */
+export function policyChains(plan: PlanReport): { chain: number[]; thresholds: number[] }[] {
+  if (!plan.policy) throw new InvalidOptionError("the plan has no routed policy (no context lookup took part)");
+  return plan.policy.states.map((s) => ({
+    chain: s.chain.map((name) => plan.candidates.findIndex((c) => c.name === name)),
+    thresholds: s.thresholds,
+  }));
+}
+
 export function planFromCalibration(
   calibration: Calibration,
   infos: readonly ModelInfo[],
   maxThreshold: number,
+  ngram: NgramMode = "auto",
 ): PlanReport {
-  const candidates: PlanCandidate[] = infos.map((info, i) => ({
-    file: info.file,
+  const models: PlanCandidate[] = infos.map((info, i) => ({
     kind: "model",
+    name: info.file,
+    file: info.file,
     parameters: info.parameterCount,
     fileSize: info.fileSize,
     quantisation: info.quantisation,
     costs: calibration.models[i]!.costs,
   }));
-  const acceptance = calibration.acceptance.map((row, lo) => row.map((v, hi) => (hi > lo ? v : null)));
-  const input = plannerInput(candidates, acceptance, maxThreshold);
+  const workload = ngram === "off" ? null : calibration.workload;
+  // Candidates: the lookup first (it costs least), then the models. Model pairs keep their calibrated mean rate;
+  // the lookup's rows are rates by position (its acceptance is far from i.i.d.: §8).
+  const candidates: PlanCandidate[] = workload
+    ? [
+        { kind: "proposal", name: "ngram-lookup", costMs: workload.lookupMs, available: workload.overall.available },
+        ...models,
+      ]
+    : models;
+  const shift = workload ? 1 : 0;
+  const matrix: (Acceptance | null)[][] = candidates.map((_, lo) =>
+    candidates.map((__, hi) => {
+      if (hi <= lo) return null;
+      if (workload && lo === 0) return workload.overall.acceptance[0]![hi]!;
+      return calibration.acceptance[lo - shift]![hi - shift]!;
+    }),
+  );
+  const input = plannerInput(candidates, matrix, maxThreshold);
   const result = chooseHierarchy(input);
-  const autoregressive = plannedChain(input, [infos.length - 1], []);
+  const target = candidates.length - 1;
+  const autoregressive = plannedChain(input, [target], []);
   const bestSingle = result.bestSingleDraft
     ? plannedChain(input, result.bestSingleDraft.chain, result.bestSingleDraft.thresholds)
     : null;
   const best = plannedChain(input, result.chain, result.thresholds);
+
+  let policy: PlanPolicy | null = null;
+  if (workload) {
+    const plan = choosePolicy({
+      ...policyInput(candidates, workload, maxThreshold),
+      // "on": wherever the lookup can propose, the step's chain starts with it.
+      ...(ngram === "on"
+        ? { allowed: (s: number, chain: number[]) => workload.states[s]!.available[0]! >= 1 || chain[0] === 0 }
+        : {}),
+    });
+    const names = (chain: number[]) => chain.map((i) => candidates[i]!.name);
+    policy = {
+      states: plan.states.map((s) => ({
+        name: s.name,
+        frequency: s.frequency,
+        chain: names(s.chain),
+        thresholds: s.thresholds,
+        predictedMsPerStep: s.msPerStep,
+        predictedTokensPerStep: s.tokensPerStep,
+      })),
+      predictedMsPerToken: plan.predictedMsPerToken,
+      predictedSpeedupVsAutoregressive: autoregressive.predictedMsPerToken / plan.predictedMsPerToken,
+      bestFixed: {
+        chain: names(plan.bestFixed.chain),
+        thresholds: plan.bestFixed.thresholds,
+        predictedMsPerToken: plan.bestFixed.predictedMsPerToken,
+      },
+      predictedSpeedupVsBestFixed: plan.bestFixed.predictedMsPerToken / plan.predictedMsPerToken,
+    };
+  }
   return {
     candidates,
-    acceptance,
+    acceptance: matrix,
     best: {
       ...best,
       predictedSpeedupVsBestSingle: bestSingle ? bestSingle.predictedMsPerToken / best.predictedMsPerToken : null,
@@ -95,6 +223,7 @@ export function planFromCalibration(
     },
     bestSingle,
     autoregressive,
+    policy,
     maxThreshold,
     calibration: {
       device: calibration.device,

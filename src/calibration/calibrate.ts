@@ -8,7 +8,8 @@ import { contextOptions, defaultContextSize } from "../native/model.js";
 import { CALIBRATION_COST_BUDGET_MS, CALIBRATION_COST_ROUNDS, DEFAULT_CALIBRATION_TOKENS } from "../defaults.js";
 import type { PassCosts } from "../planner/costs.js";
 import { CalibrationCache, cacheKey } from "./cache.js";
-import { measureAcceptance } from "./measure.js";
+import { measureAcceptance, type AcceptanceMeasurement, type Workload } from "./measure.js";
+import { ContextLookupLevel } from "../levels/ngram-lookup.js";
 import { measureDecodeCosts, passCostsFrom, summariseTimes } from "./decode-costs.js";
 import { BUILTIN_CALIBRATION_PROMPTS } from "./prompts.js";
 import { InvalidOptionError } from "../errors.js";
@@ -35,6 +36,8 @@ export interface CalibrationOptions {
   /** Stop the cost rounds once this much time has passed (at least 4 rounds run; default 45 s). */
   costBudgetMs?: number;
   cache?: CalibrationCache;
+  /** Profile the context lookup's states too (docs/ALGORITHM.md §9); null: models only. */
+  lookup?: LookupCalibration | null;
   onProgress?: (event: { phase: "costs" | "acceptance"; done: number; total: number; model?: string }) => void;
 }
 
@@ -43,12 +46,24 @@ export interface Calibration {
   models: { file: string; path: string; costs: PassCosts; fromCache: boolean }[];
   /** acceptance[lo][hi], lo < hi, indices into `models` (small → target). */
   acceptance: number[][];
+  /** With a lookup: acceptance and proposal lengths by state, over the candidates [lookup, models …]. */
+  workload: Workload | null;
+  /** The lookup the workload was measured with. */
+  lookup: LookupCalibration | null;
   acceptanceFromCache: boolean;
   transform: SamplingTransform;
   threads: number;
   device: string;
   prompts: number;
   continuationTokens: number;
+}
+
+/** The context lookup as calibration profiles it: its match lengths and the states (ranges of them). */
+export interface LookupCalibration {
+  minMatch: number;
+  maxMatch: number;
+  /** Lower bounds of the states' match-length ranges, ascending from 0. */
+  states: number[];
 }
 
 async function fileIdentity(path: string) {
@@ -123,23 +138,26 @@ export async function calibrate(
     fromCache: costsFromCache,
   }));
 
+  const lookup = options.lookup ?? null;
   const acceptanceKey = cacheKey({
-    v: 1,
+    v: 2,
     files: identities,
     transform: options.transform,
     prompts,
     continuationTokens,
     seed,
+    lookup: lookup ? { ...lookup, maxThreshold: options.maxThreshold } : null,
   });
-  let acceptance = options.recalibrate ? null : await cache.get<number[][]>("acceptance", acceptanceKey);
-  const acceptanceFromCache = acceptance !== null;
-  if (!acceptance) {
+  let measured = options.recalibrate ? null : await cache.get<AcceptanceMeasurement>("acceptance", acceptanceKey);
+  const acceptanceFromCache = measured !== null;
+  if (!measured) {
     const batch = longPrompt.length + continuationTokens + 1;
-    // One pass per model scores a whole prompt and continuation: the batch must hold it.
+    // One pass per model scores a whole prompt and continuation: the batch must hold it (and the lookup's extra
+    // passes reach a proposal's length past it).
     const contexts = models.map((m) =>
       m.native.createContext({
         ...contextOptions(m.native, {
-          contextSize: Math.max(512, batch + 8),
+          contextSize: Math.max(512, batch + options.maxThreshold + 8),
           threads: options.threads,
           flashAttention: options.flashAttention,
         }),
@@ -148,12 +166,17 @@ export async function calibrate(
     );
     try {
       let done = 0;
-      acceptance = measureAcceptance(
+      const level = lookup ? new ContextLookupLevel(target.native.vocabSize, lookup) : null;
+      measured = measureAcceptance(
         models.map((m) => m.native),
         contexts,
         promptTokens,
         options.transform,
-        { continuationTokens, seed },
+        {
+          continuationTokens,
+          seed,
+          ...(level ? { lookup: { level, states: lookup!.states, maxThreshold: options.maxThreshold } } : {}),
+        },
         () => {
           done++;
           options.onProgress?.({ phase: "acceptance", done, total: promptTokens.length });
@@ -162,13 +185,15 @@ export async function calibrate(
     } finally {
       for (const c of contexts) c.dispose();
     }
-    await cache.put("acceptance", acceptanceKey, acceptance);
+    await cache.put("acceptance", acceptanceKey, measured);
   } else {
     options.onProgress?.({ phase: "acceptance", done: promptTokens.length, total: promptTokens.length });
   }
   return {
     models: result,
-    acceptance,
+    acceptance: measured.acceptance,
+    workload: measured.workload,
+    lookup,
     acceptanceFromCache,
     transform: options.transform,
     threads: options.threads,

@@ -1,21 +1,142 @@
-// Acceptance as the latency model needs it, taken on the user's machine and settings: a(lo, hi), how often
-// drafts of lo survive the check of hi. (Pass costs: decode-costs.ts.)
+// Acceptance as the latency model needs it, taken on the user's machine, settings and prompts (docs/ALGORITHM.md
+// §7, §9): a(lo, hi), how often drafts of lo survive the check of hi; and, with a context lookup (a model-free
+// level), the same by *state* — the lookup's match length at a step's start — with how long its proposals are
+// there. (Pass costs: decode-costs.ts.)
+//
+// The target writes a continuation of each prompt under the user's settings; every model scores it in one pass.
+// Along that text:
+//  - a model pair's acceptance at position t is Σ_x min(p_lo(x), p_hi(x)) (sampling) or [argmax_lo = argmax_hi]
+//    (greedy), and a block starting at t accepts its j-th draft at the rate of position t + j;
+//  - the lookup proposes x_0 … x_{k-1} from the prefix; model m accepts x_j with probability p_m(x_j | prefix,
+//    x_<j) (a point mass, §8), read from one extra pass of m over the proposal (greedy: [argmax = x_j]).
+// Rates by position within a block are survival-weighted averages over the block starts of a state, which is what
+// the formula's "P(accept j | accepted 0 … j-1)" means for a mixture of starts.
 
 import type { NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
 import { Rng } from "../util/rng.js";
 import { DistributionRows } from "../levels/level.js";
+import type { ContextLookupLevel } from "../levels/ngram-lookup.js";
 import { sampleRow } from "../engine/sampling.js";
 
 export interface AcceptanceMeasureOptions {
   /** Tokens the target generates after each prompt; acceptance is averaged over them. */
   continuationTokens: number;
   seed: number;
+  /** Measure the lookup's states too: their bounds (a state is a range of match lengths) and the longest block. */
+  lookup?: { level: ContextLookupLevel; states: readonly number[]; maxThreshold: number };
 }
 
+/** What calibration knows about steps that start in one state (or in any, for `overall`). */
+export interface StateProfile {
+  /** "match 0", "match 2", "match 4-7", "match 8+" … or "all". */
+  name: string;
+  /** Calibration positions in this state (a share of positions, not of steps: steps depend on the policy). */
+  positions: number;
+  /** available[n]: share of positions where the lookup could propose n tokens (the last entry: n or more). */
+  available: number[];
+  /**
+   * acceptance[lo][hi] by position in a block, over the candidates [the lookup, model 0 … target]: how hi accepts
+   * the j-th draft of lo given the earlier ones were accepted (null for lo >= hi and for the lookup as verifier).
+   */
+  acceptance: (number[] | null)[][];
+}
+
+export interface Workload {
+  /** Mean ms of one lookup (a proposal's cost) over the calibration positions. */
+  lookupMs: number;
+  states: StateProfile[];
+  overall: StateProfile;
+  /** The state at every position of every calibration continuation: the text a policy's steps walk along. */
+  paths: number[][];
+}
+
+export interface AcceptanceMeasurement {
+  /** acceptance[lo][hi] among the models (mean over positions), as the fixed-chain planner reads it. */
+  acceptance: number[][];
+  /** With a lookup: the per-state profiles. */
+  workload: Workload | null;
+}
+
+/** A state's name from its bounds: the range of match lengths [bounds[s], bounds[s+1]); the last is open. */
+export function stateName(bounds: readonly number[], s: number): string {
+  const lo = bounds[s]!;
+  if (s + 1 >= bounds.length) return `match ${lo}+`;
+  const hi = bounds[s + 1]! - 1;
+  return hi === lo ? `match ${lo}` : `match ${lo}-${hi}`;
+}
+
+/** The state of a match length: the last bound at or below it. */
+export function stateOf(bounds: readonly number[], matchLength: number): number {
+  let s = 0;
+  while (s + 1 < bounds.length && bounds[s + 1]! <= matchLength) s++;
+  return s;
+}
+
+/** Survival-weighted sums of acceptance by position: num[j] / den[j] is P(accept j | accepted < j). */
+class ByPosition {
+  readonly num: Float64Array;
+  readonly den: Float64Array;
+  constructor(positions: number) {
+    this.num = new Float64Array(positions);
+    this.den = new Float64Array(positions);
+  }
+  /** One block start: rates[0 … n) are the acceptances of its successive drafts. */
+  add(rate: (j: number) => number, n: number): void {
+    let survive = 1;
+    for (let j = 0; j < n && j < this.num.length && survive > 0; j++) {
+      const a = rate(j);
+      this.num[j]! += survive * a;
+      this.den[j]! += survive;
+      survive *= a;
+    }
+  }
+  /**
+   * Rates by position; positions with less weight than `prior` lean on `fallback` (shrinkage towards the overall
+   * rates: a state seen at a few positions only must not get extreme rates), and positions never reached repeat the
+   * last one.
+   */
+  rates(fallback: readonly number[] | null, prior: number): number[] {
+    const out: number[] = [];
+    for (let j = 0; j < this.num.length; j++) {
+      const f = fallback?.[j] ?? out[j - 1] ?? 0;
+      const total = this.den[j]! + (fallback ? prior : 0);
+      out.push(total > 0 ? (this.num[j]! + (fallback ? prior * f : 0)) / total : (out[j - 1] ?? 0));
+    }
+    return out;
+  }
+}
+
+/** Accumulators of one state. */
+class StateTally {
+  positions = 0;
+  readonly available: Float64Array;
+  /** pairs[lo][hi] over the candidates [lookup, models …]. */
+  readonly pairs: (ByPosition | null)[][];
+  constructor(candidates: number, maxThreshold: number) {
+    this.available = new Float64Array(maxThreshold + 1);
+    this.pairs = Array.from({ length: candidates }, (_, lo) =>
+      Array.from({ length: candidates }, (_, hi) => (hi > lo ? new ByPosition(maxThreshold) : null)),
+    );
+  }
+  profile(name: string, fallback: StateProfile | null, prior: number): StateProfile {
+    const total = Math.max(1, this.positions);
+    return {
+      name,
+      positions: this.positions,
+      available: Array.from(this.available, (n) => n / total),
+      acceptance: this.pairs.map((row, lo) =>
+        row.map((p, hi) => (p ? p.rates(fallback ? fallback.acceptance[lo]![hi]! : null, prior) : null)),
+      ),
+    };
+  }
+}
+
+/** Positions' weight of the overall rates in a state's rates (see ByPosition.rates). */
+const STATE_PRIOR = 4;
+
 /**
- * a[lo][hi] for every ordered pair lo < hi: the mean over positions of the target's own
- * continuations of P(accept) = sum_x min(p_lo(x), p_hi(x)) (sampling) or [argmax_lo = argmax_hi]
- * (greedy). Each model scores each continuation in one pass.
+ * a[lo][hi] for every ordered pair of models lo < hi (the mean over positions), and with `options.lookup` the
+ * per-state profiles of the candidates [lookup, models …].
  */
 export function measureAcceptance(
   models: readonly NativeModel[],
@@ -24,7 +145,7 @@ export function measureAcceptance(
   transform: SamplingTransform,
   options: AcceptanceMeasureOptions,
   onStep?: () => void,
-): number[][] {
+): AcceptanceMeasurement {
   const k = models.length;
   const vocab = models[k - 1]!.vocabSize;
   const L = options.continuationTokens;
@@ -34,50 +155,109 @@ export function measureAcceptance(
   const rng = new Rng(options.seed);
   const rows = Array.from({ length: k }, () => new DistributionRows(L + 1, vocab, transform.greedy));
   const targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
+  const lookup = options.lookup ?? null;
+  const T = lookup?.maxThreshold ?? 0;
+  const bounds = lookup?.states ?? [];
+  const tallies = bounds.map(() => new StateTally(k + 1, T));
+  const overall = new StateTally(k + 1, T);
+  const paths: number[][] = [];
+  let lookupMs = 0;
+  let lookups = 0;
+  // Rows of the extra passes over a proposal: the distribution of x_1 … x_{T-1}.
+  const proposalRows = lookup ? rows.map(() => new DistributionRows(T, vocab, transform.greedy)) : [];
+  const proposalTargets = proposalRows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
+  const agree = Array.from({ length: k }, () => Array.from({ length: k }, () => new Float64Array(L)));
+
   for (const prompt of prompts) {
-    const sequence = new Int32Array(prompt.length + L);
+    const P = prompt.length;
+    const sequence = new Int32Array(P + L);
     sequence.set(prompt);
     // The target writes the continuation, token by token, under the user's settings.
     const target = contexts[k - 1]!;
     const one = rows[k - 1]!;
-    target.evaluateSync(prompt, 0, prompt.length - 1, targets[k - 1]!);
+    target.evaluateSync(prompt, 0, P - 1, targets[k - 1]!);
     for (let t = 0; t < L; t++) {
-      sequence[prompt.length + t] = transform.greedy ? one.argmax[0]! : sampleRow(one, 0, rng);
-      if (t + 1 < L)
-        target.evaluateSync(
-          sequence.subarray(prompt.length + t, prompt.length + t + 1),
-          prompt.length + t,
-          0,
-          targets[k - 1]!,
-        );
+      sequence[P + t] = transform.greedy ? one.argmax[0]! : sampleRow(one, 0, rng);
+      if (t + 1 < L) target.evaluateSync(sequence.subarray(P + t, P + t + 1), P + t, 0, targets[k - 1]!);
     }
-    // Every model scores the whole continuation in one pass: rows for positions prompt-1 … end-2.
-    for (let m = 0; m < k; m++) {
-      contexts[m]!.evaluateSync(sequence.subarray(0, prompt.length + L - 1), 0, prompt.length - 1, targets[m]!);
-    }
+    // Every model scores the whole continuation in one pass: row t is the distribution of continuation token t.
+    for (let m = 0; m < k; m++) contexts[m]!.evaluateSync(sequence.subarray(0, P + L - 1), 0, P - 1, targets[m]!);
     for (let lo = 0; lo < k; lo++) {
       for (let hi = lo + 1; hi < k; hi++) {
-        sums[lo]![hi]! += agreement(rows[lo]!, rows[hi]!, L, vocab, transform.greedy);
+        const a = agree[lo]![hi]!;
+        for (let t = 0; t < L; t++) a[t] = agreement(rows[lo]!, rows[hi]!, t, vocab, transform.greedy);
+        sums[lo]![hi]! += a.reduce((x, y) => x + y, 0);
       }
     }
     positions += L;
+
+    if (lookup) {
+      const path: number[] = [];
+      // kvEnd[m]: how much of `sequence` model m's context still holds (the extra passes overwrite its tail).
+      const kvEnd = contexts.map(() => P + L - 1);
+      for (let t = 0; t < L; t++) {
+        const at = P + t;
+        const started = performance.now();
+        const match = lookup.level.match(sequence, at);
+        lookupMs += performance.now() - started;
+        lookups++;
+        const s = stateOf(bounds, match.length);
+        path.push(s);
+        const n = match.length >= lookup.level.minMatch ? Math.min(at - match.next, T) : 0;
+        const proposal = sequence.slice(match.next, match.next + n);
+        // e[m][j]: model m accepts proposal token j given the ones before it (point mass: p_m(x_j)).
+        const e = models.map((_, m) => {
+          const accept = new Float64Array(n);
+          if (n === 0) return accept;
+          accept[0] = transform.greedy ? +(rows[m]!.argmax[t] === proposal[0]) : rows[m]!.prob(t, proposal[0]!);
+          if (n >= 2) {
+            const from = Math.min(kvEnd[m]!, at);
+            const tokens = Int32Array.from([...sequence.subarray(from, at), ...proposal.subarray(0, n - 1)]);
+            contexts[m]!.evaluateSync(tokens, from, at - from, proposalTargets[m]!);
+            kvEnd[m] = at;
+            const pr = proposalRows[m]!;
+            for (let j = 1; j < n; j++) {
+              accept[j] = transform.greedy ? +(pr.argmax[j - 1] === proposal[j]) : pr.prob(j - 1, proposal[j]!);
+            }
+          }
+          return accept;
+        });
+        for (const tally of [tallies[s]!, overall]) {
+          tally.positions++;
+          tally.available[n]! += 1;
+          for (let m = 0; m < k; m++) tally.pairs[0]![m + 1]!.add((j) => e[m]![j]!, n);
+          for (let lo = 0; lo < k; lo++) {
+            for (let hi = lo + 1; hi < k; hi++) {
+              const a = agree[lo]![hi]!;
+              tally.pairs[lo + 1]![hi + 1]!.add((j) => a[t + j]!, L - t);
+            }
+          }
+        }
+      }
+      paths.push(path);
+    }
     for (const c of contexts) c.truncate(0);
     onStep?.();
   }
-  return sums.map((row) => Array.from(row, (s) => s / positions));
+  const acceptance = sums.map((row) => Array.from(row, (s) => s / positions));
+  if (!lookup) return { acceptance, workload: null };
+  const all = overall.profile("all", null, 0);
+  return {
+    acceptance,
+    workload: {
+      lookupMs: lookupMs / Math.max(1, lookups),
+      states: tallies.map((t, s) => t.profile(stateName(bounds, s), all, STATE_PRIOR)),
+      overall: all,
+      paths,
+    },
+  };
 }
 
-function agreement(lo: DistributionRows, hi: DistributionRows, rows: number, vocab: number, greedy: boolean): number {
-  let total = 0;
-  for (let r = 0; r < rows; r++) {
-    if (greedy) {
-      total += lo.argmax[r] === hi.argmax[r] ? 1 : 0;
-      continue;
-    }
-    let overlap = 0;
-    const base = r * vocab;
-    for (let x = 0; x < vocab; x++) overlap += Math.min(lo.probs![base + x]!, hi.probs![base + x]!);
-    total += overlap;
-  }
-  return total;
+/** Acceptance of row `r` of `lo` by `hi`: Σ_x min(p_lo(x), p_hi(x)), or whether the argmaxes agree (greedy). */
+function agreement(lo: DistributionRows, hi: DistributionRows, r: number, vocab: number, greedy: boolean): number {
+  if (greedy) return lo.argmax[r] === hi.argmax[r] ? 1 : 0;
+  let overlap = 0;
+  const base = r * vocab;
+  for (let x = 0; x < vocab; x++) overlap += Math.min(lo.probs![base + x]!, hi.probs![base + x]!);
+  return overlap;
 }

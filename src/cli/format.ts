@@ -4,10 +4,25 @@ import cliProgress from "cli-progress";
 import type { PlanReport, PlannedChain } from "../api/plan.js";
 import type { GenerationReport } from "../api/hsd.js";
 import type { CalibrationOptions } from "../calibration/calibrate.js";
+import type { Acceptance } from "../planner/index.js";
 
 const ms = (x: number) => `${x.toFixed(3)} ms`;
 
-function chainText(c: PlannedChain): string {
+/** P(accept) per judged draft, from rates by position: Σ_j S_j a_j / Σ_j S_j, S_j the survival to position j. */
+function perJudged(a: Acceptance): number {
+  if (typeof a === "number") return a;
+  let survive = 1;
+  let num = 0;
+  let den = 0;
+  for (const x of a) {
+    num += survive * x;
+    den += survive;
+    survive *= x;
+  }
+  return den > 0 ? num / den : 0;
+}
+
+function chainText(c: Pick<PlannedChain, "chain" | "thresholds">): string {
   if (c.chain.length === 1) return `${c.chain[0]} alone (autoregressive)`;
   return c.chain.map((f, i) => (i < c.thresholds.length ? `${f} [T=${c.thresholds[i]}]` : f)).join(" -> ");
 }
@@ -25,19 +40,43 @@ export function formatPlan(plan: PlanReport, rejected: { file: string; reason: s
     `Calibration: ${plan.calibration.device}, ${plan.calibration.threads} thread(s), ${plan.calibration.greedy ? "greedy" : "sampling"}, ${plan.calibration.prompts} prompts${plan.calibration.fromCache ? " (from cache)" : ""}`,
   );
   out.push("");
-  const header = ["model", "params", "size", "type", "c(1)", ...plan.candidates.map((_, i) => `a(.,${i})`)];
+  const header = ["level", "params", "size", "type", "c(1)", ...plan.candidates.map((_, i) => `a(.,${i})`)];
   const rows = plan.candidates.map((c, lo) => [
-    `${lo}: ${c.file}`,
-    `${(c.parameters / 1e6).toFixed(2)}M`,
-    `${(c.fileSize / 2 ** 20).toFixed(1)} MiB`,
-    c.quantisation,
-    ms(c.costs.hot[0]!.ms),
-    ...plan.candidates.map((_, hi) => (hi > lo ? (plan.acceptance[lo]![hi]! as number).toFixed(3) : "")),
+    `${lo}: ${c.name}`,
+    c.kind === "model" ? `${(c.parameters / 1e6).toFixed(2)}M` : "-",
+    c.kind === "model" ? `${(c.fileSize / 2 ** 20).toFixed(1)} MiB` : "-",
+    c.kind === "model" ? c.quantisation : "lookup",
+    ms(c.kind === "model" ? c.costs.hot[0]!.ms : c.costMs),
+    ...plan.candidates.map((_, hi) => {
+      const a = plan.acceptance[lo]![hi];
+      return hi > lo && a !== null && a !== undefined ? perJudged(a).toFixed(3) : "";
+    }),
   ]);
   out.push(table([header, ...rows]));
-  out.push("a(lo,hi): acceptance of lo's drafts by hi, on the target's own continuations.");
+  out.push("a(lo,hi): acceptance of lo's drafts by hi (per judged draft), on the target's own continuations.");
   out.push("");
-  out.push(`Chosen:        ${chainText(plan.best)}`);
+  const policy = plan.policy;
+  if (policy) {
+    out.push(
+      `Chosen: a routed policy, ${ms(policy.predictedMsPerToken)}/token predicted, ${policy.predictedSpeedupVsAutoregressive.toFixed(2)}x vs autoregressive, ${policy.predictedSpeedupVsBestFixed.toFixed(3)}x vs the best fixed chain`,
+    );
+    out.push(
+      table([
+        ["  state (lookup match)", "share of steps", "chain", "ms/step", "tokens/step"],
+        ...policy.states.map((st) => [
+          `  ${st.name}`,
+          `${(100 * st.frequency).toFixed(1)}%`,
+          chainText({ chain: st.chain, thresholds: st.thresholds }),
+          st.predictedMsPerStep.toFixed(3),
+          st.predictedTokensPerStep.toFixed(2),
+        ]),
+      ]),
+    );
+    out.push(
+      `Best fixed chain, scored the same way: ${chainText(policy.bestFixed)}: ${ms(policy.bestFixed.predictedMsPerToken)}/token`,
+    );
+  }
+  out.push(`${policy ? "Best fixed chain (i.i.d. model):" : "Chosen:       "} ${chainText(plan.best)}`);
   out.push(
     `  predicted    ${ms(plan.best.predictedMsPerToken)}/token, ${plan.best.predictedSpeedupVsAutoregressive.toFixed(2)}x vs autoregressive${plan.best.predictedSpeedupVsBestSingle ? `, ${plan.best.predictedSpeedupVsBestSingle.toFixed(3)}x vs the best single draft` : ""}`,
   );
@@ -58,16 +97,24 @@ export function formatRunSummary(result: GenerationReport): string {
   const s = result.stats;
   const lines = [
     `[hsd] ${s.tokens} tokens in ${(s.wallMs / 1000).toFixed(2)} s: ${s.tokensPerSecond.toFixed(1)} tokens/s, ${s.msPerToken.toFixed(3)} ms/token, ${s.targetPasses} target passes (${result.stopReason})`,
-    `[hsd] hierarchy: ${result.hierarchy.files.map((f, i) => (i < result.hierarchy.thresholds.length ? `${f} [T=${result.hierarchy.thresholds[i]}]` : f)).join(" -> ")}`,
+    result.policy
+      ? `[hsd] routed policy over ${result.policy.states.length} states of the context lookup`
+      : `[hsd] hierarchy: ${chainText({ chain: result.hierarchy.files, thresholds: result.hierarchy.thresholds })}`,
   ];
   for (const level of s.levels.slice(0, -1)) {
     lines.push(
       `[hsd]   ${level.name}: drafted ${level.drafted}, accepted ${level.accepted} (${(level.acceptanceRate * 100).toFixed(1)}% of judged), ${level.passes} passes`,
     );
   }
+  for (const st of s.routing?.states ?? []) {
+    if (st.steps === 0) continue;
+    lines.push(
+      `[hsd]   ${st.name}: ${st.steps} steps, ${(st.tokens / st.steps).toFixed(2)} tokens/step via ${chainText({ chain: st.chain, thresholds: st.thresholds })}`,
+    );
+  }
   if (result.plan)
     lines.push(
-      `[hsd] predicted ${result.plan.best.predictedMsPerToken.toFixed(3)} ms/token, measured ${s.msPerToken.toFixed(3)}`,
+      `[hsd] predicted ${(result.policy && result.plan.policy ? result.plan.policy : result.plan.best).predictedMsPerToken.toFixed(3)} ms/token, measured ${s.msPerToken.toFixed(3)}`,
     );
   return lines.join("\n");
 }

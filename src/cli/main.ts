@@ -7,6 +7,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
 import { Hsd, type Hierarchy, type PlanRequest } from "../api/hsd.js";
+import type { NgramMode } from "../api/plan.js";
 import { InvalidOptionError } from "../errors.js";
 import { toSnakeCaseJson } from "./json.js";
 import { DEFAULT_CALIBRATION_TOKENS, DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS } from "../defaults.js";
@@ -42,6 +43,9 @@ interface CommonOptions extends Omit<SamplingSettings, "seed"> {
   prompts?: string;
   calibrationTokens?: number;
   recalibrate?: boolean;
+  ngram: NgramMode;
+  ngramMin?: number;
+  ngramMax?: number;
 }
 
 function withCommon(command: Command): Command {
@@ -83,6 +87,22 @@ function withCommon(command: Command): Command {
       int("--calibration-tokens", 1),
     )
     .option("--recalibrate", "measure again instead of using the calibration cache")
+    .option(
+      "--ngram <mode>",
+      "model-free drafting by context lookup: auto (the planner routes each step by the lookup's match), on, off",
+      (v: string) => {
+        if (v !== "auto" && v !== "on" && v !== "off")
+          throw new InvalidArgumentError("--ngram must be auto, on or off");
+        return v;
+      },
+      "auto",
+    )
+    .option(
+      "--ngram-min <n>",
+      "the lookup proposes after a match of at least n tokens (default 1)",
+      int("--ngram-min", 1),
+    )
+    .option("--ngram-max <n>", "matches are measured up to n tokens (default 8)", int("--ngram-max", 1))
     .option("--json", "print one JSON object instead of text for people");
 }
 
@@ -111,6 +131,8 @@ async function open(o: CommonOptions): Promise<Hsd> {
     gpuLayers: o.gpuLayers,
     contextSize: o.contextSize,
     flashAttention: o.flashAttention,
+    ngram: o.ngram,
+    lookup: { minMatch: o.ngramMin, maxMatch: o.ngramMax },
   });
 }
 
@@ -201,8 +223,8 @@ withCommon(program.command("run").description("generate text (streams; --json pr
         if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
         const result = await run.result;
         if (o.json) {
-          const { text, tokens, stopReason, seed, hierarchy: used, stats, plan: planned } = result;
-          printJson({ text, tokens, stopReason, seed, hierarchy: used, stats, plan: planned });
+          const { text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned } = result;
+          printJson({ text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned });
         } else {
           process.stdout.write("\n");
           process.stderr.write(formatRunSummary(result) + "\n");

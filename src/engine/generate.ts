@@ -3,7 +3,8 @@
 // it becomes final. Cutting a pass's tokens at a stop keeps exactness: a prefix of the target's
 // stream is distributed as the target's prefix.
 
-import type { HsdDecoder } from "./hsd.js";
+import type { Decoder } from "./hsd.js";
+import { RoutedDecoder, type RoutingStats } from "./routed.js";
 import { TextAssembler } from "./text.js";
 import { PromptTooLongError, InvalidOptionError } from "../errors.js";
 
@@ -37,6 +38,8 @@ export interface RunStats {
   /** Time outside the models' score() calls: the engine's own overhead. */
   engineMs: number;
   levels: ReturnType<import("../levels/level.js").LevelStats["toJSON"]>[];
+  /** With a routed policy: steps and tokens per state, and each state's chain. */
+  routing?: RoutingStats;
 }
 
 export interface GenerationResult {
@@ -47,7 +50,7 @@ export interface GenerationResult {
 }
 
 export async function* generate(
-  decoder: HsdDecoder,
+  decoder: Decoder,
   vocabulary: Vocabulary,
   prompt: Int32Array,
   options: GenerateOptions,
@@ -124,6 +127,7 @@ export async function* generate(
       tokensPerSecond: wallMs === 0 ? 0 : (output.length * 1000) / wallMs,
       engineMs: wallMs - scoreMs,
       levels: decoder.stats.map((s) => s.toJSON()),
+      ...(decoder instanceof RoutedDecoder ? { routing: decoder.routing() } : {}),
     },
   };
 }

@@ -13,7 +13,7 @@
 // Level i's distribution for the j-th token of its current block is row j of rows[i], written
 // there directly by the model's pass (no copies).
 
-import { DistributionRows, LevelStats, type Level, type ModelLevel } from "../levels/level.js";
+import { DistributionRows, LevelStats, StatsBook, type Level, type ModelLevel } from "../levels/level.js";
 import { InvalidOptionError } from "../errors.js";
 import { sampleResidual, sampleRow } from "./sampling.js";
 import type { Rng } from "../util/rng.js";
@@ -31,18 +31,41 @@ export interface DecoderOptions {
   greedy: boolean;
   rng: Rng;
   mutation?: VerificationMutation;
+  /** Tests only: the mutation applies to steps that start with at least this many committed tokens (default 0). */
+  mutationFrom?: number;
+  /** Where the levels' statistics go (shared by the chains of a routed policy); default: this decoder's own. */
+  stats?: StatsBook;
 }
 
-export class HsdDecoder {
+/** What the generation loop needs from a decoder: one target step at a time, and statistics. */
+export interface Decoder {
+  /** Every level the decoder may run (for the context limit and the statistics), smallest first. */
+  readonly levels: readonly Level[];
+  /** Longest block the target may verify in one step (the sequence buffer keeps that much slack). */
+  readonly maxDraftBlock: number;
+  /** One record per level of `levels`. */
+  readonly stats: readonly LevelStats[];
+  resetStats(): void;
+  /**
+   * One target pass. sequence[0 .. committed) is the accepted text; returns how many tokens the pass appended
+   * (>= 1). Tokens beyond the returned count in `sequence` are scratch.
+   */
+  step(sequence: Int32Array, committed: number): Promise<number>;
+}
+
+export class HsdDecoder implements Decoder {
   readonly levels: readonly Level[];
   readonly thresholds: readonly number[];
   readonly greedy: boolean;
-  stats: LevelStats[];
+  private readonly book: StatsBook;
   /** Longest block the top draft level can return (the target scores one more row). */
   readonly maxDraftBlock: number;
   private readonly rows: DistributionRows[];
   private readonly rng: Rng;
-  private readonly mutation: VerificationMutation | undefined;
+  private readonly mutationSpec: VerificationMutation | undefined;
+  private readonly mutationFrom: number;
+  /** The mutation in force for the current step (tests only). */
+  private mutation: VerificationMutation | undefined;
   private seq: Int32Array = new Int32Array(0);
 
   constructor(levels: readonly Level[], options: DecoderOptions) {
@@ -74,8 +97,9 @@ export class HsdDecoder {
     this.thresholds = options.thresholds;
     this.greedy = options.greedy;
     this.rng = options.rng;
-    this.mutation = options.mutation;
-    this.stats = this.freshStats();
+    this.mutationSpec = options.mutation;
+    this.mutationFrom = options.mutationFrom ?? 0;
+    this.book = options.stats ?? new StatsBook();
 
     // Block bounds: level 0 returns exactly T_0; level i stops once it reaches T_i, and its
     // last round adds at most (block below + 1), so it returns at most T_i + maxBlock(i-1).
@@ -90,29 +114,26 @@ export class HsdDecoder {
     this.rows = capacity.map((c, i) => new DistributionRows(c, vocab, options.greedy, levels[i]!.kind === "proposal"));
   }
 
-  private freshStats(): LevelStats[] {
-    return this.levels.map((level) => new LevelStats(level.name, level.kind));
+  get stats(): LevelStats[] {
+    return this.levels.map((level) => this.book.of(level));
   }
 
   /** Start counting afresh (each generation reports its own statistics). */
   resetStats(): void {
-    this.stats = this.freshStats();
+    this.book.reset();
   }
 
   get depth(): number {
     return this.levels.length - 1;
   }
 
-  /**
-   * One target pass. sequence[0 .. committed) is the accepted text; returns how many tokens the
-   * pass appended (>= 1). Tokens beyond the returned count in `sequence` are scratch.
-   */
   async step(sequence: Int32Array, committed: number): Promise<number> {
     if (committed < 1) throw new InvalidOptionError("HsdDecoder.step: the context must hold at least one token");
     if (sequence.length < committed + this.maxDraftBlock + 1) {
       throw new InvalidOptionError("HsdDecoder.step: the sequence buffer is too small for one more block");
     }
     this.seq = sequence;
+    this.mutation = committed >= this.mutationFrom ? this.mutationSpec : undefined;
     const K = this.depth;
     const drafted = K > 0 ? await this.draft(K - 1, committed) : 0;
     return this.verify(K, committed, drafted, 0);
@@ -153,10 +174,10 @@ export class HsdDecoder {
         continue;
       }
       this.seq[at + j] = this.replacement(p, rowOffset + j, q, j);
-      this.stats[i - 1]!.recordVerdicts(n, j);
+      this.book.of(this.levels[i - 1]!).recordVerdicts(n, j);
       return j + 1;
     }
-    if (n > 0) this.stats[i - 1]!.recordVerdicts(n, n);
+    if (n > 0) this.book.of(this.levels[i - 1]!).recordVerdicts(n, n);
     if (this.mutation === "no-bonus" && n > 0) return n;
     this.seq[at + n] = this.greedy ? p.argmax[rowOffset + n]! : sampleRow(p, rowOffset + n, this.rng);
     return n + 1;
@@ -173,7 +194,7 @@ export class HsdDecoder {
 
   /** A model-free level 0 proposes at most T_0 tokens (point masses) in one call, without a forward pass. */
   private propose(level: Level & { kind: "proposal" }, at: number, max: number): number {
-    const stats = this.stats[0]!;
+    const stats = this.book.of(level);
     const started = performance.now();
     const n = level.propose(this.seq, at, max);
     stats.scoreMs += performance.now() - started;
@@ -192,7 +213,7 @@ export class HsdDecoder {
   /** Level i scores sequence[0 .. length) and writes its last `rows` next-token rows at rowOffset. */
   private async score(i: number, length: number, rows: number, rowOffset: number): Promise<void> {
     const level = this.levels[i] as ModelLevel;
-    const stats = this.stats[i]!;
+    const stats = this.book.of(level);
     const started = performance.now();
     const evaluatedBefore = level.tokensEvaluated;
     const pending = level.score(this.seq, length, length - rows, this.rows[i]!, rowOffset);

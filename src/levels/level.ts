@@ -140,3 +140,25 @@ export class LevelStats {
     };
   }
 }
+
+/**
+ * The statistics of every level a decoder uses, one record per level object, so that several decoders sharing
+ * levels (the per-state chains of a routed policy) add up into one record per level.
+ */
+export class StatsBook {
+  private records = new Map<Level, LevelStats>();
+
+  of(level: Level): LevelStats {
+    let s = this.records.get(level);
+    if (!s) {
+      s = new LevelStats(level.name, level.kind);
+      this.records.set(level, s);
+    }
+    return s;
+  }
+
+  /** Start counting afresh (each generation reports its own statistics). */
+  reset(): void {
+    this.records = new Map();
+  }
+}

@@ -45,4 +45,13 @@ export {
   exhaustiveSearch,
   predictChain,
 } from "./optimizer.js";
+export {
+  type PolicyInput,
+  type PolicyState,
+  type PolicyPlan,
+  type StatePlan,
+  choosePolicy,
+  predictPolicy,
+} from "./policy.js";
+export { type ChainStep, enumerateChains } from "./optimizer.js";
 export { type SimulationInput, type SimulationResult, type SimulatedLevel, simulate } from "./simulate.js";

@@ -436,8 +436,14 @@ function targetPassCost(below: LevelState, round: RoundLaw, targetFirst: FirstPa
 
 /** L = E[cost per target pass] / E[G] for a target over a top draft level (see module comment). */
 export function topLatency(below: LevelState, table: CostTable, acc: Acceptance): number {
+  const step = topStep(below, table, acc);
+  return step.ms / step.tokens;
+}
+
+/** One target step over a top draft level: its expected ms (draft call included) and tokens, E[G]. */
+export function topStep(below: LevelState, table: CostTable, acc: Acceptance): { ms: number; tokens: number } {
   const round = roundLaw(below, acc, false);
-  return targetPassCost(below, round, new FirstPass(table, below.law)) / round.step.mean;
+  return { ms: targetPassCost(below, round, new FirstPass(table, below.law)), tokens: round.step.mean };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

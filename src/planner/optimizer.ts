@@ -48,6 +48,7 @@ import {
   raiseLevel,
   roundLaw,
   topLatency,
+  topStep,
 } from "./latency.js";
 import { InvalidOptionError } from "../errors.js";
 
@@ -239,12 +240,12 @@ function searchChains(
   starts: readonly number[],
   next: (last: number, depth: number) => readonly number[],
   grid: number,
-  score: (chain: number[], thresholds: number[], L: number) => void,
+  score: (chain: number[], thresholds: number[], step: { ms: number; tokens: number }) => void,
 ): void {
   const chain: number[] = [];
   const thresholds: number[] = [];
   const visit = (state: LevelState, last: number, depth: number): void => {
-    score(chain, thresholds, topLatency(state, targetTable(p, last, depth), p.a(last, p.target)));
+    score(chain, thresholds, topStep(state, targetTable(p, last, depth), p.a(last, p.target)));
     for (const m of next(last, depth)) {
       const round = roundLaw(state, p.a(last, m));
       const own = new FirstPass(p.levels[m]!.tables.cold, state.law);
@@ -276,7 +277,8 @@ export function exhaustiveSearch(input: PlannerInput): SearchResult {
   const drafts = p.maxDepth >= 1 ? [...Array(p.target).keys()] : [];
   const next = (last: number, depth: number) =>
     depth >= p.maxDepth ? [] : drafts.filter((m) => m > last && verifies(p, m));
-  searchChains(p, drafts, next, p.maxT, (chain, thresholds, L) => {
+  searchChains(p, drafts, next, p.maxT, (chain, thresholds, step) => {
+    const L = step.ms / step.tokens;
     evaluated++;
     if (better(L, best.predictedMsPerToken)) best = makePlan(p, [...chain, p.target], [...thresholds], L);
   });
@@ -296,11 +298,37 @@ export function bestThresholds(input: PlannerInput, chain: readonly number[]): P
   const grid = Math.max(1, Math.min(p.maxT, Math.floor(5000 ** (1 / depth) + 1e-9)));
   let best: Plan | null = null;
   const next = (last: number, d: number) => (d < depth && chain[d - 1] === last ? [chain[d]!] : []);
-  searchChains(p, [chain[0]!], next, grid, (sub, thresholds, L) => {
+  searchChains(p, [chain[0]!], next, grid, (sub, thresholds, step) => {
     if (sub.length !== depth) return; // a prefix of the chain, not the chain
+    const L = step.ms / step.tokens;
     if (best === null || better(L, best.predictedMsPerToken)) best = makePlan(p, [...chain], [...thresholds], L);
   });
   return best!;
+}
+
+/** One step of a chain: its candidates, thresholds, and the expected ms and tokens of a target step. */
+export interface ChainStep {
+  chain: number[];
+  thresholds: number[];
+  ms: number;
+  tokens: number;
+}
+
+/**
+ * Every chain of at most `maxDepth` draft levels (default: the input's) at every threshold vector, with the
+ * expected ms and tokens of one target step: what a policy chooses from, state by state (policy.ts). The first is
+ * no draft (ms = the target's autoregressive ms per token, 1 token).
+ */
+export function enumerateChains(input: PlannerInput): ChainStep[] {
+  const p = prepare(input);
+  const out: ChainStep[] = [{ chain: [p.target], thresholds: [], ms: p.autoregressiveMs, tokens: 1 }];
+  const drafts = p.maxDepth >= 1 ? [...Array(p.target).keys()] : [];
+  const next = (last: number, depth: number) =>
+    depth >= p.maxDepth ? [] : drafts.filter((m) => m > last && verifies(p, m));
+  searchChains(p, drafts, next, p.maxT, (chain, thresholds, step) =>
+    out.push({ chain: [...chain, p.target], thresholds: [...thresholds], ms: step.ms, tokens: step.tokens }),
+  );
+  return out;
 }
 
 /** A kept sub-chain ending at some (model, T, depth), with its exact state. */

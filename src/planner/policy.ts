@@ -1,0 +1,301 @@
+/**
+ * Choosing a routed policy (docs/ALGORITHM.md §9): a chain per state, where a state is what the committed text
+ * says before a step (the context lookup's match length). The expected time per token of a policy π is a ratio of
+ * expectations over steps,
+ *
+ *     R(π) = Σ_s f_s(π) · time_s(π_s) / Σ_s f_s(π) · tokens_s(π_s),
+ *
+ * with f_s(π) the share of steps that start in state s. Minimising a ratio is not minimising each state's
+ * ms/token: Dinkelbach's iteration does it — for λ, pick per state the chain minimising time − λ·tokens; set λ to
+ * the resulting ratio; repeat until it stops falling. The shares depend on the policy (a long lookup block keeps
+ * the next step inside a repeated span), so they are measured under it: a walk along the calibration text where
+ * each step advances by its chain's expected tokens; then re-plan, until the policy stops changing.
+ *
+ * Switching chains has a cost the per-chain formula does not see: a model skipped in a step catches up on the
+ * tokens it missed in its next pass (§4). The walk measures, per state and model, the expected extra pass time
+ * c_m(1 + skipped) − c_m(1) of the steps that start there, and the next round charges it to every chain of that
+ * state that runs model m.
+ */
+
+import { levelTables, type LevelTables } from "./costs.js";
+import type { Acceptance, LevelSpec } from "./chain.js";
+import { enumerateChains, type ChainStep, type PlannerInput } from "./optimizer.js";
+import { InvalidOptionError } from "../errors.js";
+
+/** What calibration measured for steps that start in one state. */
+export interface PolicyState {
+  name: string;
+  /** The proposal levels' law of available lengths in this state (replaces `available` of every proposal candidate). */
+  available: readonly number[];
+  /** acceptance[lo][hi] in this state (a rate, or rates by position in the block). */
+  acceptance: (Acceptance | null)[][];
+}
+
+export interface PolicyInput {
+  /** Candidates cheapest first (proposal levels first), the target last. */
+  candidates: LevelSpec[];
+  states: PolicyState[];
+  maxThreshold: number;
+  /** Most draft levels in a state's chain (default 2: deeper chains have never paid on a CPU, and they multiply the search). */
+  maxDepth?: number;
+  /** The state at every position of the calibration continuations (the text steps walk along). */
+  paths: readonly (readonly number[])[];
+  /** Which chains a state may run (default: all); `hsd --ngram on` allows only lookup chains where it can propose. */
+  allowed?: (state: number, chain: number[]) => boolean;
+}
+
+/** The chain a policy runs in one state, with what the formula expects of it there. */
+export interface StatePlan {
+  name: string;
+  chain: number[];
+  names: string[];
+  thresholds: number[];
+  /** Expected ms of a step in this state (its catch-up after skipped steps included) and tokens per step. */
+  msPerStep: number;
+  tokensPerStep: number;
+  /** Share of steps that start in this state under the policy. */
+  frequency: number;
+}
+
+export interface PolicyPlan {
+  states: StatePlan[];
+  /** R(π): expected ms per token. */
+  predictedMsPerToken: number;
+  /** The best single chain for every state, scored the same way (the policy is never predicted slower). */
+  bestFixed: { chain: number[]; names: string[]; thresholds: number[]; predictedMsPerToken: number };
+  /** Rounds of (walk, Dinkelbach) until the policy stopped changing. */
+  rounds: number;
+}
+
+/** Per state: the options (chains with their step figures) and which models each runs. */
+interface StateOptions {
+  steps: ChainStep[];
+  /** models[i]: the model candidates option i runs (their catch-up after skipped steps is charged). */
+  models: number[][];
+}
+
+/** How a policy's steps walk the calibration text: the share of steps per state and the catch-up they pay. */
+interface Walk {
+  frequency: number[];
+  /** extra[s][m]: expected extra ms of model m's catch-up in a step starting in state s (0 where m does not run). */
+  extra: number[][];
+}
+
+/** A policy instance ready to score: every state's options, the walk, and the ratio R(π). */
+interface PolicyModel {
+  S: number;
+  options: StateOptions[];
+  walk: (choice: readonly number[]) => Walk;
+  msOf: (w: Walk, s: number, o: number) => number;
+  ratio: (w: Walk, choice: readonly number[]) => number;
+}
+
+function policyModel(input: PolicyInput): PolicyModel {
+  const S = input.states.length;
+  if (S === 0) throw new InvalidOptionError("a policy needs at least one state");
+  if (!Array.isArray(input.paths) || input.paths.every((p) => p.length === 0)) {
+    throw new InvalidOptionError("a policy needs calibration paths (the states along the calibration text)");
+  }
+  const K = input.candidates.length - 1;
+  const tables: (LevelTables | null)[] = input.candidates.map((c, i) =>
+    c.kind === "model" ? levelTables(c.costs, `policy candidates[${i}] (${c.name})`) : null,
+  );
+  const options: StateOptions[] = input.states.map((state) => {
+    const planner: PlannerInput = {
+      candidates: input.candidates.map((c) =>
+        c.kind === "proposal" ? { ...c, proposal: { ...c.proposal, available: state.available } } : c,
+      ),
+      acceptance: state.acceptance,
+      maxThreshold: input.maxThreshold,
+      maxDepth: Math.min(input.maxDepth ?? 2, K),
+    };
+    const steps = enumerateChains(planner);
+    // A step of the target alone inside a policy follows other steps' passes, not a long run of its own: priced as
+    // one hot pass (as a lookup chain that abstains is), not at the steady autoregressive rate.
+    steps[0] = { ...steps[0]!, ms: tables[K]!.hot.at(1) };
+    return { steps, models: steps.map((o) => o.chain.filter((m) => tables[m] !== null && m !== K)) };
+  });
+
+  /** The walk of a policy (an option per state) along the calibration paths. */
+  const walk = (choice: readonly number[]): Walk => {
+    const count = new Array<number>(S).fill(0);
+    const extraSum = Array.from({ length: S }, () => new Array<number>(K).fill(0));
+    for (const path of input.paths) {
+      // Where each model last ran (its KV cache then held the text up to there): the prompt counts as seen.
+      const seen = new Array<number>(K).fill(0);
+      let pos = 0;
+      while (pos < path.length) {
+        const s = path[Math.floor(pos)]!;
+        const o = choice[s]!;
+        const step = options[s]!.steps[o]!;
+        count[s]!++;
+        for (const m of options[s]!.models[o]!) {
+          const skipped = pos - seen[m]!;
+          if (skipped > 0) extraSum[s]![m]! += catchUpExtra(tables[m]!, skipped);
+          seen[m] = pos + step.tokens;
+        }
+        pos += step.tokens;
+      }
+    }
+    const steps = count.reduce((a, b) => a + b, 0);
+    return {
+      frequency: count.map((c) => c / steps),
+      extra: extraSum.map((row, s) => row.map((x) => (count[s]! > 0 ? x / count[s]! : 0))),
+    };
+  };
+  const msOf = (w: Walk, s: number, o: number): number => {
+    let ms = options[s]!.steps[o]!.ms;
+    for (const m of options[s]!.models[o]!) ms += w.extra[s]![m]!;
+    return ms;
+  };
+  const ratio = (w: Walk, choice: readonly number[]): number => {
+    let ms = 0;
+    let tokens = 0;
+    for (let s = 0; s < S; s++) {
+      ms += w.frequency[s]! * msOf(w, s, choice[s]!);
+      tokens += w.frequency[s]! * options[s]!.steps[choice[s]!]!.tokens;
+    }
+    return ms / tokens;
+  };
+
+  return { S, options, walk, msOf, ratio };
+}
+
+/** The expected ms per token of a given policy (a chain and thresholds per state), scored as choosePolicy scores. */
+export function predictPolicy(
+  input: PolicyInput,
+  chains: readonly { chain: number[]; thresholds: number[] }[],
+): number {
+  const m = policyModel(input);
+  const choice = chains.map((c, s) => {
+    const o = m.options[s]!.steps.findIndex(
+      (x) => x.chain.join() === c.chain.join() && x.thresholds.join() === c.thresholds.join(),
+    );
+    if (o < 0) throw new InvalidOptionError(`predictPolicy: state ${s} runs a chain outside the planner's search`);
+    return o;
+  });
+  return m.ratio(m.walk(choice), choice);
+}
+
+export function choosePolicy(input: PolicyInput): PolicyPlan {
+  const { S, options, walk, msOf, ratio } = policyModel(input);
+  const allowed = (s: number, o: number) => !input.allowed || input.allowed(s, options[s]!.steps[o]!.chain);
+  // The best fixed chain: the same option (same chain and thresholds: options are enumerated in one order for
+  // every state) everywhere, each scored under its own walk.
+  let fixed = { option: 0, ms: Number.POSITIVE_INFINITY };
+  for (let o = 0; o < options[0]!.steps.length; o++) {
+    const choice = new Array<number>(S).fill(o);
+    const r = ratio(walk(choice), choice);
+    if (r < fixed.ms * (1 - 1e-12)) fixed = { option: o, ms: r };
+  }
+
+  // Rounds of: walk the current policy, then Dinkelbach's iteration under that walk. The start: the best fixed
+  // chain where it is allowed, else each state's best allowed chain by its own ms/token.
+  let choice = options.map((opt, s) => {
+    if (allowed(s, fixed.option)) return fixed.option;
+    let o = -1;
+    for (let i = 0; i < opt.steps.length; i++) {
+      if (allowed(s, i) && (o < 0 || opt.steps[i]!.ms / opt.steps[i]!.tokens < opt.steps[o]!.ms / opt.steps[o]!.tokens))
+        o = i;
+    }
+    return o;
+  });
+  const start = walk(choice);
+  let best = { choice: [...choice], ms: ratio(start, choice), walk: start };
+  let rounds = 0;
+  for (; rounds < 8; rounds++) {
+    const w = walk(choice);
+    let lambda = ratio(w, choice);
+    let next = [...choice];
+    for (let it = 0; it < 50; it++) {
+      const picked = options.map((opt, s) => {
+        let bestO = next[s]!;
+        let bestV = msOf(w, s, bestO) - lambda * opt.steps[bestO]!.tokens;
+        for (let o = 0; o < opt.steps.length; o++) {
+          if (!allowed(s, o)) continue;
+          const v = msOf(w, s, o) - lambda * opt.steps[o]!.tokens;
+          if (v < bestV - 1e-12) [bestO, bestV] = [o, v];
+        }
+        return bestO;
+      });
+      const r = ratio(w, picked);
+      next = picked;
+      if (r >= lambda - 1e-12) break;
+      lambda = r;
+    }
+    const w2 = walk(next);
+    const r2 = ratio(w2, next);
+    if (r2 < best.ms * (1 - 1e-12)) best = { choice: [...next], ms: r2, walk: w2 };
+    if (next.every((o, s) => o === choice[s])) break;
+    choice = next;
+  }
+
+  // The rounds above stop at a fixed point of (shares, Dinkelbach), which can be a local optimum: the shares and
+  // catch-up charges move with the policy. Polish it by single-state changes scored exactly (each with its own
+  // walk), trying in each state the options closest to optimal at the current ratio.
+  for (let sweep = 0; sweep < 5; sweep++) {
+    let improved = false;
+    const lambda = best.ms;
+    for (let s = 0; s < S; s++) {
+      const opt = options[s]!;
+      const order = opt.steps
+        .map((_, o) => o)
+        .filter((o) => o !== best.choice[s] && allowed(s, o))
+        .sort(
+          (a, b) =>
+            msOf(best.walk, s, a) -
+            lambda * opt.steps[a]!.tokens -
+            (msOf(best.walk, s, b) - lambda * opt.steps[b]!.tokens),
+        )
+        .slice(0, POLISH_OPTIONS);
+      for (const o of order) {
+        const trial = [...best.choice];
+        trial[s] = o;
+        const w = walk(trial);
+        const r = ratio(w, trial);
+        if (r < best.ms * (1 - 1e-12)) {
+          best = { choice: trial, ms: r, walk: w };
+          improved = true;
+        }
+      }
+    }
+    if (!improved) break;
+  }
+
+  const names = (chain: number[]) => chain.map((i) => input.candidates[i]!.name);
+  const fixedStep = options[0]!.steps[fixed.option]!;
+  return {
+    states: input.states.map((state, s) => {
+      const o = best.choice[s]!;
+      const step = options[s]!.steps[o]!;
+      return {
+        name: state.name,
+        chain: [...step.chain],
+        names: names(step.chain),
+        thresholds: [...step.thresholds],
+        msPerStep: msOf(best.walk, s, o),
+        tokensPerStep: step.tokens,
+        frequency: best.walk.frequency[s]!,
+      };
+    }),
+    predictedMsPerToken: best.ms,
+    bestFixed: {
+      chain: [...fixedStep.chain],
+      names: names(fixedStep.chain),
+      thresholds: [...fixedStep.thresholds],
+      predictedMsPerToken: fixed.ms,
+    },
+    rounds: rounds + 1,
+  };
+}
+
+/** Options per state tried by the final polish (the closest to optimal at the current ratio). */
+const POLISH_OPTIONS = 32;
+
+/** Extra ms of a model's first pass when it must also catch up `skipped` more tokens (interpolated between sizes). */
+function catchUpExtra(t: LevelTables, skipped: number): number {
+  const lo = Math.floor(skipped);
+  const frac = skipped - lo;
+  const at = (n: number) => t.cold.at(1 + n) - t.cold.at(1);
+  return (1 - frac) * at(lo) + frac * at(lo + 1);
+}
