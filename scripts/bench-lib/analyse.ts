@@ -9,7 +9,12 @@
 //    orchestration), per token.
 
 import type { RunStats } from "../../src/engine/generate.js";
-import { expectedLatency, type LatencyPrediction, type PassCostSample } from "../../src/planner/index.js";
+import {
+  expectedLatency,
+  type LatencyPrediction,
+  type LevelSpec,
+  type PassCostSample,
+} from "../../src/planner/index.js";
 import type { BenchMethod, CalibratedModel } from "./methods.js";
 import type { SamplingMode } from "./options.js";
 import type { RunRecord } from "./runner.js";
@@ -98,8 +103,10 @@ export interface MethodResult {
   levels: LevelComparison[] | null;
   /** Greedy: runs whose tokens equal the autoregressive run's for the same prompt and repetition. */
   greedyMatches: { same: number; of: number } | null;
-  /** node-llama-cpp: validated / (validated + refuted). */
+  /** node-llama-cpp: validated / (validated + refuted); llama.cpp: accepted / drafted. */
   llamaAcceptance: number | null;
+  /** Against llama.cpp's best ngram-simple,draft-simple (its fastest lookup size), measured in the same run. */
+  speedupVsLlamaCppBest: number | null;
 }
 
 interface Pooled {
@@ -207,27 +214,41 @@ export function inRunCosts(
   records: readonly RunRecord[],
   m: BenchMethod,
   fallback: CalibratedModel,
-): { hot: PassCostSample[]; cold: PassCostSample[] }[] | null {
+): ({ hot: PassCostSample[]; cold: PassCostSample[] } | null)[] | null {
   const cells = passTimeCells(records);
   if (cells.size === 0) return null;
   const maxN = m.thresholds.reduce((a, b) => a + b, 0) + m.chain.length + 2;
-  const table = (model: number, cold: boolean): PassCostSample[] => {
+  /** Recorded passes are keyed by hsd's model index (PassRecorder), the fallback by candidate index. */
+  const table = (candidate: number, cold: boolean): PassCostSample[] => {
     const samples = [];
     for (let n = 1; n <= maxN; n++) {
-      const c = cells.get(`${model}:${n}:${cold ? 1 : 0}`);
+      const c = cells.get(`${fallback.modelIndex(candidate)}:${n}:${cold ? 1 : 0}`);
       samples.push({
         n,
-        ms: c && c.count >= MIN_IN_RUN_PASSES ? c.ms / c.count : fallback.costAt(model, n, cold ? "cold" : "hot"),
+        ms: c && c.count >= MIN_IN_RUN_PASSES ? c.ms / c.count : fallback.costAt(candidate, n, cold ? "cold" : "hot"),
       });
     }
     return samples;
   };
-  return m.chain.map((model) => ({ hot: table(model, false), cold: table(model, true) }));
+  return m.chain.map((candidate) =>
+    fallback.plan.candidates[candidate]!.kind === "model"
+      ? { hot: table(candidate, false), cold: table(candidate, true) }
+      : null,
+  );
 }
 
-/** The chain's levels with costs recorded in the runs (no shape-change extra: the runs do not separate it). */
-function inRunLevels(costs: { hot: PassCostSample[]; cold: PassCostSample[] }[], m: BenchMethod) {
-  return costs.map((c, j) => ({ kind: "model" as const, name: m.files[j]!, costs: c }));
+/**
+ * The chain's levels with costs recorded in the runs (no shape-change extra: the runs do not separate it); a
+ * proposal level keeps the plan's profile.
+ */
+function inRunLevels(
+  costs: ({ hot: PassCostSample[]; cold: PassCostSample[] } | null)[],
+  m: BenchMethod,
+  model: CalibratedModel,
+): LevelSpec[] {
+  return costs.map((c, j) =>
+    c ? { kind: "model", name: m.files[j]!, costs: c } : model.input.candidates[m.chain[j]!]!,
+  );
 }
 
 function sumModelMs(p: LatencyPrediction): number {
@@ -288,8 +309,8 @@ export function analyse(
       tokensPerSecond: 1000 / decodeSummary.median,
       speedupVsAutoregressive: null,
       speedupVsBestSingle: null,
-      predictedMsPerToken: m.predicted?.msPerToken ?? null,
-      predictionError: m.predicted ? decodeSummary.median / m.predicted.msPerToken - 1 : null,
+      predictedMsPerToken: m.predicted?.msPerToken ?? m.policyPredictedMsPerToken ?? null,
+      predictionError: null,
       modelledMsPerToken: null,
       modelledError: null,
       modelledParts: null,
@@ -305,8 +326,11 @@ export function analyse(
       levels: null,
       greedyMatches: null,
       llamaAcceptance: null,
+      speedupVsLlamaCppBest: null,
     };
-    if (mode === "greedy" && ar && m.id !== ar.id) {
+    if (result.predictedMsPerToken !== null)
+      result.predictionError = decodeSummary.median / result.predictedMsPerToken - 1;
+    if (mode === "greedy" && ar && m.id !== ar.id && m.kind !== "llama.cpp") {
       let same = 0;
       let of = 0;
       for (const r of mine) {
@@ -328,7 +352,21 @@ export function analyse(
         result.workloadError = decodeSummary.median / result.workloadMsPerToken - 1;
       }
     }
-    if (m.kind === "node-llama-cpp") {
+    if (m.kind === "hsd-policy") {
+      const overhead = m.overheadMsPerToken ?? 0;
+      if (m.policyDecodeMsPerToken) {
+        result.modelledParts = { formula: m.policyDecodeMsPerToken, overhead };
+        result.modelledMsPerToken = m.policyDecodeMsPerToken + overhead;
+        result.modelledError = decodeSummary.median / result.modelledMsPerToken - 1;
+      }
+      if (m.policyWorkloadMsPerToken) {
+        result.workloadMsPerToken = m.policyWorkloadMsPerToken + overhead;
+        result.workloadError = decodeSummary.median / result.workloadMsPerToken - 1;
+      }
+      const p = pool(mine.map((r) => r.stats!).filter((s) => s.tokens > 0));
+      result.engineMsPerToken = p.engineMs / p.tokens;
+      result.tokensPerTargetPass = { measured: p.tokens / Math.max(1, p.targetPasses), formula: Number.NaN };
+    } else if (m.kind !== "hsd") {
       const v = mine.reduce((s, r) => s + (r.predictions?.validated ?? 0), 0);
       const f = mine.reduce((s, r) => s + (r.predictions?.refuted ?? 0), 0);
       result.llamaAcceptance = v + f === 0 ? null : v / (v + f);
@@ -359,7 +397,7 @@ export function analyse(
       const inRun = inRunCosts(mine, m, costModel);
       if (inRun) {
         const f = expectedLatency({
-          levels: inRunLevels(inRun, m),
+          levels: inRunLevels(inRun, m, costModel),
           thresholds: m.thresholds,
           acceptance: K > 0 ? measuredRates.map((a, j) => (positions[j]?.length ? positions[j]! : a)) : [],
         });
@@ -369,7 +407,7 @@ export function analyse(
       const fromOthers = inRunCosts(others, m, costModel);
       if (fromOthers) {
         const f = expectedLatency({
-          levels: inRunLevels(fromOthers, m),
+          levels: inRunLevels(fromOthers, m, costModel),
           thresholds: m.thresholds,
           acceptance: m.calibratedAcceptance,
         });
@@ -397,11 +435,21 @@ export function analyse(
   }
   const arResult = results.find((r) => r.roles.includes("autoregressive"));
   const bestSingle = bestSingleOf(results);
+  const combo = bestLlamaCppCombo(results);
   for (const r of results) {
     if (arResult) r.speedupVsAutoregressive = arResult.decodeMsPerToken.median / r.decodeMsPerToken.median;
     if (bestSingle) r.speedupVsBestSingle = bestSingle.decodeMsPerToken.median / r.decodeMsPerToken.median;
+    if (combo) r.speedupVsLlamaCppBest = combo.decodeMsPerToken.median / r.decodeMsPerToken.median;
   }
   return results;
+}
+
+/** llama.cpp's fastest `ngram-simple,draft-simple` configuration (the best lookup size n), measured. */
+export function bestLlamaCppCombo(results: readonly MethodResult[]): MethodResult | null {
+  const combos = results.filter((r) => r.kind === "llama.cpp" && r.id.includes("ngram-simple,draft-simple"));
+  return combos.length === 0
+    ? null
+    : combos.reduce((a, b) => (b.decodeMsPerToken.median < a.decodeMsPerToken.median ? b : a));
 }
 
 /** The measured-fastest single draft (the "best single draft" the ratios refer to). */
@@ -438,6 +486,8 @@ export function compareCosts(
   };
   const out: CostComparison[] = [];
   model.files.forEach((_, i) => {
+    if (model.plan.candidates[i]!.kind !== "model") return;
+    const recorded = model.modelIndex(i);
     for (const n of ns) {
       out.push({
         name: model.names[i]!,
@@ -446,8 +496,8 @@ export function compareCosts(
         decodeHot: decodeModel.costAt(i, n, "hot"),
         decodeCold: decodeModel.costAt(i, n, "cold"),
         decodeReshape: decodeModel.costAt(i, n, "reshape"),
-        inRunHot: mean(`${i}:${n}:0`),
-        inRunCold: mean(`${i}:${n}:1`),
+        inRunHot: mean(`${recorded}:${n}:0`),
+        inRunCold: mean(`${recorded}:${n}:1`),
       });
     }
   });

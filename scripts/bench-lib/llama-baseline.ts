@@ -14,6 +14,7 @@
 
 import {
   DraftSequenceTokenPredictor,
+  InputLookupTokenPredictor,
   getLlama,
   LlamaLogLevel,
   type Llama,
@@ -82,10 +83,13 @@ export class LlamaBaseline {
     return l;
   }
 
-  /** One generation: `promptTokens` (hsd's tokens), up to `maxTokens` new tokens, with draft `draftPath` at T. */
+  /**
+   * One generation: `promptTokens` (hsd's tokens), up to `maxTokens` new tokens, with draft `draftPath` at T, or
+   * (draftPath null) with InputLookupTokenPredictor at its defaults (patterns of 1+ tokens, up to 3 predicted).
+   */
   async generate(
     targetPath: string,
-    draftPath: string,
+    draftPath: string | null,
     T: number,
     promptTokens: Int32Array,
     mode: SamplingMode,
@@ -93,12 +97,13 @@ export class LlamaBaseline {
     maxTokens: number,
   ): Promise<LlamaRun> {
     const target = await this.load(targetPath);
-    const draft = await this.load(draftPath);
-    const draftSequence = draft.context.getSequence();
-    const predictor = new DraftSequenceTokenPredictor(draftSequence, { minTokens: T, maxTokens: T, minConfidence: 0 });
+    const draftSequence = draftPath ? (await this.load(draftPath)).context.getSequence() : null;
+    const predictor = draftSequence
+      ? new DraftSequenceTokenPredictor(draftSequence, { minTokens: T, maxTokens: T, minConfidence: 0 })
+      : new InputLookupTokenPredictor();
     const sequence = target.context.getSequence({ tokenPredictor: predictor });
     try {
-      const options = mode === "greedy" ? { temperature: 0 } : { temperature: 1, topK: 0, topP: 1, minP: 0, seed };
+      const options = mode === "greedy" ? { temperature: 0 } : { temperature: 1, topK: 40, topP: 1, minP: 0, seed };
       const tokens: number[] = [];
       const started = performance.now();
       let first = 0;
@@ -118,7 +123,7 @@ export class LlamaBaseline {
       };
     } finally {
       sequence.dispose();
-      draftSequence.dispose();
+      draftSequence?.dispose();
     }
   }
 

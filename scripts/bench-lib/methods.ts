@@ -1,11 +1,16 @@
-// Which hierarchies the benchmark runs, and what the latency model predicts for each, from one calibration
-// (the planner's own numbers: pass costs c_i(n) and acceptance a[lo][hi] measured by src/calibration).
+// Which methods the benchmark runs for one (mode, prompt set), and what the latency model predicts for each, from
+// the plan the product itself makes for that set (calibrated on prompts of the same kind, not the runs' own):
 //
 //   autoregressive        the target alone
-//   single <draft> T      every draft candidate at its best threshold by the formula
-//   optimiser             the planner's pick (PlanReport.best), whatever its depth
-//   other                 the best multi-draft chains the optimiser did not pick (the full chain first)
-//   node-llama-cpp        DraftSequenceTokenPredictor with the planner's best single draft and its T
+//   single <model> T      every model draft at its best threshold by the formula
+//   lookup T              the context lookup (model-free) as the only draft, at its best threshold
+//   optimiser             the product's pick: the routed policy (a chain per lookup state) when the plan has one
+//   fixed                 the best fixed chain of the plan
+//   other                 the best multi-draft model chains the optimiser did not pick
+//   node-llama-cpp        its DraftSequenceTokenPredictor (the best single model draft and its T) and its
+//                         InputLookupTokenPredictor (lookup in the input and the generated text)
+//   llama.cpp             speculative-simple: draft-simple, each n-gram mode alone, ngram-simple,draft-simple at
+//                         several lookup sizes (llama-cpp.ts)
 //
 // Duplicates (the optimiser picking a single draft, say) are run once and carry both roles.
 
@@ -19,29 +24,39 @@ import {
   type PassCosts,
   type PlannerInput,
 } from "../../src/planner/index.js";
+import { llamaCppConfigs, type LlamaCppConfig } from "./llama-cpp.js";
 
 type CostKind = "hot" | "cold" | "reshape";
 
-export type Role = "autoregressive" | "single" | "optimiser" | "other" | "node-llama-cpp";
+export type Role =
+  "autoregressive" | "single" | "lookup" | "optimiser" | "fixed" | "other" | "node-llama-cpp" | "llama.cpp";
 
 export interface BenchMethod {
-  /** Stable key: "hsd:<chain>:<thresholds>" or "llama:<draft>:<T>". */
+  /** Stable key: "hsd:<chain>:<thresholds>", "policy", "nlc:draft", "nlc:lookup" or "llama.cpp:<label>". */
   id: string;
   label: string;
   roles: Role[];
-  kind: "hsd" | "node-llama-cpp";
-  /** Candidate indices (into the plan's candidates), smallest first, ending at the target. */
+  kind: "hsd" | "hsd-policy" | "node-llama-cpp" | "node-llama-cpp-lookup" | "llama.cpp";
+  /** Candidate indices (into the plan's candidates), smallest first, ending at the target ([] for a policy). */
   chain: number[];
+  /** Level names of the chain. */
   files: string[];
   thresholds: number[];
-  /** The formula's prediction from the calibration (null for node-llama-cpp: a different algorithm). */
+  /** The formula's prediction from the plan's calibration (null where the method is not hsd's). */
   predicted: LatencyPrediction | null;
-  /** Calibrated acceptance of each adjacent pair of the chain (a[chain[j]][chain[j+1]]). */
+  /** A policy's predicted ms/token from the plan (null for other methods). */
+  policyPredictedMsPerToken?: number | null;
+  /** Calibrated acceptance of each adjacent pair of the chain (per judged draft). */
   calibratedAcceptance: number[];
-  /** The formula with pass costs measured in the decoding pattern (src/calibration/decode-costs.ts) between the runs; filled by the benchmark. */
+  /** llama.cpp's configuration. */
+  llamaCpp?: LlamaCppConfig;
+  /** The formula with pass costs measured between the runs; filled by the benchmark. */
   predictedDecode?: LatencyPrediction | null;
   /** The same with acceptance calibrated on the benchmark's prompts; filled by the benchmark. */
   predictedWorkload?: LatencyPrediction | null;
+  /** A policy's (2) and (3): ms per token; filled by the benchmark. */
+  policyDecodeMsPerToken?: number | null;
+  policyWorkloadMsPerToken?: number | null;
   /** Engine time per token without models (overhead.ts); filled by the benchmark. */
   overheadMsPerToken?: number | null;
 }
@@ -49,13 +64,28 @@ export interface BenchMethod {
 /** Short display names: the candidates' file names without their common prefix and the extension. */
 export function shortNames(files: readonly string[]): string[] {
   const stems = files.map((f) => f.replace(/\.gguf$/i, ""));
-  if (stems.length < 2) return stems;
-  let prefix = stems[0]!;
-  for (const s of stems) while (!s.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  const models = stems.filter((s) => !s.startsWith("ngram"));
+  if (models.length < 2) return stems;
+  let prefix = models[0]!;
+  for (const s of models) while (!s.startsWith(prefix)) prefix = prefix.slice(0, -1);
   // Cut only at a separator, so "hsd-tiny-0.1M" / "hsd-tiny-0.6M" give "0.1M" / "0.6M", not "1M" / "6M".
   const cut = Math.max(prefix.lastIndexOf("-"), prefix.lastIndexOf("_"), prefix.lastIndexOf("."));
   const n = cut >= 0 ? cut + 1 : 0;
-  return stems.map((s) => (s.length > n ? s.slice(n) : s));
+  return stems.map((s) => (s.startsWith("ngram") ? "lookup" : s.length > n ? s.slice(n) : s));
+}
+
+/** P(accept) per judged draft from a rate or rates by position. */
+export function perJudged(a: Acceptance): number {
+  if (typeof a === "number") return a;
+  let survive = 1;
+  let num = 0;
+  let den = 0;
+  for (const x of a) {
+    num += survive * x;
+    den += survive;
+    survive *= x;
+  }
+  return den > 0 ? num / den : 0;
 }
 
 /** The planner's view of one calibration (a plan report): its input, and predictions from it. */
@@ -64,29 +94,38 @@ export class CalibratedModel {
   readonly input: PlannerInput;
   readonly names: string[];
   readonly files: string[];
-  private readonly curves: Record<CostKind, MeasuredPassCost>[];
+  /** Index of the first model candidate (1 when the context lookup is candidate 0). */
+  readonly firstModel: number;
+  private readonly curves: (Record<CostKind, MeasuredPassCost> | null)[];
 
   constructor(readonly plan: PlanReport) {
     this.input = plannerInput(plan.candidates, plan.acceptance, plan.maxThreshold);
-    this.files = plan.candidates.map((c) => c.file);
+    this.files = plan.candidates.map((c) => c.name);
     this.names = shortNames(this.files);
-    this.curves = plan.candidates.map((c) => ({
-      hot: new MeasuredPassCost(c.costs.hot, `hot costs of ${c.file}`),
-      cold: new MeasuredPassCost(c.costs.cold, `cold costs of ${c.file}`),
-      reshape: new MeasuredPassCost(c.costs.reshape, `shape-change costs of ${c.file}`),
-    }));
+    this.firstModel = plan.candidates.findIndex((c) => c.kind === "model");
+    this.curves = plan.candidates.map((c) =>
+      c.kind === "model"
+        ? {
+            hot: new MeasuredPassCost(c.costs.hot, `hot costs of ${c.file}`),
+            cold: new MeasuredPassCost(c.costs.cold, `cold costs of ${c.file}`),
+            reshape: new MeasuredPassCost(c.costs.reshape, `shape-change costs of ${c.file}`),
+          }
+        : null,
+    );
   }
 
-  /** The same calibration with other pass costs (e.g. measured between the runs): same acceptance. */
+  /** The same calibration with other pass costs of the models (e.g. measured between the runs): same acceptance. */
   withCosts(costs: readonly PassCosts[]): CalibratedModel {
     return new CalibratedModel({
       ...this.plan,
-      candidates: this.plan.candidates.map((c, i) => ({ ...c, costs: costs[i]! })),
+      candidates: this.plan.candidates.map((c, i) =>
+        c.kind === "model" ? { ...c, costs: costs[i - this.firstModel]! } : c,
+      ),
     });
   }
 
-  /** The same pass costs with another acceptance matrix (e.g. measured on other prompts). */
-  withAcceptance(acceptance: (number | null)[][]): CalibratedModel {
+  /** The same pass costs with another acceptance matrix (e.g. a plan on other prompts). */
+  withAcceptance(acceptance: PlanReport["acceptance"]): CalibratedModel {
     return new CalibratedModel({ ...this.plan, acceptance });
   }
 
@@ -94,16 +133,24 @@ export class CalibratedModel {
     return this.files.length - 1;
   }
 
-  /** c(n) of candidate `model`: after its own pass (hot), another model's (cold), or the shape-change extra. */
+  /** The hsd model index (PassRecorder's) of a model candidate. */
+  modelIndex(candidate: number): number {
+    return candidate - this.firstModel;
+  }
+
+  /** c(n) of model candidate `model`: after its own pass (hot), another model's (cold), or the shape-change extra. */
   costAt(model: number, n: number, kind: CostKind): number {
-    return this.curves[model]![kind].at(n);
+    const c = this.curves[model];
+    if (!c) throw new Error(`${this.files[model]} is not a model: it has no pass costs`);
+    return c[kind].at(n);
   }
 
   acceptance(lo: number, hi: number): number {
     const v = this.plan.acceptance[lo]?.[hi];
-    if (typeof v !== "number")
+    if (v === null || v === undefined) {
       throw new Error(`calibration has no acceptance for ${this.files[lo]} checked by ${this.files[hi]}`);
-    return v;
+    }
+    return perJudged(v);
   }
 
   /**
@@ -144,12 +191,13 @@ function indexOfFile(model: CalibratedModel, file: string): number {
   return i;
 }
 
-/** Every subset of the drafts with at least `minDrafts` members, as chains ending at the target. */
-function chainsWith(target: number, minDrafts: number): number[][] {
+/** Every subset of the model drafts with at least `minDrafts` members, as chains ending at the target. */
+function modelChainsWith(first: number, target: number, minDrafts: number): number[][] {
   const out: number[][] = [];
-  for (let mask = 0; mask < 1 << target; mask++) {
-    const drafts = [...Array(target).keys()].filter((d) => mask & (1 << d));
-    if (drafts.length >= minDrafts) out.push([...drafts, target]);
+  const drafts = target - first;
+  for (let mask = 0; mask < 1 << drafts; mask++) {
+    const chosen = [...Array(drafts).keys()].filter((d) => mask & (1 << d)).map((d) => d + first);
+    if (chosen.length >= minDrafts) out.push([...chosen, target]);
   }
   return out;
 }
@@ -157,7 +205,10 @@ function chainsWith(target: number, minDrafts: number): number[][] {
 export interface MethodOptions {
   maxThreshold: number;
   others: number;
+  /** node-llama-cpp's baselines. */
   llama: boolean;
+  /** llama.cpp's speculative-simple configurations. */
+  llamaCpp: boolean;
 }
 
 export function buildMethods(model: CalibratedModel, options: MethodOptions): BenchMethod[] {
@@ -183,39 +234,88 @@ export function buildMethods(model: CalibratedModel, options: MethodOptions): Be
     });
   };
   add([K], [], "autoregressive");
-  for (let d = 0; d < K; d++) {
-    const best = model.bestThresholds([d, K], options.maxThreshold);
-    add([d, K], best.thresholds, "single");
+  for (let d = model.firstModel; d < K; d++)
+    add([d, K], model.bestThresholds([d, K], options.maxThreshold).thresholds, "single");
+  if (model.firstModel > 0) add([0, K], model.bestThresholds([0, K], options.maxThreshold).thresholds, "lookup");
+  const plan = model.plan;
+  const bestChain = plan.best.chain.map((f) => indexOfFile(model, f));
+  if (plan.policy) {
+    byId.set("policy", {
+      id: "policy",
+      label: `policy (${plan.policy.states.length} lookup states)`,
+      roles: ["optimiser"],
+      kind: "hsd-policy",
+      chain: [],
+      files: [],
+      thresholds: [],
+      predicted: null,
+      policyPredictedMsPerToken: plan.policy.predictedMsPerToken,
+      calibratedAcceptance: [],
+    });
+    add(bestChain, [...plan.best.thresholds], "fixed");
+  } else {
+    add(bestChain, [...plan.best.thresholds], "optimiser");
   }
-  const pick = model.plan.best;
-  const pickChain = pick.chain.map((f) => indexOfFile(model, f));
-  add(pickChain, [...pick.thresholds], "optimiser");
   if (options.others > 0) {
-    const multi = chainsWith(K, 2)
+    const multi = modelChainsWith(model.firstModel, K, 2)
       .map((chain) => ({ chain, ...model.bestThresholds(chain, options.maxThreshold) }))
-      .filter((c) => c.chain.join(">") !== pickChain.join(">"))
-      .sort((x, y) => y.chain.length - x.chain.length || x.ms - y.ms);
-    // The full chain first (it exercises the deepest catch-up), then the best-predicted others.
-    const full = multi.filter((c) => c.chain.length === K + 1);
-    const rest = multi.filter((c) => c.chain.length !== K + 1).sort((x, y) => x.ms - y.ms);
+      .filter((c) => c.chain.join(">") !== bestChain.join(">"));
+    // The full model chain first (it exercises the deepest catch-up), then the best-predicted others.
+    const depth = K - model.firstModel + 1;
+    const full = multi.filter((c) => c.chain.length === depth);
+    const rest = multi.filter((c) => c.chain.length !== depth).sort((x, y) => x.ms - y.ms);
     for (const c of [...full, ...rest].slice(0, options.others)) add(c.chain, c.thresholds, "other");
   }
   const methods = [...byId.values()];
-  const single = model.plan.bestSingle;
-  if (options.llama && single) {
-    const chain = single.chain.map((f) => indexOfFile(model, f));
-    const T = single.thresholds[0]!;
-    methods.push({
-      id: `llama:${chain[0]}:${T}`,
-      label: `node-llama-cpp ${model.names[chain[0]!]} T=${T}`,
-      roles: ["node-llama-cpp"],
-      kind: "node-llama-cpp",
-      chain,
-      files: chain.map((i) => model.files[i]!),
-      thresholds: [T],
-      predicted: null,
-      calibratedAcceptance: [model.acceptance(chain[0]!, chain[1]!)],
-    });
+  // The best single model draft: the ecosystem's baselines run it at its T.
+  const singles = methods.filter((m) => m.roles.includes("single"));
+  const bestSingle = singles.reduce<BenchMethod | null>(
+    (a, b) => (a === null || b.predicted!.msPerToken < a.predicted!.msPerToken ? b : a),
+    null,
+  );
+  if (bestSingle) {
+    const T = bestSingle.thresholds[0]!;
+    const draftChain = bestSingle.chain;
+    if (options.llama) {
+      methods.push({
+        id: "nlc:draft",
+        label: `node-llama-cpp draft ${model.names[draftChain[0]!]} T=${T}`,
+        roles: ["node-llama-cpp"],
+        kind: "node-llama-cpp",
+        chain: draftChain,
+        files: draftChain.map((i) => model.files[i]!),
+        thresholds: [T],
+        predicted: null,
+        calibratedAcceptance: [model.acceptance(draftChain[0]!, draftChain[1]!)],
+      });
+      methods.push({
+        id: "nlc:lookup",
+        label: "node-llama-cpp input lookup",
+        roles: ["node-llama-cpp"],
+        kind: "node-llama-cpp-lookup",
+        chain: [K],
+        files: [model.files[K]!],
+        thresholds: [],
+        predicted: null,
+        calibratedAcceptance: [],
+      });
+    }
+    if (options.llamaCpp) {
+      for (const config of llamaCppConfigs(T)) {
+        methods.push({
+          id: `llama.cpp:${config.label}`,
+          label: `llama.cpp ${config.label}`,
+          roles: ["llama.cpp"],
+          kind: "llama.cpp",
+          chain: draftChain,
+          files: draftChain.map((i) => model.files[i]!),
+          thresholds: [T],
+          predicted: null,
+          calibratedAcceptance: [],
+          llamaCpp: config,
+        });
+      }
+    }
   }
   return methods;
 }

@@ -2,13 +2,16 @@
 // one ggml thread, and a default run of a few minutes (see BENCHMARKS.md for the measured wall time).
 
 import { Command, InvalidArgumentError } from "commander";
-import { BENCH_PROMPTS } from "./prompts.js";
 
 export type SamplingMode = "greedy" | "t1";
+export type WorkloadName = "grounded" | "prose";
 
 export interface BenchOptions {
   /** Models folder; null = the bundled family (models/tiny). */
   models: string | null;
+  /** The prompt sets (workload.ts): input-grounded and prose. */
+  workloads: WorkloadName[];
+  /** Prompts of each set at most. */
   prompts: number;
   maxTokens: number;
   repetitions: number;
@@ -19,8 +22,10 @@ export interface BenchOptions {
   maxThreshold: number;
   /** Other hierarchies to run besides autoregressive, single drafts and the optimiser's pick. */
   others: number;
-  /** Run node-llama-cpp's DraftSequenceTokenPredictor baseline. */
+  /** Run node-llama-cpp's DraftSequenceTokenPredictor and InputLookupTokenPredictor baselines. */
   llama: boolean;
+  /** Run llama.cpp's speculative-simple example (built from the bundled source on first use) with draft and n-gram modes. */
+  llamaCpp: boolean;
   out: string;
   /** Calibrate afresh (default) rather than take the planner's calibration from the cache. */
   recalibrate: boolean;
@@ -48,27 +53,39 @@ function samplingList(value: string): SamplingMode[] {
   return [...new Set(modes)] as SamplingMode[];
 }
 
+function workloadList(value: string): WorkloadName[] {
+  const names = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (names.length === 0) throw new InvalidArgumentError(`--workloads needs at least one of grounded, prose`);
+  for (const n of names) {
+    if (n !== "grounded" && n !== "prose")
+      throw new InvalidArgumentError(`--workloads: "${n}" is not one of grounded, prose`);
+  }
+  return [...new Set(names)] as WorkloadName[];
+}
+
 export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const program = new Command()
     .name("npm run bench --")
     .description(
-      "End-to-end benchmark of hsd: autoregressive, single drafts, the optimiser's hierarchy, other hierarchies and node-llama-cpp's draft-model speculation; predicted next to measured ms/token.",
+      "End-to-end benchmark of hsd on input-grounded and prose prompts: autoregressive, single drafts (models and the context lookup), the optimiser's routed policy and best fixed chain, node-llama-cpp's draft and input-lookup speculation, and llama.cpp's speculative-simple with its draft and n-gram modes; predicted next to measured ms/token.",
     )
     .option("--models <folder>", "GGUF folder (default: the bundled family, models/tiny)")
-    .option(
-      "--prompts <n>",
-      `prompts from the fixed set of ${BENCH_PROMPTS.length}`,
-      positiveInt("--prompts", BENCH_PROMPTS.length),
-      4,
-    )
-    .option("--max-tokens <n>", "tokens generated per run", positiveInt("--max-tokens", 4096), 96)
+    .option("--workloads <list>", "prompt sets: grounded and/or prose", workloadList, [
+      "grounded",
+      "prose",
+    ] as WorkloadName[])
+    .option("--prompts <n>", "prompts of each set at most", positiveInt("--prompts", 64), 6)
+    .option("--max-tokens <n>", "tokens generated per run", positiveInt("--max-tokens", 4096), 64)
     .option(
       "--repetitions <n>",
       "rounds over all prompts and methods (medians and spread are over these)",
       positiveInt("--repetitions", 1000),
-      5,
+      3,
     )
-    .option("--sampling <list>", "greedy and/or t1 (temperature 1, no top-k/top-p/min-p)", samplingList, [
+    .option("--sampling <list>", "greedy and/or t1 (temperature 1, top-k 40)", samplingList, [
       "greedy",
       "t1",
     ] as SamplingMode[])
@@ -94,9 +111,10 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
           throw new InvalidArgumentError(`--others must be an integer in 0 … 10, got "${v}"`);
         return n;
       },
-      2,
+      1,
     )
-    .option("--no-llama", "skip the node-llama-cpp DraftSequenceTokenPredictor baseline")
+    .option("--no-llama", "skip the node-llama-cpp baselines (draft sequence and input lookup)")
+    .option("--no-llama-cpp", "skip llama.cpp's speculative-simple (built from the bundled source on first use)")
     .option("--out <folder>", "where bench.json, bench.md and bench.svg go", "bench-out")
     .option(
       "--use-cache",
@@ -109,6 +127,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const o = program.opts();
   return {
     models: (o.models as string | undefined) ?? null,
+    workloads: o.workloads as WorkloadName[],
     prompts: o.prompts as number,
     maxTokens: o.maxTokens as number,
     repetitions: o.repetitions as number,
@@ -118,13 +137,14 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     maxThreshold: o.maxThreshold as number,
     others: o.others as number,
     llama: o.llama as boolean,
+    llamaCpp: o.llamaCpp as boolean,
     out: o.out as string,
     recalibrate: !(o.useCache as boolean),
     seed: o.seed as number,
   };
 }
 
-/** The decoding settings of a mode, in the API's terms (temperature 1 with every truncation off). */
+/** The decoding settings of a mode, in the API's terms: greedy, or temperature 1 with top-k 40 and no other truncation. */
 export function samplingSettings(mode: SamplingMode): {
   greedy?: boolean;
   temperature?: number;
@@ -132,5 +152,5 @@ export function samplingSettings(mode: SamplingMode): {
   topP?: number;
   minP?: number;
 } {
-  return mode === "greedy" ? { greedy: true } : { greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0 };
+  return mode === "greedy" ? { greedy: true } : { greedy: false, temperature: 1, topK: 40, topP: 1, minP: 0 };
 }

@@ -3,7 +3,8 @@
 // measured; a prediction more than PREDICTION_TOLERANCE off is flagged, never hidden.
 
 import type { CostComparison, MethodResult } from "./analyse.js";
-import { bestSingleOf } from "./analyse.js";
+import { bestLlamaCppCombo, bestSingleOf } from "./analyse.js";
+import type { PlanReport } from "../../src/api/plan.js";
 
 export const PREDICTION_TOLERANCE = 0.1;
 
@@ -13,15 +14,14 @@ export interface ReportContext {
   device: string;
   threads: number;
   models: { file: string; parameters: number; costMs1: number }[];
-  /** The mode whose calibration gave `costMs1` (the last one run). */
-  costMode?: string;
-  prompts: number;
   maxTokens: number;
   repetitions: number;
-  calibration: Record<string, { fromCache: boolean; acceptance: (number | null)[][] }>;
+  /** One per (mode, prompt set), in run order. */
+  cells: { cell: string; mode: string; workload: string; prompts: number; calibrationPrompts: number }[];
+  /** Each cell's plan: its calibration's provenance and the routed policy (null without a lookup). */
+  plans: Record<string, { fromCache: boolean; policy: PlanReport["policy"] }>;
   startedAt: string;
   wallSeconds: number;
-  names: string[];
 }
 
 const f = (x: number | null | undefined, digits = 3): string =>
@@ -37,13 +37,13 @@ function mainTable(results: readonly MethodResult[]): string[] {
   const best = bestSingleOf(results);
   const flag = (e: number | null): string => (e !== null && Math.abs(e) > PREDICTION_TOLERANCE ? " **!**" : "");
   const lines = [
-    "| method | role | ms/token median | min–max (spread) | tokens/s | × vs autoregressive | × vs best single | (1) calibrated before the runs | measured vs (1) | (2) costs calibrated between the runs | measured vs (2) | (3) = (2) with acceptance on these prompts | measured vs (3) |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| method | role | ms/token median | min–max (spread) | tokens/s | × vs autoregressive | × vs best single model draft | × vs llama.cpp best ngram-simple,draft-simple | (1) calibrated before the runs | measured vs (1) | (2) costs calibrated between the runs | measured vs (2) | (3) = (2) with acceptance on these prompts | measured vs (3) |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of results) {
     const s = r.decodeMsPerToken;
     lines.push(
-      `| ${r.label}${r === best ? " (best single)" : ""} | ${roles(r)} | ${f(s.median)} | ${f(s.min)}–${f(s.max)} (${(100 * s.relativeSpread).toFixed(0)}%) | ${f(r.tokensPerSecond, 0)} | ${f(r.speedupVsAutoregressive, 2)} | ${f(r.speedupVsBestSingle, 2)} | ${f(r.predictedMsPerToken)} | ${pct(r.predictionError)}${flag(r.predictionError)} | ${f(r.modelledMsPerToken)} | ${pct(r.modelledError)}${flag(r.modelledError)} | ${f(r.workloadMsPerToken)} | ${pct(r.workloadError)}${flag(r.workloadError)} |`,
+      `| ${r.label}${r === best ? " (best single)" : ""} | ${roles(r)} | ${f(s.median)} | ${f(s.min)}–${f(s.max)} (${(100 * s.relativeSpread).toFixed(0)}%) | ${f(r.tokensPerSecond, 0)} | ${f(r.speedupVsAutoregressive, 2)} | ${f(r.speedupVsBestSingle, 2)} | ${f(r.speedupVsLlamaCppBest, 2)} | ${f(r.predictedMsPerToken)} | ${pct(r.predictionError)}${flag(r.predictionError)} | ${f(r.modelledMsPerToken)} | ${pct(r.modelledError)}${flag(r.modelledError)} | ${f(r.workloadMsPerToken)} | ${pct(r.workloadError)}${flag(r.workloadError)} |`,
     );
   }
   return lines;
@@ -55,9 +55,10 @@ function acceptanceTable(results: readonly MethodResult[]): string[] {
     "|---|---|---|---|",
   ];
   for (const r of results) {
-    if (r.kind === "node-llama-cpp") {
+    if (r.kind !== "hsd" && r.kind !== "hsd-policy") {
+      const what = r.kind === "llama.cpp" ? "accepted/drafted" : "validated/(validated+refuted)";
       lines.push(
-        `| ${r.label} | validated/(validated+refuted) ${f(r.llamaAcceptance)} | — | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`,
+        `| ${r.label} | ${what} ${f(r.llamaAcceptance)} | — | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`,
       );
       continue;
     }
@@ -118,9 +119,41 @@ function costTable(rows: readonly CostComparison[]): string[] {
   return lines;
 }
 
+/** The headline: per cell, the optimiser's pick against the best single model draft and llama.cpp's best combination. */
+function summaryTable(ctx: ReportContext, byCell: Record<string, MethodResult[]>): string[] {
+  const lines = [
+    "| prompts | mode | optimiser's pick | ms/token | × vs best single model draft | × vs llama.cpp best ngram-simple,draft-simple (its n) | × vs autoregressive | measured vs prediction (2) |",
+    "|---|---|---|---:|---:|---:|---:|---:|",
+  ];
+  for (const c of ctx.cells) {
+    const results = byCell[c.cell] ?? [];
+    const pick = results.find((r) => r.roles.includes("optimiser"));
+    if (!pick) continue;
+    const combo = bestLlamaCppCombo(results);
+    lines.push(
+      `| ${c.workload} | ${c.mode} | ${pick.label} | ${f(pick.decodeMsPerToken.median)} | ${f(pick.speedupVsBestSingle, 2)} | ${f(pick.speedupVsLlamaCppBest, 2)}${combo ? ` (${combo.label.replace(/^llama\.cpp ngram-simple,draft-simple /, "")})` : ""} | ${f(pick.speedupVsAutoregressive, 2)} | ${pct(pick.modelledError)} |`,
+    );
+  }
+  return lines;
+}
+
+/** The policy of a cell: a chain per lookup state, with its share of steps. */
+function policyTable(policy: NonNullable<PlanReport["policy"]>): string[] {
+  return [
+    "| lookup state | share of steps (calibration walk) | chain | predicted ms/step | tokens/step |",
+    "|---|---:|---|---:|---:|",
+    ...policy.states.map(
+      (s) =>
+        `| ${s.name} | ${(100 * s.frequency).toFixed(1)}% | ${s.chain.join(">")}${s.thresholds.length ? ` T=${s.thresholds.join(",")}` : ""} | ${f(s.predictedMsPerStep)} | ${f(s.predictedTokensPerStep, 2)} |`,
+    ),
+    "",
+    `Predicted ${f(policy.predictedMsPerToken)} ms/token; the best fixed chain scored the same way: ${policy.bestFixed.chain.join(">")} T=${policy.bestFixed.thresholds.join(",")} at ${f(policy.bestFixed.predictedMsPerToken)} (policy ${f(policy.predictedSpeedupVsBestFixed, 3)}×).`,
+  ];
+}
+
 export function markdownReport(
   ctx: ReportContext,
-  byMode: Record<string, MethodResult[]>,
+  byCell: Record<string, MethodResult[]>,
   costs: Record<string, CostComparison[]> = {},
 ): string {
   const out: string[] = [];
@@ -128,34 +161,37 @@ export function markdownReport(
   out.push(`Command: \`${ctx.command}\``, "");
   out.push(
     `Started ${ctx.startedAt}; ${ctx.wallSeconds.toFixed(0)} s in all. Device: ${ctx.device}, ${ctx.threads} thread(s) per model. ` +
-      `${ctx.prompts} prompts × ${ctx.repetitions} repetitions, up to ${ctx.maxTokens} tokens per run, methods interleaved.`,
+      `${ctx.repetitions} repetitions per prompt, up to ${ctx.maxTokens} tokens per run, methods interleaved.`,
     "",
   );
   out.push(
     "Models: " +
       ctx.models
-        .map(
-          (m, i) =>
-            `${ctx.names[i]} = ${m.file} (${(m.parameters / 1e6).toFixed(2)}M params, c(1) = ${m.costMs1.toFixed(3)} ms)`,
-        )
+        .map((m) => `${m.file} (${(m.parameters / 1e6).toFixed(2)}M params, c(1) = ${m.costMs1.toFixed(3)} ms)`)
         .join("; ") +
-      `.${ctx.costMode ? ` (c(1): a hot one-token pass, from the ${ctx.costMode} calibration; each mode's own costs are in its pass-cost table.)` : ""}`,
+      ". lookup = the context lookup (a model-free level).",
     "",
   );
   out.push(
-    "ms/token is decoding only (first chunk of tokens to the last), median over repetitions of Σ time / Σ tokens over the prompts; " +
-      "min–max is over repetitions. Three predictions, all the latency formula (src/planner) on calibrated inputs, none fitted to the runs: " +
-      "(1) the planner's own calibration (\`Hsd.calibrate\`: pass costs hot / cold / size-change in the decoding pattern, 20%-trimmed means, " +
-      "taken once before the mode's runs; acceptance on the built-in calibration prompts) — what \`hsd plan\` shows; (2) the same pass-cost " +
-      "calibration repeated in slices between the runs (so it sees the runs' machine load; a shared machine drifts by tens of percent within " +
-      "minutes), plus the engine's own time per token measured without models; (3) = (2) with acceptance calibrated on this benchmark's " +
-      "prompts (continuations as long as the runs), as a user who calibrates on their own prompts gets. **!** marks errors above 10%.",
+    'ms/token is decoding only (first chunk of tokens to the last; llama.cpp: its own "decoded" time), median over repetitions of ' +
+      "Σ time / Σ tokens over the prompts; min–max is over repetitions. Each prompt set's plan is the product's own (`hsd plan --prompts`), " +
+      "calibrated on other prompts of the same kind. Three predictions, all the latency model (src/planner) on calibrated inputs, none " +
+      "fitted to the runs: (1) the plan's own calibration, taken before the runs — what `hsd plan` shows; (2) the same with the pass costs " +
+      "measured in slices between the runs (so they see the runs' machine load) plus the engine's own time per token measured without " +
+      "models; (3) = (2) with acceptance and lookup states calibrated on the runs' own prompts. **!** marks errors above 10%.",
     "",
   );
-  for (const [mode, results] of Object.entries(byMode)) {
-    const cal = ctx.calibration[mode];
-    out.push(`## ${mode === "greedy" ? "Greedy" : "Temperature 1"}`, "");
-    if (cal) out.push(`Calibration ${cal.fromCache ? "from the cache" : "measured in this run"}.`, "");
+  out.push("## Summary", "", ...summaryTable(ctx, byCell), "");
+  for (const c of ctx.cells) {
+    const results = byCell[c.cell] ?? [];
+    const plan = ctx.plans[c.cell];
+    out.push(
+      `## ${c.workload} prompts, ${c.mode === "greedy" ? "greedy" : "temperature 1 (top-k 40)"}`,
+      "",
+      `${c.prompts} prompts; plan calibrated on ${c.calibrationPrompts} other prompts of the kind${plan?.fromCache ? " (from the cache)" : ""}.`,
+      "",
+    );
+    if (plan?.policy) out.push("The routed policy", "", ...policyTable(plan.policy), "");
     out.push(...mainTable(results), "");
     out.push("Acceptance per level", "", ...acceptanceTable(results), "");
     out.push(
@@ -164,9 +200,9 @@ export function markdownReport(
       ...diagnosticsTable(results),
       "",
     );
-    const c = costs[mode];
-    if (c && c.length > 0)
-      out.push("Pass costs c(n) in ms, by source (cold: the pass follows another model's)", "", ...costTable(c), "");
+    const cc = costs[c.cell];
+    if (cc && cc.length > 0)
+      out.push("Pass costs c(n) in ms, by source (cold: the pass follows another model's)", "", ...costTable(cc), "");
     for (const [what, err] of [
       ["prediction (1), calibrated before the runs", (r: MethodResult) => r.predictionError],
       ["prediction (2), pass costs calibrated between the runs", (r: MethodResult) => r.modelledError],

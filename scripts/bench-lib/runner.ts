@@ -12,7 +12,8 @@
 // couple of tokens of the prime's own output).
 
 import { createHash } from "node:crypto";
-import type { Hsd } from "../../src/api/hsd.js";
+import type { GenerateRequest, Hsd } from "../../src/api/hsd.js";
+import { runLlamaCpp } from "./llama-cpp.js";
 import type { RunStats } from "../../src/engine/generate.js";
 import type { BenchMethod } from "./methods.js";
 import type { LlamaBaseline } from "./llama-baseline.js";
@@ -92,6 +93,8 @@ export interface PassTimeRow {
 }
 
 export interface RunRecord {
+  /** "mode/prompt set". */
+  cell: string;
   method: string;
   mode: SamplingMode;
   repetition: number;
@@ -138,11 +141,14 @@ export async function runHsd(
   mode: SamplingMode,
   seed: number,
   maxTokens: number,
+  plan: GenerateRequest["plan"],
   recorder: PassRecorder | null = null,
-): Promise<Omit<RunRecord, "repetition" | "prompt" | "slot">> {
+): Promise<Omit<RunRecord, "cell" | "repetition" | "prompt" | "slot">> {
   recorder?.start(hsd.models.length);
   const run = hsd.generate(prompt, {
-    hierarchy: { files: method.files, thresholds: method.thresholds },
+    // A policy runs as the product runs by default: hierarchy "auto", planned for this prompt set.
+    hierarchy: method.kind === "hsd-policy" ? "auto" : { files: method.files, thresholds: method.thresholds },
+    plan,
     sampling: { ...samplingSettings(mode), seed },
     maxTokens,
   });
@@ -162,6 +168,37 @@ export async function runHsd(
   };
 }
 
+/** One run of llama.cpp's speculative-simple (a process of its own). */
+export function runLlamaCppRecord(
+  binary: string,
+  method: BenchMethod,
+  paths: { target: string; draft: string },
+  prompt: string,
+  mode: SamplingMode,
+  seed: number,
+  maxTokens: number,
+  threads: number,
+  contextSize: number,
+): Omit<RunRecord, "cell" | "repetition" | "prompt" | "slot"> {
+  const r = runLlamaCpp(binary, method.llamaCpp!, paths, prompt, mode, seed, maxTokens, threads, contextSize);
+  return {
+    method: method.id,
+    mode,
+    tokens: r.decodeTokens,
+    wallMs: r.decodeMs,
+    decodeMs: r.decodeMs,
+    decodeTokens: r.decodeTokens,
+    tokensHash: "",
+    stats: null,
+    predictions: {
+      used: r.accepted,
+      unused: r.drafted - r.accepted,
+      validated: r.accepted,
+      refuted: r.drafted - r.accepted,
+    },
+  };
+}
+
 export async function runLlama(
   baseline: LlamaBaseline,
   method: BenchMethod,
@@ -170,16 +207,20 @@ export async function runLlama(
   mode: SamplingMode,
   seed: number,
   maxTokens: number,
-): Promise<Omit<RunRecord, "repetition" | "prompt" | "slot">> {
-  const r = await baseline.generate(
-    paths[method.chain[1]!]!,
-    paths[method.chain[0]!]!,
-    method.thresholds[0]!,
-    promptTokens,
-    mode,
-    seed,
-    maxTokens,
-  );
+): Promise<Omit<RunRecord, "cell" | "repetition" | "prompt" | "slot">> {
+  const target = paths[method.chain[method.chain.length - 1]!]!;
+  const r =
+    method.kind === "node-llama-cpp-lookup"
+      ? await baseline.generate(target, null, 0, promptTokens, mode, seed, maxTokens)
+      : await baseline.generate(
+          target,
+          paths[method.chain[0]!]!,
+          method.thresholds[0]!,
+          promptTokens,
+          mode,
+          seed,
+          maxTokens,
+        );
   return {
     method: method.id,
     mode,

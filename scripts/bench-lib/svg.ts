@@ -39,7 +39,7 @@ export function plotSvg(title: string, byMode: Record<string, MethodResult[]>): 
   let y = 40;
   for (const [mode, results] of modes) {
     parts.push(
-      `<text x="${left}" y="${y}" font-weight="bold">${esc(mode === "greedy" ? "Greedy" : "Temperature 1")}</text>`,
+      `<text x="${left}" y="${y}" font-weight="bold">${esc(mode.replace("greedy", "greedy,").replace("t1", "temperature 1,").replace("/", " "))}</text>`,
     );
     y += 10;
     const top = y;

@@ -12,8 +12,7 @@ import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { Hsd } from "../../src/api/hsd.js";
 import type { Calibration } from "../../src/calibration/calibrate.js";
-import { MeasuredPassCost, predictChain } from "../../src/planner/index.js";
-import { plannerInput } from "../../src/api/plan.js";
+import { MeasuredPassCost, predictChain, type PlannerInput } from "../../src/planner/index.js";
 
 const { values } = parseArgs({
   options: {
@@ -41,7 +40,11 @@ await hsd.dispose();
 
 /** Best single-draft T and speed-up of `lo` drafting for `hi`, by the exact formula. */
 function singleDraft(c: Calibration, lo: number, hi: number) {
-  const input = plannerInput(c.models.map((m) => ({ ...m, name: m.file })), c.acceptance, maxThreshold);
+  const input: PlannerInput = {
+    candidates: c.models.map((m) => ({ kind: "model", name: m.file, costs: m.costs })),
+    acceptance: c.acceptance,
+    maxThreshold,
+  };
   let best = { T: 0, speedup: 0 };
   for (let T = 1; T <= maxThreshold; T++) {
     const p = predictChain(input, [lo, hi], [T]);
