@@ -37,8 +37,8 @@ function instance(seed: number): PolicyInput {
   return {
     candidates,
     states: [
-      { name: "match 0", available: [1, 0, 0, 0, 0, 0], acceptance: noMatch },
-      { name: "match 2+", available: [0.05, 0.05, 0.1, 0.1, 0.2, 0.5], acceptance: match },
+      { name: "match 0", available: [[1, 0, 0, 0, 0, 0]], acceptance: noMatch },
+      { name: "match 2+", available: [[0.05, 0.05, 0.1, 0.1, 0.2, 0.5]], acceptance: match },
     ],
     maxThreshold: 4,
     maxDepth: 2,

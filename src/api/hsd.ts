@@ -17,6 +17,8 @@ import { NativeLevel, type EvaluationMode } from "../levels/native-model.js";
 import { HsdDecoder, type Decoder } from "../engine/hsd.js";
 import { RoutedDecoder } from "../engine/routed.js";
 import { ContextLookupLevel, type LookupOptions } from "../levels/ngram-lookup.js";
+import type { NgramTableLevel } from "../levels/ngram-table.js";
+import { openNgramTable } from "./ngram.js";
 import type { Level } from "../levels/level.js";
 import { stateOf } from "../calibration/measure.js";
 import { generate, type GenerationChunk, type GenerationResult } from "../engine/generate.js";
@@ -67,6 +69,11 @@ export interface OpenOptions {
   ngram?: NgramMode;
   /** The context lookup's match lengths: it proposes after at least `minMatch` tokens (default 1, measured up to `maxMatch`, 8). */
   lookup?: Pick<LookupOptions, "minMatch" | "maxMatch">;
+  /**
+   * A static n-gram table (`hsd ngram build`) as one more model-free level: a file, or null for none. Default: the
+   * table `hsd ngram build` stored for the target's tokenizer in the cache folder, if there is one.
+   */
+  ngramTable?: string | null;
 }
 
 export interface Hierarchy {
@@ -131,6 +138,8 @@ export class Hsd {
     readonly ngram: NgramMode,
     /** The context lookup (null with ngram "off"). */
     readonly lookup: ContextLookupLevel | null,
+    /** The static n-gram table and its file (null: none, or ngram "off"). */
+    readonly table: { level: NgramTableLevel; path: string; size: number; mtimeMs: number } | null,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
@@ -196,11 +205,21 @@ export class Hsd {
       throw error;
     }
     const device = `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}`;
-    const lookup =
-      ngram === "off"
-        ? null
-        : new ContextLookupLevel(loaded[loaded.length - 1]!.native.vocabSize, options.lookup ?? {});
-    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup);
+    const targetInfo = loaded[loaded.length - 1]!.info;
+    const lookup = ngram === "off" ? null : new ContextLookupLevel(targetInfo.vocabSize, options.lookup ?? {});
+    let table: Hsd["table"] = null;
+    if (ngram !== "off") {
+      try {
+        table = await openNgramTable(options.ngramTable, targetInfo);
+      } catch (error) {
+        for (const m of loaded) {
+          m.context.dispose();
+          m.native.dispose();
+        }
+        throw error;
+      }
+    }
+    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table);
   }
 
   get target(): LoadedModel {
@@ -221,6 +240,7 @@ export class Hsd {
       recalibrate: request.recalibrate,
       onProgress: request.onProgress,
       lookup: this.lookupCalibration(),
+      otherProposals: this.table ? [this.table.level] : [],
     });
   }
 
@@ -229,7 +249,10 @@ export class Hsd {
     if (!this.lookup) return null;
     const { minMatch, maxMatch } = this.lookup;
     const bounds = [0, ...[1, 2, 3, 4, 6, 8, 12, 16].filter((b) => b >= minMatch && b <= maxMatch)];
-    return { minMatch, maxMatch, states: [...new Set(bounds)] };
+    const others = this.table
+      ? [{ name: this.table.level.name, path: this.table.path, size: this.table.size, mtimeMs: this.table.mtimeMs }]
+      : [];
+    return { minMatch, maxMatch, states: [...new Set(bounds)], others };
   }
 
   /** The optimiser's hierarchy for these settings, with predictions for it and its alternatives. */
@@ -369,15 +392,19 @@ export class Hsd {
         `the hierarchy has ${h.files.length} levels, so it needs ${h.files.length - 1} thresholds, got ${h.thresholds.length}`,
       );
     }
+    const proposals: Level[] = [this.lookup, this.table?.level ?? null].filter((l) => l !== null);
+    let bottom: Level | null = null;
     const models = h.files.map((f, i) => {
-      if (this.lookup && f === this.lookup.name) {
+      const proposal = proposals.find((p) => p.name === f);
+      if (proposal) {
         if (i !== 0)
           throw new InvalidOptionError(`hierarchy: ${f} proposes without a model, so it can only come first`);
+        bottom = proposal;
         return null;
       }
       const m = this.models.find((x) => x.info.file === f || x.info.path === resolve(f) || x.info.file === basename(f));
       if (!m) {
-        const names = [...(this.lookup ? [this.lookup.name] : []), ...this.models.map((x) => x.info.file)];
+        const names = [...proposals.map((p) => p.name), ...this.models.map((x) => x.info.file)];
         throw new InvalidOptionError(`hierarchy: ${f} is not one of the loaded levels (${names.join(", ")})`);
       }
       return m;
@@ -392,7 +419,7 @@ export class Hsd {
         );
       }
     }
-    return models.map((m) => (m ? m.level : this.lookup!));
+    return models.map((m) => (m ? m.level : bottom!));
   }
 
   private checkOpen(): void {

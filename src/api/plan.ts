@@ -161,17 +161,18 @@ export function planFromCalibration(
   const workload = ngram === "off" ? null : calibration.workload;
   // Candidates: the lookup first (it costs least), then the models. Model pairs keep their calibrated mean rate;
   // the lookup's rows are rates by position (its acceptance is far from i.i.d.: §8).
-  const candidates: PlanCandidate[] = workload
-    ? [
-        { kind: "proposal", name: "ngram-lookup", costMs: workload.lookupMs, available: workload.overall.available },
-        ...models,
-      ]
-    : models;
-  const shift = workload ? 1 : 0;
+  const proposals: PlanCandidate[] = (workload?.proposals ?? []).map((p, q) => ({
+    kind: "proposal",
+    name: p.name,
+    costMs: p.costMs,
+    available: workload!.overall.available[q]!,
+  }));
+  const candidates: PlanCandidate[] = [...proposals, ...models];
+  const shift = proposals.length;
   const matrix: (Acceptance | null)[][] = candidates.map((_, lo) =>
     candidates.map((__, hi) => {
-      if (hi <= lo) return null;
-      if (workload && lo === 0) return workload.overall.acceptance[0]![hi]!;
+      if (hi <= lo || hi < shift) return null;
+      if (lo < shift) return workload!.overall.acceptance[lo]![hi]!;
       return calibration.acceptance[lo - shift]![hi - shift]!;
     }),
   );
@@ -190,7 +191,10 @@ export function planFromCalibration(
       ...policyInput(candidates, workload, maxThreshold),
       // "on": wherever the lookup can propose, the step's chain starts with it.
       ...(ngram === "on"
-        ? { allowed: (s: number, chain: number[]) => workload.states[s]!.available[0]! >= 1 || chain[0] === 0 }
+        ? {
+            allowed: (s: number, chain: number[]) =>
+              workload.states[s]!.available[0]![0]! >= 1 || candidates[chain[0]!]!.kind === "proposal",
+          }
         : {}),
     });
     const names = (chain: number[]) => chain.map((i) => candidates[i]!.name);

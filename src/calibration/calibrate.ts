@@ -10,6 +10,7 @@ import type { PassCosts } from "../planner/costs.js";
 import { CalibrationCache, cacheKey } from "./cache.js";
 import { measureAcceptance, type AcceptanceMeasurement, type Workload } from "./measure.js";
 import { ContextLookupLevel } from "../levels/ngram-lookup.js";
+import type { ProposalLevel } from "../levels/level.js";
 import { measureDecodeCosts, passCostsFrom, summariseTimes } from "./decode-costs.js";
 import { BUILTIN_CALIBRATION_PROMPTS } from "./prompts.js";
 import { InvalidOptionError } from "../errors.js";
@@ -38,6 +39,8 @@ export interface CalibrationOptions {
   cache?: CalibrationCache;
   /** Profile the context lookup's states too (docs/ALGORITHM.md §9); null: models only. */
   lookup?: LookupCalibration | null;
+  /** The levels `lookup.others` names, in that order. */
+  otherProposals?: ProposalLevel[];
   onProgress?: (event: { phase: "costs" | "acceptance"; done: number; total: number; model?: string }) => void;
 }
 
@@ -64,6 +67,8 @@ export interface LookupCalibration {
   maxMatch: number;
   /** Lower bounds of the states' match-length ranges, ascending from 0. */
   states: number[];
+  /** Other model-free levels profiled by the same states (a static n-gram table): name and file identity. */
+  others?: { name: string; path: string; size: number; mtimeMs: number }[];
 }
 
 async function fileIdentity(path: string) {
@@ -175,7 +180,16 @@ export async function calibrate(
         {
           continuationTokens,
           seed,
-          ...(level ? { lookup: { level, states: lookup!.states, maxThreshold: options.maxThreshold } } : {}),
+          ...(level
+            ? {
+                lookup: {
+                  level,
+                  states: lookup!.states,
+                  maxThreshold: options.maxThreshold,
+                  others: options.otherProposals ?? [],
+                },
+              }
+            : {}),
         },
         () => {
           done++;

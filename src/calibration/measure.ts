@@ -16,14 +16,18 @@ import type { NativeContext, NativeModel, SamplingTransform } from "../native/ty
 import { Rng } from "../util/rng.js";
 import { DistributionRows } from "../levels/level.js";
 import type { ContextLookupLevel } from "../levels/ngram-lookup.js";
+import type { ProposalLevel } from "../levels/level.js";
 import { sampleRow } from "../engine/sampling.js";
 
 export interface AcceptanceMeasureOptions {
   /** Tokens the target generates after each prompt; acceptance is averaged over them. */
   continuationTokens: number;
   seed: number;
-  /** Measure the lookup's states too: their bounds (a state is a range of match lengths) and the longest block. */
-  lookup?: { level: ContextLookupLevel; states: readonly number[]; maxThreshold: number };
+  /**
+   * Measure the lookup's states too: their bounds (a state is a range of match lengths), the longest block, and
+   * other model-free levels to profile by the same states (a static n-gram table).
+   */
+  lookup?: { level: ContextLookupLevel; states: readonly number[]; maxThreshold: number; others?: ProposalLevel[] };
 }
 
 /** What calibration knows about steps that start in one state (or in any, for `overall`). */
@@ -32,18 +36,22 @@ export interface StateProfile {
   name: string;
   /** Calibration positions in this state (a share of positions, not of steps: steps depend on the policy). */
   positions: number;
-  /** available[n]: share of positions where the lookup could propose n tokens (the last entry: n or more). */
-  available: number[];
   /**
-   * acceptance[lo][hi] by position in a block, over the candidates [the lookup, model 0 … target]: how hi accepts
-   * the j-th draft of lo given the earlier ones were accepted (null for lo >= hi and for the lookup as verifier).
+   * available[p][n]: share of positions where model-free level p (in the workload's `proposals` order) could
+   * propose n tokens (the last entry: n or more).
+   */
+  available: number[][];
+  /**
+   * acceptance[lo][hi] by position in a block, over the candidates [model-free levels …, model 0 … target]: how hi
+   * accepts the j-th draft of lo given the earlier ones were accepted (null for lo >= hi and for model-free
+   * verifiers).
    */
   acceptance: (number[] | null)[][];
 }
 
 export interface Workload {
-  /** Mean ms of one lookup (a proposal's cost) over the calibration positions. */
-  lookupMs: number;
+  /** The model-free levels, first the lookup: their names and mean ms per proposal over the calibration positions. */
+  proposals: { name: string; costMs: number }[];
   states: StateProfile[];
   overall: StateProfile;
   /** The state at every position of every calibration continuation: the text a policy's steps walk along. */
@@ -109,11 +117,12 @@ class ByPosition {
 /** Accumulators of one state. */
 class StateTally {
   positions = 0;
-  readonly available: Float64Array;
-  /** pairs[lo][hi] over the candidates [lookup, models …]. */
+  /** available[p][n]. */
+  readonly available: Float64Array[];
+  /** pairs[lo][hi] over the candidates [model-free levels …, models …]. */
   readonly pairs: (ByPosition | null)[][];
-  constructor(candidates: number, maxThreshold: number) {
-    this.available = new Float64Array(maxThreshold + 1);
+  constructor(proposals: number, candidates: number, maxThreshold: number) {
+    this.available = Array.from({ length: proposals }, () => new Float64Array(maxThreshold + 1));
     this.pairs = Array.from({ length: candidates }, (_, lo) =>
       Array.from({ length: candidates }, (_, hi) => (hi > lo ? new ByPosition(maxThreshold) : null)),
     );
@@ -123,7 +132,7 @@ class StateTally {
     return {
       name,
       positions: this.positions,
-      available: Array.from(this.available, (n) => n / total),
+      available: this.available.map((a) => Array.from(a, (n) => n / total)),
       acceptance: this.pairs.map((row, lo) =>
         row.map((p, hi) => (p ? p.rates(fallback ? fallback.acceptance[lo]![hi]! : null, prior) : null)),
       ),
@@ -158,11 +167,13 @@ export function measureAcceptance(
   const lookup = options.lookup ?? null;
   const T = lookup?.maxThreshold ?? 0;
   const bounds = lookup?.states ?? [];
-  const tallies = bounds.map(() => new StateTally(k + 1, T));
-  const overall = new StateTally(k + 1, T);
+  const proposers: ProposalLevel[] = lookup ? [lookup.level, ...(lookup.others ?? [])] : [];
+  const Q = proposers.length;
+  const tallies = bounds.map(() => new StateTally(Q, Q + k, T));
+  const overall = new StateTally(Q, Q + k, T);
   const paths: number[][] = [];
-  let lookupMs = 0;
-  let lookups = 0;
+  const proposeMs = new Float64Array(Q);
+  let proposals = 0;
   // Rows of the extra passes over a proposal: the distribution of x_1 … x_{T-1}.
   const proposalRows = lookup ? rows.map(() => new DistributionRows(T, vocab, transform.greedy)) : [];
   const proposalTargets = proposalRows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
@@ -195,41 +206,47 @@ export function measureAcceptance(
       const path: number[] = [];
       // kvEnd[m]: how much of `sequence` model m's context still holds (the extra passes overwrite its tail).
       const kvEnd = contexts.map(() => P + L - 1);
+      // Proposals are made in a copy of the prefix: they write past its end, where the continuation is.
+      const work = new Int32Array(P + L + T);
       for (let t = 0; t < L; t++) {
         const at = P + t;
-        const started = performance.now();
-        const match = lookup.level.match(sequence, at);
-        lookupMs += performance.now() - started;
-        lookups++;
-        const s = stateOf(bounds, match.length);
+        const s = stateOf(bounds, lookup.level.match(sequence, at).length);
         path.push(s);
-        const n = match.length >= lookup.level.minMatch ? Math.min(at - match.next, T) : 0;
-        const proposal = sequence.slice(match.next, match.next + n);
-        // e[m][j]: model m accepts proposal token j given the ones before it (point mass: p_m(x_j)).
-        const e = models.map((_, m) => {
-          const accept = new Float64Array(n);
-          if (n === 0) return accept;
-          accept[0] = transform.greedy ? +(rows[m]!.argmax[t] === proposal[0]) : rows[m]!.prob(t, proposal[0]!);
-          if (n >= 2) {
-            const from = Math.min(kvEnd[m]!, at);
-            const tokens = Int32Array.from([...sequence.subarray(from, at), ...proposal.subarray(0, n - 1)]);
-            contexts[m]!.evaluateSync(tokens, from, at - from, proposalTargets[m]!);
-            kvEnd[m] = at;
-            const pr = proposalRows[m]!;
-            for (let j = 1; j < n; j++) {
-              accept[j] = transform.greedy ? +(pr.argmax[j - 1] === proposal[j]) : pr.prob(j - 1, proposal[j]!);
+        work.set(sequence.subarray(0, at));
+        proposals++;
+        for (const [q, level] of proposers.entries()) {
+          const started = performance.now();
+          const n = level.propose(work, at, T);
+          proposeMs[q]! += performance.now() - started;
+          const proposal = work.slice(at, at + n);
+          // e[m][j]: model m accepts proposal token j given the ones before it (point mass: p_m(x_j)).
+          const e = models.map((_, m) => {
+            const accept = new Float64Array(n);
+            if (n === 0) return accept;
+            accept[0] = transform.greedy ? +(rows[m]!.argmax[t] === proposal[0]) : rows[m]!.prob(t, proposal[0]!);
+            if (n >= 2) {
+              const from = Math.min(kvEnd[m]!, at);
+              const tokens = Int32Array.from([...sequence.subarray(from, at), ...proposal.subarray(0, n - 1)]);
+              contexts[m]!.evaluateSync(tokens, from, at - from, proposalTargets[m]!);
+              kvEnd[m] = at;
+              const pr = proposalRows[m]!;
+              for (let j = 1; j < n; j++) {
+                accept[j] = transform.greedy ? +(pr.argmax[j - 1] === proposal[j]) : pr.prob(j - 1, proposal[j]!);
+              }
             }
+            return accept;
+          });
+          for (const tally of [tallies[s]!, overall]) {
+            tally.available[q]![n]! += 1;
+            for (let m = 0; m < k; m++) tally.pairs[q]![Q + m]!.add((j) => e[m]![j]!, n);
           }
-          return accept;
-        });
+        }
         for (const tally of [tallies[s]!, overall]) {
           tally.positions++;
-          tally.available[n]! += 1;
-          for (let m = 0; m < k; m++) tally.pairs[0]![m + 1]!.add((j) => e[m]![j]!, n);
           for (let lo = 0; lo < k; lo++) {
             for (let hi = lo + 1; hi < k; hi++) {
               const a = agree[lo]![hi]!;
-              tally.pairs[lo + 1]![hi + 1]!.add((j) => a[t + j]!, L - t);
+              tally.pairs[Q + lo]![Q + hi]!.add((j) => a[t + j]!, L - t);
             }
           }
         }
@@ -245,7 +262,7 @@ export function measureAcceptance(
   return {
     acceptance,
     workload: {
-      lookupMs: lookupMs / Math.max(1, lookups),
+      proposals: proposers.map((p, q) => ({ name: p.name, costMs: proposeMs[q]! / Math.max(1, proposals) })),
       states: tallies.map((t, s) => t.profile(stateName(bounds, s), all, STATE_PRIOR)),
       overall: all,
       paths,

@@ -10,6 +10,7 @@ import { Hsd, type Hierarchy, type PlanRequest } from "../api/hsd.js";
 import type { NgramMode } from "../api/plan.js";
 import { InvalidOptionError } from "../errors.js";
 import { toSnakeCaseJson } from "./json.js";
+import { buildNgramTable } from "../api/ngram.js";
 import { DEFAULT_CALIBRATION_TOKENS, DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS } from "../defaults.js";
 import type { SamplingSettings } from "../api/sampling.js";
 import { formatPlan, formatRunSummary, progressReporter } from "./format.js";
@@ -46,6 +47,7 @@ interface CommonOptions extends Omit<SamplingSettings, "seed"> {
   ngram: NgramMode;
   ngramMin?: number;
   ngramMax?: number;
+  ngramTable?: string;
 }
 
 function withCommon(command: Command): Command {
@@ -98,6 +100,10 @@ function withCommon(command: Command): Command {
       "auto",
     )
     .option(
+      "--ngram-table <file>",
+      "a static n-gram table (hsd ngram build) to use; default: the one stored for the target's tokenizer",
+    )
+    .option(
       "--ngram-min <n>",
       "the lookup proposes after a match of at least n tokens (default 1)",
       int("--ngram-min", 1),
@@ -133,6 +139,7 @@ async function open(o: CommonOptions): Promise<Hsd> {
     flashAttention: o.flashAttention,
     ngram: o.ngram,
     lookup: { minMatch: o.ngramMin, maxMatch: o.ngramMax },
+    ngramTable: o.ngramTable,
   });
 }
 
@@ -273,6 +280,57 @@ withCommon(
     await hsd.dispose();
   }
 });
+
+withCommon(
+  program
+    .command("ngram")
+    .argument("<action>", "build")
+    .description(
+      "build a static n-gram table for the target's tokenizer (a model-free level the planner may use): from a text file, or from the target's own samples",
+    ),
+)
+  .option("--text <file>", "count n-grams in this text (tokenized with the target's tokenizer)")
+  .option(
+    "--samples <n>",
+    "count n-grams in n tokens the target writes after the calibration prompts",
+    int("--samples", 1),
+  )
+  .option("--order <n>", "longest n-gram counted (contexts of up to n-1 tokens)", int("--order", 2), 4)
+  .option("--min-count <n>", "keep a context seen at least this often", int("--min-count", 1), 2)
+  .option("--out <file>", "where to write it (default: the cache folder, where hsd run finds it)")
+  .action(
+    async (
+      action: string,
+      o: CommonOptions & { text?: string; samples?: number; order: number; minCount: number; out?: string },
+    ) => {
+      if (action !== "build") throw new InvalidOptionError(`hsd ngram ${action}: the only action is "build"`);
+      if ((o.text === undefined) === (o.samples === undefined)) {
+        throw new InvalidOptionError("hsd ngram build needs exactly one of --text FILE or --samples N");
+      }
+      const hsd = await open({ ...o, ngram: "off" });
+      try {
+        const { sampling: settings, prompts } = await planRequest(o);
+        const r = await buildNgramTable(hsd, {
+          text: o.text,
+          samples: o.samples,
+          prompts,
+          sampling: settings,
+          order: o.order,
+          minCount: o.minCount,
+          out: o.out,
+          onProgress: process.stderr.isTTY
+            ? (done, total) => process.stderr.write(`\rcounting: ${done}/${total} tokens`)
+            : undefined,
+        });
+        if (process.stderr.isTTY) process.stderr.write("\n");
+        if (o.json) printJson(r);
+        else
+          process.stdout.write(`wrote ${r.path}: ${r.contexts} contexts from ${r.tokens} tokens (order ${r.order})\n`);
+      } finally {
+        await hsd.dispose();
+      }
+    },
+  );
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);

@@ -25,8 +25,11 @@ import { InvalidOptionError } from "../errors.js";
 /** What calibration measured for steps that start in one state. */
 export interface PolicyState {
   name: string;
-  /** The proposal levels' law of available lengths in this state (replaces `available` of every proposal candidate). */
-  available: readonly number[];
+  /**
+   * Per proposal candidate, in candidate order: its law of available lengths in this state (replaces the
+   * candidate's own `available`).
+   */
+  available: readonly (readonly number[])[];
   /** acceptance[lo][hi] in this state (a rate, or rates by position in the block). */
   acceptance: (Acceptance | null)[][];
 }
@@ -100,10 +103,15 @@ function policyModel(input: PolicyInput): PolicyModel {
   const tables: (LevelTables | null)[] = input.candidates.map((c, i) =>
     c.kind === "model" ? levelTables(c.costs, `policy candidates[${i}] (${c.name})`) : null,
   );
+  // proposalOrder[i]: the rank of proposal candidate i among the proposal candidates (its index in `available`).
+  let proposals = 0;
+  const proposalOrder = input.candidates.map((c) => (c.kind === "proposal" ? proposals++ : -1));
   const options: StateOptions[] = input.states.map((state) => {
     const planner: PlannerInput = {
-      candidates: input.candidates.map((c) =>
-        c.kind === "proposal" ? { ...c, proposal: { ...c.proposal, available: state.available } } : c,
+      candidates: input.candidates.map((c, i) =>
+        c.kind === "proposal"
+          ? { ...c, proposal: { ...c.proposal, available: state.available[proposalOrder[i]!]! } }
+          : c,
       ),
       acceptance: state.acceptance,
       maxThreshold: input.maxThreshold,
