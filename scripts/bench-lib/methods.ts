@@ -3,7 +3,7 @@
 //
 //   autoregressive        the target alone
 //   single <model> T      every model draft at its best threshold by the formula
-//   lookup T              the context lookup (model-free) as the only draft, at its best threshold
+//   model-free T          each model-free level (the context lookup, a static n-gram table) as the only draft
 //   optimiser             the product's pick: the routed policy (a chain per lookup state) when the plan has one
 //   fixed                 the best fixed chain of the plan
 //   other                 the best multi-draft model chains the optimiser did not pick
@@ -71,7 +71,7 @@ export function shortNames(files: readonly string[]): string[] {
   // Cut only at a separator, so "hsd-tiny-0.1M" / "hsd-tiny-0.6M" give "0.1M" / "0.6M", not "1M" / "6M".
   const cut = Math.max(prefix.lastIndexOf("-"), prefix.lastIndexOf("_"), prefix.lastIndexOf("."));
   const n = cut >= 0 ? cut + 1 : 0;
-  return stems.map((s) => (s.startsWith("ngram") ? "lookup" : s.length > n ? s.slice(n) : s));
+  return stems.map((s) => (s.startsWith("ngram-") ? s.slice(6) : s.length > n ? s.slice(n) : s));
 }
 
 /** P(accept) per judged draft from a rate or rates by position. */
@@ -236,7 +236,9 @@ export function buildMethods(model: CalibratedModel, options: MethodOptions): Be
   add([K], [], "autoregressive");
   for (let d = model.firstModel; d < K; d++)
     add([d, K], model.bestThresholds([d, K], options.maxThreshold).thresholds, "single");
-  if (model.firstModel > 0) add([0, K], model.bestThresholds([0, K], options.maxThreshold).thresholds, "lookup");
+  // Each model-free level (the context lookup, a static n-gram table) as the only draft.
+  for (let p = 0; p < model.firstModel; p++)
+    add([p, K], model.bestThresholds([p, K], options.maxThreshold).thresholds, "model-free");
   const plan = model.plan;
   const bestChain = plan.best.chain.map((f) => indexOfFile(model, f));
   if (plan.policy) {
