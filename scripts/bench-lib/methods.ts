@@ -29,7 +29,7 @@ import { llamaCppConfigs, type LlamaCppConfig } from "./llama-cpp.js";
 type CostKind = "hot" | "cold" | "reshape";
 
 export type Role =
-  "autoregressive" | "single" | "lookup" | "optimiser" | "fixed" | "other" | "node-llama-cpp" | "llama.cpp";
+  "autoregressive" | "single" | "model-free" | "optimiser" | "fixed" | "other" | "node-llama-cpp" | "llama.cpp";
 
 export interface BenchMethod {
   /** Stable key: "hsd:<chain>:<thresholds>", "policy", "nlc:draft", "nlc:lookup" or "llama.cpp:<label>". */
