@@ -51,12 +51,12 @@ std::string runEvaluate(ContextHandle& h, const EvalRequest& r) {
   h.position = r.position + r.n;
 
   const int32_t rows = r.n - r.firstOutput;
-  const size_t V = static_cast<size_t>(h.nVocab);
+  const size_t V = static_cast<size_t>(r.vocabLimit);
   for (int32_t j = 0; j < rows; j++) {
     const float* logits = llama_get_logits_ith(h.ctx, r.firstOutput + j);
     if (logits == nullptr) return "llama.cpp returned no logits for batch row " + std::to_string(r.firstOutput + j);
     const size_t row = static_cast<size_t>(r.rowOffset + j);
-    transformRow(logits, h.nVocab, r.transform, r.probs ? r.probs + row * V : nullptr, r.argmax + row, h.scratch);
+    transformRow(logits, r.vocabLimit, r.transform, r.probs ? r.probs + row * V : nullptr, r.argmax + row, h.scratch);
   }
   return "";
 }
@@ -284,6 +284,7 @@ void AddonContext::parseRequest(const Napi::CallbackInfo& info, EvalRequest& r, 
   r.position = position;
   r.firstOutput = firstOutput;
   r.transform = transform_;
+  r.vocabLimit = h.nVocab;
   if (!needTarget) return;
 
   if (info.Length() < 4 || !info[3].IsObject()) throw Napi::TypeError::New(env, "target must be an object { probs, argmax, rowOffset }");
@@ -302,15 +303,22 @@ void AddonContext::parseRequest(const Napi::CallbackInfo& info, EvalRequest& r, 
                                          std::to_string(needRows));
   r.argmax = argmax.Data();
   r.rowOffset = static_cast<int32_t>(rowOffset);
+  Napi::Value vl = target.Get("vocabLimit");  // optional: rows over ids [0, vocabLimit) only
+  if (!vl.IsUndefined()) {
+    const double limit = vl.IsNumber() ? vl.As<Napi::Number>().DoubleValue() : -1;
+    if (!isIntegerIn(limit, 1, h.nVocab))
+      throw Napi::RangeError::New(env, "target.vocabLimit must be an integer in [1, " + std::to_string(h.nVocab) + "]");
+    r.vocabLimit = static_cast<int32_t>(limit);
+  }
   r.probs = nullptr;
   Napi::Value pv = target.Get("probs");
   if (!transform_.greedy) {
     if (!isTyped<float>(pv, napi_float32_array))
       throw Napi::TypeError::New(env, "target.probs must be a Float32Array (sampling is not greedy)");
     Napi::Float32Array probs = pv.As<Napi::Float32Array>();
-    const int64_t need = needRows * static_cast<int64_t>(h.nVocab);
+    const int64_t need = needRows * static_cast<int64_t>(r.vocabLimit);
     if (static_cast<int64_t>(probs.ElementLength()) < need)
-      throw Napi::RangeError::New(env, "target.probs holds " + std::to_string(probs.ElementLength()) + " floats, needs (rowOffset + rows) * vocabSize = " +
+      throw Napi::RangeError::New(env, "target.probs holds " + std::to_string(probs.ElementLength()) + " floats, needs (rowOffset + rows) * vocabLimit = " +
                                            std::to_string(need));
     r.probs = probs.Data();
   } else if (!pv.IsNull() && !pv.IsUndefined() && !isTyped<float>(pv, napi_float32_array)) {

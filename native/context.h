@@ -39,6 +39,7 @@ struct EvalRequest {
   float* probs = nullptr;  // null in greedy mode
   int32_t* argmax = nullptr;
   int32_t rowOffset = 0;
+  int32_t vocabLimit = 0;  // rows cover ids [0, vocabLimit) only (a draft restricted below a smaller verifier's vocabulary)
 };
 
 // Runs on any thread. "" on success, else the reason. On failure the cache is truncated to request.position.

@@ -333,6 +333,35 @@ describe("native layer", function () {
       }
     });
 
+    it("vocabLimit: rows over the first ids only are the distribution restricted to them (docs/ALGORITHM.md §10)", function () {
+      const base = evalRows(ctx, prompt.subarray(0, 4), 0, V).probs;
+      const limit = Math.floor(V / 3);
+      for (const s of [T1, { greedy: false, temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 }]) {
+        ctx.setSampling(s);
+        const probs = new Float32Array(4 * limit);
+        const argmax = new Int32Array(4);
+        ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs, argmax, rowOffset: 0, vocabLimit: limit });
+        for (let j = 0; j < 4; j++) {
+          const restricted = base.slice(j * V, j * V + limit);
+          const want = referenceTransform(restricted, s);
+          const row = probs.subarray(j * limit, (j + 1) * limit);
+          expect(maxAbsDiff(row, want), JSON.stringify(s)).to.be.at.most(2e-5);
+          expect(argmax[j]).to.equal(argmaxOf(restricted));
+        }
+      }
+      ctx.setSampling({ ...T1, greedy: true });
+      const argmax = new Int32Array(4);
+      ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs: null, argmax, rowOffset: 0, vocabLimit: 7 });
+      expect(Math.max(...argmax)).to.be.below(7);
+      ctx.setSampling(T1);
+      const t = { probs: new Float32Array(4 * V), argmax, rowOffset: 0 };
+      for (const bad of [0, V + 1, 2.5, Number.NaN])
+        expect(() => ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { ...t, vocabLimit: bad })).to.throw(
+          RangeError,
+          /vocabLimit/,
+        );
+    });
+
     it("rejects bad arguments with clear errors", function () {
       const argmax = new Int32Array(4);
       const probs = new Float32Array(4 * V);

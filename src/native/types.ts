@@ -76,6 +76,12 @@ export interface EvaluateTarget {
   /** argmax (of raw logits) per row, written at rowOffset + r. Always filled. */
   argmax: Int32Array;
   rowOffset: number;
+  /**
+   * Rows over ids [0, vocabLimit) only (default: the whole vocabulary): the transform (and the argmax) runs on the
+   * first vocabLimit logits, so the row is the distribution restricted to those ids, and probs rows are vocabLimit
+   * floats apart. A draft below a verifier with a smaller vocabulary uses it (docs/ALGORITHM.md §10).
+   */
+  vocabLimit?: number;
 }
 
 export interface NativeContext {
