@@ -165,8 +165,7 @@ export class Hsd {
       const refused = group.rejected[0];
       if (refused) {
         const message = `${refused.path}: ${refused.reason}`;
-        const vocabulary = infos.find((m) => m.path === refused.path)!.vocabFingerprint !== target.vocabFingerprint;
-        throw vocabulary ? new VocabularyMismatchError(message) : new InvalidOptionError(message);
+        throw refused.vocabulary ? new VocabularyMismatchError(message) : new InvalidOptionError(message);
       }
       infos = group.models;
       rejected = [];

@@ -4,6 +4,7 @@
 // prints the same record in snake_case.
 
 import type { ModelInfo } from "../gguf/model-info.js";
+import { compareVocabularies } from "../gguf/vocabulary.js";
 import type { Calibration } from "../calibration/calibrate.js";
 import {
   choosePolicy,
@@ -42,6 +43,8 @@ export type PlanCandidate =
       quantisation: string;
       /** What its passes cost on this machine (docs/ALGORITHM.md §7). */
       costs: PassCosts;
+      /** Why its vocabulary can take part: "the target", "same tokenizer; the target has 128 extra padding ids", … */
+      vocabulary: string;
     }
   | {
       kind: "proposal";
@@ -149,6 +152,12 @@ export function planFromCalibration(
   maxThreshold: number,
   ngram: NgramMode = "auto",
 ): PlanReport {
+  const target = infos[infos.length - 1]!;
+  const vocabulary = (info: ModelInfo) => {
+    if (info === target) return "the target";
+    const c = compareVocabularies(info.vocabulary, target.vocabulary, target.file);
+    return c.compatible ? c.note : c.reason;
+  };
   const models: PlanCandidate[] = infos.map((info, i) => ({
     kind: "model",
     name: info.file,
@@ -157,6 +166,7 @@ export function planFromCalibration(
     fileSize: info.fileSize,
     quantisation: info.quantisation,
     costs: calibration.models[i]!.costs,
+    vocabulary: vocabulary(info),
   }));
   const workload = ngram === "off" ? null : calibration.workload;
   // Candidates: the lookup first (it costs least), then the models. Model pairs keep their calibrated mean rate;
@@ -178,8 +188,7 @@ export function planFromCalibration(
   );
   const input = plannerInput(candidates, matrix, maxThreshold);
   const result = chooseHierarchy(input);
-  const target = candidates.length - 1;
-  const autoregressive = plannedChain(input, [target], []);
+  const autoregressive = plannedChain(input, [candidates.length - 1], []);
   const bestSingle = result.bestSingleDraft
     ? plannedChain(input, result.bestSingleDraft.chain, result.bestSingleDraft.thresholds)
     : null;
