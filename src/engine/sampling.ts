@@ -26,25 +26,37 @@ export function sampleRow(rows: DistributionRows, row: number, rng: Rng): number
 /**
  * y ~ norm(max(0, P[pRow] - Q[qRow])): the replacement token after a rejection. It is what
  * makes speculative sampling exact; sampling from P instead over-weights the tokens Q favours.
+ * It runs over P's whole width: Q may be narrower (a draft restricted to fewer ids, §10), and
+ * P's mass on the ids beyond Q's width is reachable only here and in the bonus token.
+ * `width` < P's width is the "residual-within-draft" test mutant.
  */
-export function sampleResidual(p: DistributionRows, pRow: number, q: DistributionRows, qRow: number, rng: Rng): number {
+export function sampleResidual(
+  p: DistributionRows,
+  pRow: number,
+  q: DistributionRows,
+  qRow: number,
+  rng: Rng,
+  width = p.vocabSize,
+): number {
   if (q.pointMass) return sampleExcluding(p, pRow, q.argmax[qRow]!, rng);
   const pp = p.probs!;
   const qq = q.probs!;
   const pBase = pRow * p.vocabSize;
   const qBase = qRow * q.vocabSize;
+  const shared = Math.min(width, q.vocabSize);
   let total = 0;
-  for (let x = 0; x < p.vocabSize; x++) {
+  for (let x = 0; x < shared; x++) {
     const d = pp[pBase + x]! - qq[qBase + x]!;
     if (d > 0) total += d;
   }
+  for (let x = shared; x < width; x++) total += pp[pBase + x]!;
   // A rejection is only possible where P < Q somewhere, so total > 0 up to float rounding.
   // If rounding ate it all, P and Q are equal and P itself is the right law.
   if (!(total > 1e-12)) return sampleRow(p, pRow, rng);
   let u = rng.next() * total;
   let last = -1;
-  for (let x = 0; x < p.vocabSize; x++) {
-    const d = pp[pBase + x]! - qq[qBase + x]!;
+  for (let x = 0; x < width; x++) {
+    const d = x < shared ? pp[pBase + x]! - qq[qBase + x]! : pp[pBase + x]!;
     if (d <= 0) continue;
     last = x;
     u -= d;

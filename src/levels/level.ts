@@ -13,7 +13,8 @@
 /**
  * Rows of next-token distributions, allocated once per level and reused for every pass.
  * Row r holds a whole distribution (sampling mode), or only its argmax (greedy mode), or a point mass (a proposal
- * level: probability 1 on argmax[r]).
+ * level: probability 1 on argmax[r]). A row covers ids [0, vocabSize): the level's vocabulary, or for a draft the
+ * ids every level above it has (docs/ALGORITHM.md §10); ids beyond have probability 0.
  */
 export class DistributionRows {
   /** [capacity][vocabSize] probabilities; null in greedy mode (only argmax is kept) and for point masses. */
@@ -23,6 +24,7 @@ export class DistributionRows {
 
   constructor(
     readonly capacity: number,
+    /** The row width: ids [0, vocabSize) can have mass. */
     readonly vocabSize: number,
     greedy: boolean,
     /** Rows of a proposal level: each a point mass on argmax[r]. */
@@ -35,6 +37,7 @@ export class DistributionRows {
   /** Probability of `token` in row `row` (sampling mode only). */
   prob(row: number, token: number): number {
     if (this.pointMass) return token === this.argmax[row] ? 1 : 0;
+    if (token >= this.vocabSize) return 0; // an id this row does not cover (§10)
     return this.probs![row * this.vocabSize + token]!;
   }
 
@@ -58,6 +61,9 @@ export interface ModelLevel {
    * Score `sequence[0 .. length)`: for every token index t in [firstRow, length) write the
    * distribution of the token that follows sequence[0 .. t] into rows[rowOffset + t - firstRow].
    * The level reuses whatever prefix of `sequence` its KV cache already holds.
+   * Rows narrower than the vocabulary (rows.vocabSize < vocabSize: a draft under a verifier with fewer ids) get
+   * the distribution restricted to ids [0, rows.vocabSize), renormalised. `sequence` may hold ids the level lacks
+   * (tokens committed by a larger vocabulary above it): the level reads each as `ownId` says (§10).
    * Returns a Promise when the work runs off the JS thread, nothing when it ran synchronously.
    */
   score(
@@ -83,6 +89,16 @@ export interface ProposalLevel {
 }
 
 export type Level = ModelLevel | ProposalLevel;
+
+/**
+ * A token id as a level with `vocabSize` ids reads it: an id it lacks is read as its own last id. Only tokens that
+ * a level with a larger vocabulary committed can be such ids — padding, in a compatible family (§10) — and any
+ * fixed reading keeps the output exact: a draft's distribution may depend on its context in any way, as long as
+ * it hands up the distribution it drew from (§3).
+ */
+export function ownId(token: number, vocabSize: number): number {
+  return token < vocabSize ? token : vocabSize - 1;
+}
 
 /** Time and work spent by one level; filled by the recursion. */
 export class LevelStats {
