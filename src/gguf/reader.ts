@@ -310,7 +310,7 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
     }
     const alignment = Number(metadata.get("general.alignment") ?? 32);
     const dataOffset = Math.ceil(cursor.position / alignment) * alignment;
-    if (dataBytes !== null && BigInt(dataOffset) + dataEnd > BigInt(size)) {
+    if (tensors.length > 0 && dataBytes !== null && BigInt(dataOffset) + dataEnd > BigInt(size)) {
       throw new GgufFormatError(
         path,
         `truncated: its tensors need ${BigInt(dataOffset) + dataEnd} bytes but the file has ${size} (an interrupted download or copy?)`,

@@ -80,10 +80,6 @@ export function compareVocabularies(v: VocabularyInfo, target: VocabularyInfo, t
     reason: `its vocabulary differs from the target ${targetName}'s: ${what}`,
   });
   if (v.model !== target.model) return refuse(`tokenizer model ${v.model} vs ${target.model}`);
-  for (const key of SPECIAL_TOKEN_KEYS) {
-    if (v.specials[key] !== target.specials[key])
-      return refuse(`${key} token id ${v.specials[key] ?? "none"} vs ${target.specials[key] ?? "none"}`);
-  }
   const shown = (x: VocabularyInfo, id: number) =>
     `${JSON.stringify(x.tokens[id])} (${TOKEN_TYPE_NAMES[x.types?.[id] ?? 0] ?? `type ${x.types?.[id]}`})`;
   const shared = Math.min(v.tokens.length, target.tokens.length);
@@ -102,6 +98,10 @@ export function compareVocabularies(v: VocabularyInfo, target: VocabularyInfo, t
       const whose = larger === target ? "only the target has" : "only this model has";
       return refuse(`id ${id}, ${shown(larger, id)}, is a real token ${whose} (extra ids must be padding)`);
     }
+  }
+  for (const key of SPECIAL_TOKEN_KEYS) {
+    if (v.specials[key] !== target.specials[key])
+      return refuse(`${key} token id ${v.specials[key] ?? "none"} vs ${target.specials[key] ?? "none"}`);
   }
   const mergeCount = Math.max(v.merges.length, target.merges.length);
   for (let i = 0; i < mergeCount; i++) {
