@@ -82,6 +82,13 @@ export interface EvaluateTarget {
    * floats apart. A draft below a verifier with a smaller vocabulary uses it (docs/ALGORITHM.md §10).
    */
   vocabLimit?: number;
+  /**
+   * Sparse rows (sampling only; docs/ALGORITHM.md §11): row r's non-zero entries go to ids / probs at
+   * [r * capacity, …) and their count to counts[r] when they fit in `capacity`; otherwise the row is written dense
+   * into `probs` and counts[r] = -1. `probs` may be null when top-k keeps at most `capacity` entries (every row then
+   * fits), and only then.
+   */
+  sparse?: { capacity: number; ids: Int32Array; probs: Float32Array; counts: Int32Array } | null;
 }
 
 export interface NativeContext {
