@@ -1,8 +1,8 @@
 // Exactness of the HSD recursion on in-memory models whose laws are known exactly.
 import { expect } from "chai";
-import { HsdDecoder, type VerificationMutation } from "../src/engine/hsd.js";
+import { HsdDecoder, type DecoderOptions, type VerificationMutation } from "../src/engine/hsd.js";
 import { CopyProposalLevel, SyntheticLevel, narrowed, syntheticFamily } from "./helpers/synthetic-levels.js";
-import type { Level } from "../src/levels/level.js";
+import type { DistributionRows, Level } from "../src/levels/level.js";
 import { generate, type Vocabulary } from "../src/engine/generate.js";
 import { TextAssembler } from "../src/engine/text.js";
 import { Rng } from "../src/util/rng.js";
@@ -35,7 +35,7 @@ function exactPrefixLaw(target: SyntheticLevel, prompt: number[], n: number): Ma
       law.set(Array.from(seq.subarray(prompt.length)).join(","), mass);
       return;
     }
-    target.law(seq, prompt.length + depth, probs);
+    target.distribution(seq, prompt.length + depth, V, probs);
     const copy = Float64Array.from(probs);
     for (let x = 0; x < V; x++) {
       seq[prompt.length + depth] = x;
@@ -53,8 +53,9 @@ async function samplePrefixes(
   seed: number,
   mutation?: VerificationMutation,
   prompt: number[] = [1, 3],
+  options: Pick<DecoderOptions, "sampling" | "sparseLimit"> = {},
 ) {
-  const decoder = new HsdDecoder(levels, { thresholds, greedy: false, rng: new Rng(seed), mutation });
+  const decoder = new HsdDecoder(levels, { thresholds, greedy: false, rng: new Rng(seed), mutation, ...options });
   const seq = new Int32Array(64);
   const counts = new Map<string, number>();
   let tokens = 0;
@@ -244,6 +245,85 @@ describe("HSD recursion on synthetic models", function () {
             `${c.name}: the target emits an id a draft lacks`,
           ).to.equal(true);
         expect(await run(levels, c.thresholds), c.name).to.deep.equal(reference);
+      }
+    });
+  });
+
+  describe("sparse rows: the engine's work follows what top-k / top-p / min-p keep (docs/ALGORITHM.md §11)", function () {
+    /** A synthetic level that counts the rows it wrote sparse and dense. */
+    class Probe extends SyntheticLevel {
+      sparse = 0;
+      dense = 0;
+      override score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, offset: number) {
+        super.score(sequence, length, firstRow, rows, offset);
+        for (let r = offset; r < offset + length - firstRow; r++) {
+          if (rows.isSparse(r)) this.sparse++;
+          else this.dense++;
+        }
+      }
+    }
+    const TOP2 = { topK: 2, topP: 1, minP: 0 };
+    const MINP = { topK: 0, topP: 1, minP: 0.4 };
+    const probes = (n: number, cut: { topK: number; minP: number }, widths?: number[]) =>
+      syntheticFamily(6, n, 7).map(
+        (law, k) => new Probe(`M${k}`, widths?.[k] ?? 5, narrowed(law, 6, widths?.[k] ?? 5), cut),
+      );
+    const SPARSE: {
+      name: string;
+      levels: () => Level[];
+      thresholds: number[];
+      options: Pick<DecoderOptions, "sampling" | "sparseLimit">;
+      mixed?: boolean;
+    }[] = [
+      { name: "top-k 2, K=1 (T=3)", levels: () => probes(2, TOP2), thresholds: [3], options: { sampling: TOP2 } },
+      { name: "top-k 2, K=2 (T=2,3)", levels: () => probes(3, TOP2), thresholds: [2, 3], options: { sampling: TOP2 } },
+      {
+        name: "min-p 0.4, rows of up to 2 entries sparse and longer ones dense, K=2 (T=2,2)",
+        levels: () => probes(3, MINP),
+        thresholds: [2, 2],
+        options: { sampling: MINP, sparseLimit: 2 },
+        mixed: true,
+      },
+      {
+        name: "top-k 2 with a draft that lacks the target's last id (4 vs 5 ids, T=3)",
+        levels: () => probes(2, TOP2, [4, 5]),
+        thresholds: [3],
+        options: { sampling: TOP2 },
+      },
+      {
+        name: "lookup > draft > target, top-k 3 (T=3,3)",
+        levels: () => [new CopyProposalLevel("ngram-copy", 5), ...probes(2, { topK: 3, minP: 0 })],
+        thresholds: [3, 3],
+        options: { sampling: { topK: 3, topP: 1, minP: 0 } },
+      },
+    ];
+    const prompt = [1, 3, 2, 4, 1, 3, 0];
+    for (const c of SPARSE) {
+      it(`sampling is exact: ${c.name}`, async function () {
+        const levels = c.levels();
+        const { fit } = await samplePrefixes(levels, c.thresholds, 99, undefined, prompt, c.options);
+        const tv = detectableTotalVariation(SAMPLES, fit.degreesOfFreedom);
+        expect(
+          fit.pValue,
+          `chi2=${fit.chiSquare.toFixed(1)} dof=${fit.degreesOfFreedom} TV=${fit.totalVariation.toFixed(4)} (detects TV >= ${tv.toFixed(3)})`,
+        ).to.be.greaterThan(P_THRESHOLD);
+        const written = levels.filter((l): l is Probe => l instanceof Probe);
+        const sparse = written.reduce((n, l) => n + l.sparse, 0);
+        const dense = written.reduce((n, l) => n + l.dense, 0);
+        expect(sparse, "rows written sparse").to.be.greaterThan(1000);
+        if (c.mixed) expect(dense, "rows written dense (more entries than a sparse row holds)").to.be.greaterThan(1000);
+        else expect(dense, "rows written dense").to.equal(0);
+      });
+    }
+    it("mutation check: the law test still catches a broken verifier on sparse rows", async function () {
+      for (const [c, mutation] of [
+        [SPARSE[0]!, "no-residual"],
+        [SPARSE[2]!, "hand-up-lower-q"],
+        [SPARSE[3]!, "residual-within-draft"],
+        [SPARSE[4]!, "proposal-hands-up-p"],
+      ] as const) {
+        const { fit } = await samplePrefixes(c.levels(), c.thresholds, 99, mutation, prompt, c.options);
+        expect(fit.pValue, `${mutation} in ${c.name}: TV=${fit.totalVariation.toFixed(4)}`).to.be.lessThan(P_THRESHOLD);
       }
     });
   });

@@ -157,7 +157,7 @@ describe("vocabularies that differ only by padding (real Qwen2 tokenizer, 151,93
     const tokens = hsd.target.native.tokenize(prompt, true, false);
     const SAMPLES = 1500;
     for (const mutation of [undefined, "residual-within-draft"] as (VerificationMutation | undefined)[]) {
-      const decoder = new HsdDecoder(levels, { thresholds: [3], greedy: false, rng: new Rng(7), mutation });
+      const decoder = new HsdDecoder(levels, { thresholds: [2], greedy: false, sampling, rng: new Rng(7), mutation });
       const counts = new Map<string, number>();
       const seq = new Int32Array(64);
       let accepted = 0;

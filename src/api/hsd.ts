@@ -12,7 +12,7 @@ import { groupWithTarget, scanModelFolder, type RejectedFile } from "../models/s
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
 import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
 import { contextOptions, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
-import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
+import type { FlashAttention, NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
 import { NativeLevel, type EvaluationMode } from "../levels/native-model.js";
 import { HsdDecoder, type Decoder } from "../engine/hsd.js";
 import { RoutedDecoder } from "../engine/routed.js";
@@ -332,8 +332,13 @@ export class Hsd {
     for (const m of this.models) m.context.setSampling(transform);
     const rng = new Rng(seed);
     const decoder: Decoder = policy
-      ? this.routedDecoder(policy, transform.greedy, rng)
-      : new HsdDecoder(levels, { thresholds: hierarchy.thresholds, greedy: transform.greedy, rng });
+      ? this.routedDecoder(policy, transform, rng)
+      : new HsdDecoder(levels, {
+          thresholds: hierarchy.thresholds,
+          greedy: transform.greedy,
+          sampling: transform,
+          rng,
+        });
     const target = this.target.native;
     const tokens = target.tokenize(prompt, true, false);
     const vocabulary = {
@@ -355,7 +360,11 @@ export class Hsd {
   }
 
   /** A routed decoder for a policy: the state of a step is the lookup's match on the committed text (§9). */
-  private routedDecoder(policy: NonNullable<GenerationReport["policy"]>, greedy: boolean, rng: Rng): RoutedDecoder {
+  private routedDecoder(
+    policy: NonNullable<GenerationReport["policy"]>,
+    sampling: SamplingTransform,
+    rng: Rng,
+  ): RoutedDecoder {
     const lookup = this.lookup!;
     const bounds = this.lookupCalibration()!.states;
     return new RoutedDecoder(
@@ -364,7 +373,7 @@ export class Hsd {
         state: (sequence, committed) => stateOf(bounds, lookup.match(sequence, committed).length),
         chains: policy.states.map((s) => ({ levels: this.resolveChain(s), thresholds: s.thresholds })),
       },
-      { greedy, rng },
+      { greedy: sampling.greedy, sampling, rng },
     );
   }
 

@@ -24,10 +24,10 @@
 import type { EvaluateTarget, FlashAttention, NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
 import { contextOptions, defaultContextSize } from "../native/model.js";
 import type { PassCosts, PassCostSample } from "../planner/costs.js";
-import { DistributionRows } from "../levels/level.js";
+import { DistributionRows, rowLayout } from "../levels/level.js";
 import { HsdDecoder } from "../engine/hsd.js";
 import { generate } from "../engine/generate.js";
-import { feedable, NativeLevel } from "../levels/native-model.js";
+import { feedable, NativeLevel, sparseTarget } from "../levels/native-model.js";
 import { makeRng, Rng, shuffle } from "../util/rng.js";
 import { median, trimmedMean } from "../util/stats.js";
 import { InvalidOptionError } from "../errors.js";
@@ -175,8 +175,11 @@ export class DecodeCostProbe {
         contextOptions(m, { contextSize, threads: options.threads, flashAttention: options.flashAttention }),
       ),
     );
-    const rows = models.map((m) => new DistributionRows(maxN, m.vocabSize, options.transform.greedy));
-    this.targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
+    // Rows laid out as the engine lays them out (dense or sparse, docs/ALGORITHM.md §11): the transform's cost is
+    // part of each pass.
+    const t = options.transform;
+    const rows = models.map((m) => new DistributionRows(maxN, m.vocabSize, t.greedy, false, rowLayout(t, m.vocabSize)));
+    this.targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0, sparse: sparseTarget(r) }));
     const noRows = { probs: null, argmax: new Int32Array(0), rowOffset: 0 };
     this.contexts.forEach((c, m) => {
       c.evaluateSync(this.texts[m]!.subarray(0, lo), 0, lo, noRows); // no rows: a fresh context is greedy, so probs may be null
@@ -193,6 +196,7 @@ export class DecodeCostProbe {
       const decoder = new HsdDecoder([level], {
         thresholds: [],
         greedy: options.transform.greedy,
+        sampling: options.transform,
         rng: new Rng((options.seed ?? 11) + i),
       });
       return { decoder, context };

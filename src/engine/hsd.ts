@@ -15,7 +15,8 @@
 // (§10): the target's rows cover its whole vocabulary, a draft's only the ids every level above it
 // has, so that nothing is proposed that a verifier cannot score.
 
-import { DistributionRows, LevelStats, StatsBook, type Level, type ModelLevel } from "../levels/level.js";
+import { DistributionRows, LevelStats, StatsBook, rowLayout, type Level, type ModelLevel } from "../levels/level.js";
+import type { SamplingTransform } from "../native/types.js";
 import { InvalidOptionError } from "../errors.js";
 import { sampleResidual, sampleRow } from "./sampling.js";
 import type { Rng } from "../util/rng.js";
@@ -39,6 +40,13 @@ export interface DecoderOptions {
   /** T_0 … T_{K-1}: the block length each draft level aims for. */
   thresholds: readonly number[];
   greedy: boolean;
+  /**
+   * The truncation of the sampling transform (top-k, top-p, min-p): with it, rows are stored sparse where these
+   * leave few non-zero entries (docs/ALGORITHM.md §11); without it, every sampling row is dense.
+   */
+  sampling?: Pick<SamplingTransform, "topK" | "topP" | "minP">;
+  /** Most entries of a sparse row when top-k does not bound them (default SPARSE_ROW_ENTRIES; tests lower it). */
+  sparseLimit?: number;
   rng: Rng;
   mutation?: VerificationMutation;
   /** Tests only: the mutation applies to steps that start with at least this many committed tokens (default 0). */
@@ -119,9 +127,13 @@ export class HsdDecoder implements Decoder {
         ? level.vocabSize
         : Math.min(...levels.slice(i).map((l) => l.vocabSize)),
     );
-    this.rows = capacity.map(
-      (c, i) => new DistributionRows(c, widths[i]!, options.greedy, levels[i]!.kind === "proposal"),
-    );
+    const sampling = options.sampling;
+    this.rows = capacity.map((c, i) => {
+      const layout = sampling
+        ? rowLayout({ greedy: options.greedy, ...sampling }, widths[i]!, options.sparseLimit)
+        : undefined;
+      return new DistributionRows(c, widths[i]!, options.greedy, levels[i]!.kind === "proposal", layout);
+    });
   }
 
   get stats(): LevelStats[] {
@@ -180,7 +192,7 @@ export class HsdDecoder implements Decoder {
     for (let j = 0; j < n; j++) {
       const x = this.seq[at + j]!;
       if (this.accepts(p, rowOffset + j, q, j, x)) {
-        if (this.mutation === "hand-up-lower-q" && !this.greedy && !q.pointMass) p.row(rowOffset + j).set(q.row(j));
+        if (this.mutation === "hand-up-lower-q" && !this.greedy && !q.pointMass) p.copyRow(rowOffset + j, q, j);
         continue;
       }
       this.seq[at + j] = this.replacement(p, rowOffset + j, q, j);

@@ -3,6 +3,7 @@
 // asked to score, and the missing tokens (catch-up: replacements and bonus tokens chosen above)
 // go into the same pass as the drafts. Rows narrower than the vocabulary are the distribution
 // restricted to their ids (the addon's vocabLimit), and ids the model lacks are fed as ownId (§10).
+// Sparse rows are written by the addon as their non-zero entries (§11).
 
 import { ownId, type DistributionRows, type ModelLevel } from "./level.js";
 import type { EvaluateTarget, NativeContext } from "../native/types.js";
@@ -53,6 +54,7 @@ export class NativeLevel implements ModelLevel {
     this.target.argmax = rows.argmax;
     this.target.rowOffset = rowOffset;
     this.target.vocabLimit = rows.vocabSize < this.vocabSize ? rows.vocabSize : undefined;
+    this.target.sparse = sparseTarget(rows);
 
     // A long prompt goes through in batch-sized chunks; only the last chunk produces rows.
     const lastChunkStart = Math.min(firstRow, Math.max(start, length - this.context.batchSize));
@@ -103,4 +105,11 @@ export function feedable(tokens: Int32Array, vocabSize: number): Int32Array {
     if (tokens[i]! >= vocabSize) return tokens.map((t) => ownId(t, vocabSize));
   }
   return tokens;
+}
+
+/** The addon's sparse output for `rows` (EvaluateTarget.sparse), or null when its rows are never sparse. */
+export function sparseTarget(rows: DistributionRows): EvaluateTarget["sparse"] {
+  return rows.sparseIds
+    ? { capacity: rows.sparseCapacity, ids: rows.sparseIds, probs: rows.sparseProbs!, counts: rows.sparseCounts! }
+    : null;
 }

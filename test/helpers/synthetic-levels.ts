@@ -19,14 +19,18 @@ export class SyntheticLevel implements ModelLevel {
   /** Ids this level lacks that it was asked to read at the positions it scores (a draft it cannot judge). */
   foreignDraftsRead = 0;
   private readonly scratch: Float32Array;
+  private readonly row: Float64Array;
   private context = new Int32Array(64);
 
   constructor(
     readonly name: string,
     readonly vocabSize: number,
     readonly law: NextTokenLaw,
+    /** Truncation as the sampling transform's (top-k, then min-p), after the restriction to a row's width. */
+    readonly truncation?: { topK: number; minP: number },
   ) {
     this.scratch = new Float32Array(vocabSize);
+    this.row = new Float64Array(vocabSize);
   }
 
   score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): void {
@@ -36,21 +40,31 @@ export class SyntheticLevel implements ModelLevel {
       this.context[t] = ownId(sequence[t]!, this.vocabSize);
       if (t > firstRow && sequence[t]! >= this.vocabSize) this.foreignDraftsRead++;
     }
-    const width = rows.vocabSize;
     for (let t = firstRow; t < length; t++) {
       const row = rowOffset + t - firstRow;
-      this.law(this.context, t + 1, this.scratch);
+      this.distribution(this.context, t + 1, rows.vocabSize, this.row);
       let best = 0;
-      let mass = 0;
-      for (let x = 0; x < width; x++) {
-        mass += this.scratch[x]!;
-        if (this.scratch[x]! > this.scratch[best]!) best = x;
-      }
+      for (let x = 1; x < rows.vocabSize; x++) if (this.row[x]! > this.row[best]!) best = x;
       rows.argmax[row] = best;
-      if (rows.probs) {
-        for (let x = 0; x < width; x++) rows.probs[row * width + x] = this.scratch[x]! / mass;
-      }
+      if (rows.probs || rows.sparseIds) rows.write(row, this.row);
     }
+  }
+
+  /** The row this level writes after context[0 .. length) at `width` ids: law, restriction, truncation. */
+  distribution(context: Int32Array, length: number, width: number, out: Float64Array | Float32Array): void {
+    this.law(context, length, this.scratch);
+    let mass = 0;
+    for (let x = 0; x < width; x++) mass += this.scratch[x]!;
+    for (let x = 0; x < width; x++) out[x] = this.scratch[x]! / mass;
+    const cut = this.truncation;
+    if (!cut) return;
+    const order = Array.from({ length: width }, (_, x) => x).sort((a, b) => out[b]! - out[a]! || a - b);
+    const kept = order.slice(0, cut.topK > 0 ? cut.topK : width).filter((x) => out[x]! >= cut.minP * out[order[0]!]!);
+    let keptMass = 0;
+    for (const x of kept) keptMass += out[x]!;
+    const values = kept.map((x) => out[x]! / keptMass);
+    out.fill(0, 0, width);
+    kept.forEach((x, i) => (out[x] = values[i]!));
   }
 }
 
