@@ -75,8 +75,7 @@ for (const { size, tokenizer } of VOCABULARIES) {
   const addon = addonRowCosts(
     contexts[0]!,
     size,
-    prompt[P - 1]!,
-    P - 1,
+    prompt,
     cases.map((c) => ({ transform: c.t, layout: c.layout })),
     reps,
   );

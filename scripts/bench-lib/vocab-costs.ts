@@ -47,17 +47,19 @@ export type Layout = "dense" | "sparse";
 
 /**
  * µs the addon adds per row for each (transform, layout), against the baseline, from `reps` interleaved rounds of
- * one-token passes at position `at` (context already holding sequence[0 .. at)).
+ * one-token passes over the last token of `prefix` (the rest is evaluated first).
  */
 export function addonRowCosts(
   context: NativeContext,
   vocabSize: number,
-  token: number,
-  at: number,
+  prefix: Int32Array,
   cases: readonly { transform: SamplingTransform; layout: Layout }[],
   reps: number,
 ): { baselineMs: number; perRowUs: number[] } {
-  const one = Int32Array.of(token);
+  const at = prefix.length - 1;
+  context.truncate(0);
+  context.evaluateSync(prefix.subarray(0, at), 0, at, { probs: null, argmax: new Int32Array(0), rowOffset: 0 });
+  const one = prefix.subarray(at);
   const baseline = { probs: null, argmax: new Int32Array(1), rowOffset: 0, vocabLimit: 1 };
   const targets = cases.map(({ transform, layout }) => {
     const rows = new DistributionRows(

@@ -17,6 +17,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GgufValue } from "../../src/gguf/reader.js";
 import { readGgufHeader } from "../../src/gguf/reader.js";
+import { isPadding } from "../../src/gguf/vocabulary.js";
 import {
   f32,
   str,
@@ -30,7 +31,6 @@ import {
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const UNUSED = 5;
-const PADDING_TEXT = /^\[PAD\d+\]$/;
 
 /**
  * `dir`/ggml-vocab-`name`.gguf, extracted from node-llama-cpp's llama.cpp bundle with git on first use (a bare
@@ -73,7 +73,7 @@ export function padVocabulary(tokenizer: Map<string, TypedValue>, size: number):
   const types = list<number>(tokenizer, "tokenizer.ggml.token_type");
   const scores = tokenizer.has("tokenizer.ggml.scores") ? list<number>(tokenizer, "tokenizer.ggml.scores") : null;
   let real = tokens.length;
-  while (real > 0 && (types[real - 1] === UNUSED || PADDING_TEXT.test(tokens[real - 1]!))) real--;
+  while (real > 0 && isPadding({ tokens, types }, real - 1)) real--;
   if (size < real) throw new Error(`padVocabulary: ${size} ids would cut real tokens (the vocabulary has ${real})`);
   const out = new Map(tokenizer);
   const ids = Array.from({ length: size }, (_, i) => i);

@@ -52,7 +52,7 @@ export function vocabularyInfo(meta: Map<string, GgufValue>): VocabularyInfo {
 }
 
 /** Padding: type UNUSED, or the converter's "[PAD<n>]" text. */
-export function isPadding(v: VocabularyInfo, id: number): boolean {
+export function isPadding(v: Pick<VocabularyInfo, "tokens" | "types">, id: number): boolean {
   return v.types?.[id] === UNUSED || PADDING_TEXT.test(v.tokens[id] ?? "");
 }
 
