@@ -35,6 +35,20 @@ export interface DecoderOptions {
   mutationFrom?: number;
   /** Where the levels' statistics go (shared by the chains of a routed policy); default: this decoder's own. */
   stats?: StatsBook;
+  /** Told of every pass, proposal and verdict (online learning, docs/ALGORITHM.md §10). */
+  observer?: DecoderObserver;
+  /** The clock passes are timed with (tests give a virtual one); default performance.now. */
+  now?: () => number;
+}
+
+/** What a decoder reports as it runs, for a latency model that learns while generating (§10). */
+export interface DecoderObserver {
+  /** A forward pass of `level` fed `tokens` tokens (catch-up included) and took `ms`. */
+  pass(level: Level, tokens: number, ms: number): void;
+  /** A model-free level proposed `proposed` tokens when allowed `max`, in `ms`. */
+  proposal(level: Level, proposed: number, max: number, ms: number): void;
+  /** `verifier` judged a block of `proposed` tokens of `drafter` and accepted the first `accepted`. */
+  verdicts(drafter: Level, verifier: Level, proposed: number, accepted: number): void;
 }
 
 /** What the generation loop needs from a decoder: one target step at a time, and statistics. */
@@ -58,6 +72,8 @@ export class HsdDecoder implements Decoder {
   readonly thresholds: readonly number[];
   readonly greedy: boolean;
   private readonly book: StatsBook;
+  private readonly observer: DecoderObserver | undefined;
+  private readonly now: () => number;
   /** Longest block the top draft level can return (the target scores one more row). */
   readonly maxDraftBlock: number;
   private readonly rows: DistributionRows[];
@@ -100,6 +116,8 @@ export class HsdDecoder implements Decoder {
     this.mutationSpec = options.mutation;
     this.mutationFrom = options.mutationFrom ?? 0;
     this.book = options.stats ?? new StatsBook();
+    this.observer = options.observer;
+    this.now = options.now ?? (() => performance.now());
 
     // Block bounds: level 0 returns exactly T_0; level i stops once it reaches T_i, and its
     // last round adds at most (block below + 1), so it returns at most T_i + maxBlock(i-1).
@@ -174,13 +192,19 @@ export class HsdDecoder implements Decoder {
         continue;
       }
       this.seq[at + j] = this.replacement(p, rowOffset + j, q, j);
-      this.book.of(this.levels[i - 1]!).recordVerdicts(n, j);
+      this.verdicts(i, n, j);
       return j + 1;
     }
-    if (n > 0) this.book.of(this.levels[i - 1]!).recordVerdicts(n, n);
+    if (n > 0) this.verdicts(i, n, n);
     if (this.mutation === "no-bonus" && n > 0) return n;
     this.seq[at + n] = this.greedy ? p.argmax[rowOffset + n]! : sampleRow(p, rowOffset + n, this.rng);
     return n + 1;
+  }
+
+  private verdicts(i: number, proposed: number, accepted: number): void {
+    const drafter = this.levels[i - 1]!;
+    this.book.of(drafter).recordVerdicts(proposed, accepted);
+    this.observer?.verdicts(drafter, this.levels[i]!, proposed, accepted);
   }
 
   /** Speculative sampling's test: keep x with probability min(1, p(x) / q(x)). Greedy: x must be M_i's argmax. */
@@ -195,10 +219,12 @@ export class HsdDecoder implements Decoder {
   /** A model-free level 0 proposes at most T_0 tokens (point masses) in one call, without a forward pass. */
   private propose(level: Level & { kind: "proposal" }, at: number, max: number): number {
     const stats = this.book.of(level);
-    const started = performance.now();
+    const started = this.now();
     const n = level.propose(this.seq, at, max);
-    stats.scoreMs += performance.now() - started;
+    const ms = this.now() - started;
+    stats.scoreMs += ms;
     stats.passes++;
+    this.observer?.proposal(level, n, max, ms);
     const rows = this.rows[0]!;
     for (let j = 0; j < n; j++) rows.argmax[j] = this.seq[at + j]!;
     return n;
@@ -214,12 +240,15 @@ export class HsdDecoder implements Decoder {
   private async score(i: number, length: number, rows: number, rowOffset: number): Promise<void> {
     const level = this.levels[i] as ModelLevel;
     const stats = this.book.of(level);
-    const started = performance.now();
+    const started = this.now();
     const evaluatedBefore = level.tokensEvaluated;
     const pending = level.score(this.seq, length, length - rows, this.rows[i]!, rowOffset);
     if (pending) await pending;
-    stats.scoreMs += performance.now() - started;
+    const ms = this.now() - started;
+    const fed = level.tokensEvaluated - evaluatedBefore;
+    stats.scoreMs += ms;
     stats.passes++;
-    stats.tokensEvaluated += level.tokensEvaluated - evaluatedBefore;
+    stats.tokensEvaluated += fed;
+    this.observer?.pass(level, fed, ms);
   }
 }

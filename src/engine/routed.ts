@@ -6,7 +6,7 @@
 // tokens it missed in its next pass, through its KV-cache prefix check, §4), the random stream, and one statistics
 // record per level.
 
-import type { Decoder } from "./hsd.js";
+import type { Decoder, DecoderObserver } from "./hsd.js";
 import { HsdDecoder } from "./hsd.js";
 import { StatsBook, type Level, type LevelStats } from "../levels/level.js";
 import type { Rng } from "../util/rng.js";
@@ -44,7 +44,7 @@ export type RoutingMutation = "route-after-draft";
 export class RoutedDecoder implements Decoder {
   readonly levels: readonly Level[];
   readonly maxDraftBlock: number;
-  private readonly book = new StatsBook();
+  private readonly book: StatsBook;
   /** decoders[c] runs chain c; byState[s] = c. */
   private readonly decoders: HsdDecoder[] = [];
   private readonly byState: number[];
@@ -54,9 +54,18 @@ export class RoutedDecoder implements Decoder {
 
   constructor(
     readonly policy: RoutingPolicy,
-    options: { greedy: boolean; rng: Rng; mutation?: RoutingMutation },
+    options: {
+      greedy: boolean;
+      rng: Rng;
+      mutation?: RoutingMutation;
+      /** Shared statistics (an adaptive decoder keeps one record per level across the policies it runs). */
+      stats?: StatsBook;
+      observer?: DecoderObserver;
+      now?: () => number;
+    },
   ) {
     this.mutation = options.mutation;
+    this.book = options.stats ?? new StatsBook();
     if (policy.chains.length !== policy.states.length) {
       throw new InvalidOptionError(
         `a policy needs one chain per state: ${policy.states.length} states, ${policy.chains.length} chains`,
@@ -75,6 +84,8 @@ export class RoutedDecoder implements Decoder {
             greedy: options.greedy,
             rng: options.rng,
             stats: this.book,
+            observer: options.observer,
+            now: options.now,
           }),
         );
       }
@@ -109,7 +120,11 @@ export class RoutedDecoder implements Decoder {
   }
 
   async step(sequence: Int32Array, committed: number): Promise<number> {
-    const s = this.policy.state(sequence, committed);
+    return this.stepIn(this.policy.state(sequence, committed), sequence, committed);
+  }
+
+  /** One step in state `s` (which the caller computed from the committed text with `policy.state`). */
+  async stepIn(s: number, sequence: Int32Array, committed: number): Promise<number> {
     const c = this.byState[s]!;
     let emitted = await this.decoders[c]!.step(sequence, committed);
     if (this.mutation === "route-after-draft" && emitted === 1 && this.decoders.length > 1) {

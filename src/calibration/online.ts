@@ -1,0 +1,281 @@
+// A calibration that learns while generating (docs/ALGORITHM.md §10). It starts from a prior — a full calibration,
+// what an earlier run learned, or a quick probe — and every pass, proposal and verdict the engine makes updates it:
+//  - pass costs per model, by pass size, after another model's pass (cold) or its own (hot), and the extra of a
+//    size change (llama.cpp rebuilds its graph): running means that forget at a stated rate;
+//  - acceptance by pair, by position in the block and by lookup state, and the model-free levels' proposal lengths
+//    by state: counts that forget at the same rate, shrunk towards the prior where they are few;
+//  - the text the steps walk along (§9): the lookup states of the recent committed text.
+// `snapshot()` gives a `Calibration` the planner reads exactly as it reads a measured one, so re-planning is the
+// same code as planning; it is also what the cache keeps for the next run.
+
+import type { Calibration } from "./calibrate.js";
+import type { StateProfile, Workload } from "./measure.js";
+import { stateOf } from "./measure.js";
+import type { DecoderObserver } from "../engine/hsd.js";
+import type { Level } from "../levels/level.js";
+import type { ContextLookupLevel } from "../levels/ngram-lookup.js";
+import type { PassCostSample, PassCosts } from "../planner/costs.js";
+import { MeasuredPassCost } from "../planner/costs.js";
+
+/** Observations per cell over which old data fades: a running mean weights the last ~FORGET observations. */
+export const FORGET = 64;
+/** An observation above this multiple of its cell's mean (once the cell has 4) counts as this multiple: a descheduled pass. */
+const OUTLIER = 4;
+/** Pseudo-observations of the prior in every acceptance and proposal-length estimate. */
+const PRIOR_WEIGHT = 8;
+
+/** A running mean that forgets: weight max(1/count, 1/FORGET) on each new observation. */
+class RunningMean {
+  mean = 0;
+  count = 0;
+  add(x: number): void {
+    if (this.count >= 4 && x > OUTLIER * this.mean) x = OUTLIER * this.mean;
+    this.count++;
+    this.mean += (x - this.mean) * Math.max(1 / this.count, 1 / FORGET);
+  }
+}
+
+/** Decayed counts: every new observation first multiplies the old ones by (1 - 1/FORGET). */
+class FadingCounts {
+  readonly values: Float64Array;
+  constructor(size: number) {
+    this.values = new Float64Array(size);
+  }
+  fade(): void {
+    for (let i = 0; i < this.values.length; i++) this.values[i]! *= 1 - 1 / FORGET;
+  }
+}
+
+/** Judged and accepted drafts by position in the block, for one (state, pair). */
+class VerdictCounts {
+  readonly judged: FadingCounts;
+  readonly accepted: FadingCounts;
+  constructor(positions: number) {
+    this.judged = new FadingCounts(positions);
+    this.accepted = new FadingCounts(positions);
+  }
+  add(proposed: number, accepted: number): void {
+    this.judged.fade();
+    this.accepted.fade();
+    const judged = Math.min(proposed, accepted + 1, this.judged.values.length);
+    for (let j = 0; j < judged; j++) {
+      this.judged.values[j]! += 1;
+      if (j < accepted) this.accepted.values[j]! += 1;
+    }
+  }
+  /** Rates by position, each shrunk towards `prior[j]` with PRIOR_WEIGHT pseudo-observations. */
+  rates(prior: readonly number[]): number[] {
+    return prior.map((p, j) => {
+      const n = this.judged.values[j] ?? 0;
+      return (this.accepted.values[j]! + PRIOR_WEIGHT * p) / (n + PRIOR_WEIGHT);
+    });
+  }
+  get total(): number {
+    return this.judged.values.reduce((a, b) => a + b, 0);
+  }
+}
+
+export interface OnlineOptions {
+  /** The lookup whose match length is the state (null: one state). */
+  lookup: ContextLookupLevel | null;
+  /** The states' bounds (calibrate.ts LookupCalibration.states). */
+  states: readonly number[];
+  /** Levels in candidate order: model-free levels first, then the models, the target last. */
+  levels: readonly Level[];
+  maxThreshold: number;
+}
+
+export class OnlineCalibration implements DecoderObserver {
+  private readonly index = new Map<Level, number>();
+  private readonly proposals: number;
+  /** costs[m]: running means by pass size, m over the models. */
+  private readonly hot: RunningMean[][];
+  private readonly cold: RunningMean[][];
+  private readonly reshape: RunningMean[][];
+  /** verdicts[s][lo][hi], candidate indices. */
+  private readonly verdictCounts: (VerdictCounts | null)[][][];
+  private readonly available: FadingCounts[][];
+  private lastLevel: Level | null = null;
+  private readonly lastSize = new Map<Level, number>();
+  private state = 0;
+  /** The generation being observed: its text, where the prompt ends, how much is committed. */
+  private text: { sequence: Int32Array; promptLength: number; committed: number } | null = null;
+  /** Observations since the last snapshot (so callers can tell whether anything was learned). */
+  observed = 0;
+
+  constructor(
+    private prior: Calibration,
+    readonly options: OnlineOptions,
+  ) {
+    options.levels.forEach((l, i) => this.index.set(l, i));
+    this.proposals = options.levels.filter((l) => l.kind === "proposal").length;
+    const models = options.levels.length - this.proposals;
+    const sizes = options.maxThreshold + 3;
+    const table = () => Array.from({ length: models }, () => Array.from({ length: sizes }, () => new RunningMean()));
+    this.hot = table();
+    this.cold = table();
+    this.reshape = table();
+    const S = Math.max(1, options.states.length);
+    const C = options.levels.length;
+    this.verdictCounts = Array.from({ length: S }, () =>
+      Array.from({ length: C }, (_, lo) =>
+        Array.from({ length: C }, (_, hi) => (hi > lo ? new VerdictCounts(options.maxThreshold) : null)),
+      ),
+    );
+    this.available = Array.from({ length: S }, () =>
+      Array.from({ length: this.proposals }, () => new FadingCounts(options.maxThreshold + 1)),
+    );
+  }
+
+  /** A generation starts: its text is what later steps' states and the walk's paths are read from. */
+  begin(sequence: Int32Array, promptLength: number): void {
+    this.text = { sequence, promptLength, committed: promptLength };
+  }
+
+  /** A step starts in `state` with `committed` tokens of text. */
+  step(state: number, committed: number): void {
+    this.state = state;
+    if (this.text) this.text.committed = committed;
+  }
+
+  pass(level: Level, tokens: number, ms: number): void {
+    const i = this.index.get(level);
+    if (i === undefined || tokens < 1) return;
+    const m = i - this.proposals;
+    const cold = this.lastLevel !== null && this.lastLevel !== level;
+    const reshaped = this.lastSize.has(level) && this.lastSize.get(level) !== tokens;
+    this.lastLevel = level;
+    this.lastSize.set(level, tokens);
+    const n = Math.min(tokens, this.hot[m]!.length - 1);
+    if (reshaped) {
+      // The extra over the same-size estimate (prior where nothing was observed yet).
+      const base = this.estimate(m, n, cold ? "cold" : "hot");
+      this.reshape[m]![n]!.add(Math.max(0, ms - base));
+    } else {
+      (cold ? this.cold : this.hot)[m]![n]!.add(ms);
+    }
+    this.observed++;
+  }
+
+  proposal(level: Level, proposed: number, max: number): void {
+    const q = this.index.get(level);
+    if (q === undefined || q >= this.proposals) return;
+    const counts = this.available[this.state]![q]!;
+    counts.fade();
+    // A proposal of `max` tokens says "at least max": counted at max (the last entry holds "max or more" only when
+    // max is the largest threshold; below it, the law beyond max stays the prior's).
+    counts.values[Math.min(proposed, counts.values.length - 1)]! += 1;
+    this.observed++;
+  }
+
+  verdicts(drafter: Level, verifier: Level, proposed: number, accepted: number): void {
+    const lo = this.index.get(drafter);
+    const hi = this.index.get(verifier);
+    if (lo === undefined || hi === undefined) return;
+    this.verdictCounts[this.state]![lo]![hi]?.add(proposed, accepted);
+    this.observed++;
+  }
+
+  /** The current estimate of one cost cell (the prior, scaled by what the model's observed cells say). */
+  private estimate(m: number, n: number, kind: "hot" | "cold"): number {
+    const cell = (kind === "hot" ? this.hot : this.cold)[m]![n]!;
+    if (cell.count > 0) return cell.mean;
+    const prior = this.prior.models[m]!.costs;
+    return this.scale(m) * new MeasuredPassCost(kind === "hot" ? prior.hot : prior.cold).at(n);
+  }
+
+  /**
+   * How the model's observed costs compare with the prior's (a count-weighted mean of the ratios): unobserved pass
+   * sizes move with it, as a busier machine slows every pass.
+   */
+  private scale(m: number): number {
+    const prior = this.prior.models[m]!.costs;
+    let num = 0;
+    let den = 0;
+    for (const [kind, cells] of [
+      ["hot", this.hot[m]!],
+      ["cold", this.cold[m]!],
+    ] as const) {
+      const curve = new MeasuredPassCost(kind === "hot" ? prior.hot : prior.cold);
+      cells.forEach((c, n) => {
+        if (n < 1 || c.count === 0) return;
+        const w = Math.min(c.count, FORGET);
+        num += w * Math.log(c.mean / Math.max(1e-9, curve.at(n)));
+        den += w;
+      });
+    }
+    return den === 0 ? 1 : Math.exp(num / den);
+  }
+
+  /** What is known now, as a calibration the planner reads (and the cache keeps). */
+  snapshot(): Calibration {
+    this.observed = 0;
+    const prior = this.prior;
+    const models = prior.models.map((pm, m) => {
+      const scale = this.scale(m);
+      const curve = (kind: "hot" | "cold", samples: PassCostSample[]): PassCostSample[] => {
+        const cells = (kind === "hot" ? this.hot : this.cold)[m]!;
+        const priorCurve = new MeasuredPassCost(samples);
+        const ns = new Set([...samples.map((s) => s.n), ...cells.flatMap((c, n) => (n > 0 && c.count > 0 ? [n] : []))]);
+        return [...ns]
+          .sort((a, b) => a - b)
+          .map((n) => {
+            const c = cells[n];
+            return { n, ms: c && c.count > 0 ? c.mean : scale * priorCurve.at(n) };
+          });
+      };
+      const reshapePrior = new MeasuredPassCost(pm.costs.reshape);
+      const costs: PassCosts = {
+        hot: curve("hot", pm.costs.hot),
+        cold: curve("cold", pm.costs.cold),
+        reshape: pm.costs.reshape.map((s) => {
+          const c = this.reshape[m]![s.n];
+          return { n: s.n, ms: c && c.count >= 4 ? c.mean : scale * reshapePrior.at(s.n) };
+        }),
+        autoregressiveMs: scale * pm.costs.autoregressiveMs,
+      };
+      return { ...pm, costs, fromCache: false };
+    });
+    return {
+      ...prior,
+      models,
+      workload: prior.workload ? this.workload(prior.workload) : null,
+      acceptanceFromCache: false,
+    };
+  }
+
+  private workload(prior: Workload): Workload {
+    const states = prior.states.map((ps, s) => this.profile(ps, s));
+    const paths = this.paths();
+    return { ...prior, states, paths: paths.length >= 32 ? [paths] : prior.paths };
+  }
+
+  private profile(prior: StateProfile, s: number): StateProfile {
+    const acceptance = prior.acceptance.map((row, lo) =>
+      row.map((p, hi) => (p === null ? null : (this.verdictCounts[s]![lo]![hi]?.rates(p) ?? p))),
+    );
+    const available = prior.available.map((law, q) => {
+      const counts = this.available[s]![q]!.values;
+      const n = counts.reduce((a, b) => a + b, 0);
+      if (n === 0) return law;
+      return law.map((p, k) => ((counts[k] ?? 0) + PRIOR_WEIGHT * p) / (n + PRIOR_WEIGHT));
+    });
+    return { ...prior, available, acceptance };
+  }
+
+  /** The lookup states along the generated text so far (the walk of §9 along the user's own text). */
+  private paths(): number[] {
+    const lookup = this.options.lookup;
+    if (!lookup || !this.text) return [];
+    const { sequence, promptLength, committed } = this.text;
+    const out: number[] = [];
+    for (let at = promptLength; at < committed; at++)
+      out.push(stateOf(this.options.states, lookup.match(sequence, at).length));
+    return out;
+  }
+
+  /** Judged drafts seen for a pair (all states): how much is known about it. */
+  judged(lo: number, hi: number): number {
+    return this.verdictCounts.reduce((n, byLo) => n + (byLo[lo]![hi]?.total ?? 0), 0);
+  }
+}
