@@ -4,7 +4,7 @@
 // collapse, and the decoder switches plan — while greedy output stays the target's and sampled output keeps the
 // target's law.
 import { expect } from "chai";
-import { AdaptiveDecoder } from "../src/engine/adaptive.js";
+import { AdaptiveDecoder, type AdaptiveMutation } from "../src/engine/adaptive.js";
 import { HsdDecoder, type Decoder } from "../src/engine/hsd.js";
 import { generate } from "../src/engine/generate.js";
 import { OnlineCalibration } from "../src/calibration/online.js";
@@ -146,7 +146,7 @@ const INFOS = ["draft.gguf", "target.gguf"].map(
     }) as ModelInfo,
 );
 
-function adaptive(greedy: boolean, seed: number, clock: Clock, replanEvery = 8) {
+function adaptive(greedy: boolean, seed: number, clock: Clock, replanEvery = 8, mutation?: AdaptiveMutation) {
   const s = setup(clock);
   const start = prior();
   start.transform = greedy ? start.transform : { greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0 };
@@ -171,6 +171,7 @@ function adaptive(greedy: boolean, seed: number, clock: Clock, replanEvery = 8) 
     now: clock.now,
     exploreEvery: 0,
     replanEvery,
+    mutation,
   });
   return { ...s, decoder, learner, initial };
 }
@@ -216,5 +217,14 @@ describe("planning while generating (synthetic models, virtual clock)", function
     );
     expect(a.decoder.switches.length).to.be.at.least(1);
     expect(worst).to.be.greaterThan(1e-6);
+  });
+
+  it("catches a decoder that retries a short step under another plan (the same tests, the same size)", async () => {
+    const clock = new Clock();
+    const a = adaptive(false, 4, clock, 200, "retry-short-step");
+    const r = await conditionalTests(a.decoder, a.target.inner.law, PROMPT, VOCAB, 1500, 48);
+    const worst = Math.min(...r.ks.map((k) => k.pValue), ...r.chi.map((c) => c.pValue));
+    console.log(`      mutant: min p ${worst.toExponential(2)}`);
+    expect(worst).to.be.lessThan(1e-6);
   });
 });

@@ -56,7 +56,16 @@ export interface AdaptiveOptions {
   /** At least this many steps between re-plans (default 8). */
   replanEvery?: number;
   now?: () => number;
+  /** Tests only: a deliberate fault the exactness tests must catch. */
+  mutation?: AdaptiveMutation;
 }
+
+/**
+ * "retry-short-step": a step that emitted one token is thrown away and run again under another plan, as if trying a
+ * better plan on the spot. The retry depends on the step's own draws (its first draft was rejected), so the first
+ * token's law leans toward where the draft was confident.
+ */
+export type AdaptiveMutation = "retry-short-step";
 
 /** One switch of plan, for statistics and tests. */
 export interface PlanSwitch {
@@ -73,6 +82,8 @@ export class AdaptiveDecoder implements Decoder {
   private readonly now: () => number;
   private current: { plan: AdaptivePlan; decoder: RoutedDecoder };
   private explorer: { plan: AdaptivePlan; decoder: RoutedDecoder } | null = null;
+  /** The plan it started with (the "retry-short-step" mutant's fallback). */
+  private readonly initial: { plan: AdaptivePlan; decoder: RoutedDecoder };
   private steps = 0;
   private stepMsSinceReplan = 0;
   private replanMs = 0;
@@ -88,6 +99,7 @@ export class AdaptiveDecoder implements Decoder {
     this.maxDraftBlock = options.maxDraftBlock;
     this.now = options.now ?? (() => performance.now());
     this.current = { plan: options.initial, decoder: this.decoderFor(options.initial) };
+    this.initial = this.current;
   }
 
   private decoderFor(plan: AdaptivePlan): RoutedDecoder {
@@ -126,7 +138,11 @@ export class AdaptiveDecoder implements Decoder {
     const state = run.plan.policy.state(sequence, committed);
     this.options.observer.step(state, committed);
     const started = this.now();
-    const emitted = await run.decoder.stepIn(state, sequence, committed);
+    let emitted = await run.decoder.stepIn(state, sequence, committed);
+    if (this.options.mutation === "retry-short-step" && emitted === 1) {
+      const other = run === this.current ? (this.explorer ?? this.initial) : this.current;
+      emitted = await other.decoder.stepIn(other.plan.policy.state(sequence, committed), sequence, committed);
+    }
     this.stepMsSinceReplan += this.now() - started;
     this.steps++;
     this.stepsSinceReplan++;
