@@ -7,13 +7,12 @@ import { expect } from "chai";
 import { AdaptiveDecoder, type AdaptiveMutation } from "../src/engine/adaptive.js";
 import { HsdDecoder, type Decoder } from "../src/engine/hsd.js";
 import { generate } from "../src/engine/generate.js";
-import { OnlineCalibration } from "../src/calibration/online.js";
 import type { Calibration } from "../src/calibration/calibrate.js";
 import { stateOf } from "../src/calibration/measure.js";
 import { ContextLookupLevel } from "../src/levels/ngram-lookup.js";
 import type { DistributionRows, Level, ModelLevel } from "../src/levels/level.js";
-import { adaptivePlan, replanner } from "../src/api/adaptive.js";
-import { planFromCalibration } from "../src/api/plan.js";
+import { OnlinePlanner } from "../src/api/online.js";
+import { inThreadReplanner } from "../src/api/replanner.js";
 import type { ModelInfo } from "../src/gguf/model-info.js";
 import { Rng } from "../src/util/rng.js";
 import { SyntheticLevel, syntheticFamily } from "./helpers/synthetic-levels.js";
@@ -122,6 +121,7 @@ function prior(): Calibration {
     },
     lookup: { minMatch: 1, maxMatch: 8, states: BOUNDS },
     acceptanceFromCache: false,
+    source: "calibrated",
     transform: { greedy: true, temperature: 1, topK: 0, topP: 1, minP: 0 },
     threads: 1,
     device: "virtual",
@@ -150,29 +150,32 @@ function adaptive(greedy: boolean, seed: number, clock: Clock, replanEvery = 8, 
   const s = setup(clock);
   const start = prior();
   start.transform = greedy ? start.transform : { greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0 };
-  const learner = new OnlineCalibration(start, { lookup: s.lookup, states: BOUNDS, levels: s.levels, maxThreshold: 8 });
-  const initial = adaptivePlan(planFromCalibration(start, INFOS, 8, "auto"), s.levelOf, s.state);
+  const planner = new OnlinePlanner({
+    prior: start,
+    source: "calibrated",
+    infos: INFOS,
+    maxThreshold: 8,
+    ngram: "auto",
+    levels: s.levels,
+    lookup: s.lookup,
+    states: BOUNDS,
+    replanner: inThreadReplanner,
+  });
+  const initial = planner.live(planner.plan);
   const decoder = new AdaptiveDecoder({
     greedy,
     rng: new Rng(seed),
     levels: s.levels,
     maxDraftBlock: 20,
     initial,
-    replan: replanner({
-      learner,
-      prior: start,
-      infos: INFOS,
-      maxThreshold: 8,
-      ngram: "auto",
-      levelOf: s.levelOf,
-      state: s.state,
-    }),
-    observer: learner,
+    replan: planner.replan,
+    observer: planner.learner,
     now: clock.now,
     exploreEvery: 0,
     replanEvery,
     mutation,
   });
+  const learner = planner.learner;
   return { ...s, decoder, learner, initial };
 }
 

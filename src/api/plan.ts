@@ -143,12 +143,19 @@ export function policyChains(plan: PlanReport): { chain: number[]; thresholds: n
   }));
 }
 
-export function planFromCalibration(
+/** What planning reads from a calibration: the candidates (model-free levels first), their acceptance, the workload. */
+export interface PlanningInputs {
+  candidates: PlanCandidate[];
+  acceptance: (Acceptance | null)[][];
+  /** null with ngram "off" or without a lookup. */
+  workload: Workload | null;
+}
+
+export function planningInputs(
   calibration: Calibration,
   infos: readonly ModelInfo[],
-  maxThreshold: number,
   ngram: NgramMode = "auto",
-): PlanReport {
+): PlanningInputs {
   const models: PlanCandidate[] = infos.map((info, i) => ({
     kind: "model",
     name: info.file,
@@ -176,6 +183,16 @@ export function planFromCalibration(
       return calibration.acceptance[lo - shift]![hi - shift]!;
     }),
   );
+  return { candidates, acceptance: matrix, workload };
+}
+
+export function planFromCalibration(
+  calibration: Calibration,
+  infos: readonly ModelInfo[],
+  maxThreshold: number,
+  ngram: NgramMode = "auto",
+): PlanReport {
+  const { candidates, acceptance: matrix, workload } = planningInputs(calibration, infos, ngram);
   const input = plannerInput(candidates, matrix, maxThreshold);
   const result = chooseHierarchy(input);
   const target = candidates.length - 1;

@@ -4,7 +4,7 @@
 // --recalibrate, to measure again.
 
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -36,6 +36,11 @@ export class CalibrationCache {
     const temp = `${final}.${process.pid}.tmp`;
     await writeFile(temp, JSON.stringify(value, null, 1));
     await rename(temp, final);
+  }
+
+  /** Forget an entry (a missing one is fine). */
+  async delete(kind: string, key: string): Promise<void> {
+    await rm(this.path(kind, key), { force: true });
   }
 
   private path(kind: string, key: string): string {

@@ -36,6 +36,12 @@ export interface CalibrationOptions {
   costRounds?: number;
   /** Stop the cost rounds once this much time has passed (at least 4 rounds run; default 45 s). */
   costBudgetMs?: number;
+  /**
+   * A quick prior for planning while generating (docs/ALGORITHM.md §10): one round of costs over a coarse grid of
+   * pass sizes (QUICK_SIZES), two prompts of 16 tokens unless told; cached apart from full calibrations, which it
+   * never stands in for. What it gets wrong the online estimates correct within the first run.
+   */
+  quick?: boolean;
   cache?: CalibrationCache;
   /** Profile the context lookup's states too (docs/ALGORITHM.md §9); null: models only. */
   lookup?: LookupCalibration | null;
@@ -54,12 +60,22 @@ export interface Calibration {
   /** The lookup the workload was measured with. */
   lookup: LookupCalibration | null;
   acceptanceFromCache: boolean;
+  /** "calibrated": a full calibration; "quick": the quick prior; "learned": estimates learned while generating. */
+  source: CalibrationSource;
   transform: SamplingTransform;
   threads: number;
   device: string;
   prompts: number;
   continuationTokens: number;
 }
+
+export type CalibrationSource = "calibrated" | "quick" | "learned";
+
+/** The quick prior's pass sizes (besides maxN): costs between them are interpolated (MeasuredPassCost). */
+const QUICK_SIZES = [1, 2, 4, 8];
+/** The quick prior's prompts (the first of the built-in ones) and tokens after each. */
+const QUICK_PROMPTS = 2;
+const QUICK_CONTINUATION_TOKENS = 16;
 
 /** The context lookup as calibration profiles it: its match lengths and the states (ranges of them). */
 export interface LookupCalibration {
@@ -76,14 +92,38 @@ async function fileIdentity(path: string) {
   return { path, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
 }
 
+/** What identifies the model files in cache keys: path, size and modification time. */
+export function modelIdentities(models: readonly CalibrationModel[]) {
+  return Promise.all(models.map((m) => fileIdentity(m.info.path)));
+}
+
 export async function calibrate(
   models: readonly CalibrationModel[],
   options: CalibrationOptions,
 ): Promise<Calibration> {
+  return (await calibrateOrCached(models, options, true))!;
+}
+
+/** The calibration these options would give if every part of it is in the cache; null otherwise (nothing is measured). */
+export async function cachedCalibration(
+  models: readonly CalibrationModel[],
+  options: CalibrationOptions,
+): Promise<Calibration | null> {
+  return calibrateOrCached(models, { ...options, recalibrate: false }, false);
+}
+
+async function calibrateOrCached(
+  models: readonly CalibrationModel[],
+  options: CalibrationOptions,
+  measure: boolean,
+): Promise<Calibration | null> {
   const cache = options.cache ?? new CalibrationCache();
   const target = models[models.length - 1]!;
-  const prompts = options.prompts ?? BUILTIN_CALIBRATION_PROMPTS;
-  const continuationTokens = options.continuationTokens ?? DEFAULT_CALIBRATION_TOKENS;
+  const quick = options.quick ?? false;
+  const prompts =
+    options.prompts ?? (quick ? BUILTIN_CALIBRATION_PROMPTS.slice(0, QUICK_PROMPTS) : BUILTIN_CALIBRATION_PROMPTS);
+  const continuationTokens =
+    options.continuationTokens ?? (quick ? QUICK_CONTINUATION_TOKENS : DEFAULT_CALIBRATION_TOKENS);
   const seed = options.seed ?? 1;
   const maxTokens = options.maxThreshold + 2;
   const promptTokens = prompts.map((p, i) => {
@@ -98,7 +138,7 @@ export async function calibrate(
   for (let i = 0; i < prefix.length; i++) prefix[i] = joined[i % joined.length]!;
 
   // Costs are measured for all models together: a "cold" pass is one right after another model's pass.
-  const identities = await Promise.all(models.map((m) => fileIdentity(m.info.path)));
+  const identities = await modelIdentities(models);
   const costKey = cacheKey({
     v: 6,
     files: identities,
@@ -107,10 +147,12 @@ export async function calibrate(
     flashAttention: options.flashAttention ?? "auto",
     greedy: options.transform.greedy,
     maxTokens,
+    ...(quick ? { quick } : {}),
   });
   let costs = options.recalibrate ? null : await cache.get<PassCosts[]>("costs", costKey);
   const costsFromCache = costs !== null;
-  const rounds = options.costRounds ?? CALIBRATION_COST_ROUNDS;
+  const rounds = options.costRounds ?? (quick ? 1 : CALIBRATION_COST_ROUNDS);
+  if (!costs && !measure) return null;
   if (!costs) {
     const lo = 32;
     const contextLimit = Math.min(...models.map((m) => defaultContextSize(m.native)));
@@ -124,6 +166,9 @@ export async function calibrate(
         hi,
         rounds,
         budgetMs: options.costBudgetMs ?? CALIBRATION_COST_BUDGET_MS,
+        ...(quick
+          ? { sizes: [...new Set([...QUICK_SIZES.filter((n) => n < maxTokens), maxTokens])], minRounds: 1 }
+          : {}),
         threads: options.threads,
         flashAttention: options.flashAttention,
         transform: options.transform,
@@ -155,6 +200,7 @@ export async function calibrate(
   });
   let measured = options.recalibrate ? null : await cache.get<AcceptanceMeasurement>("acceptance", acceptanceKey);
   const acceptanceFromCache = measured !== null;
+  if (!measured && !measure) return null;
   if (!measured) {
     const batch = longPrompt.length + continuationTokens + 1;
     // One pass per model scores a whole prompt and continuation: the batch must hold it (and the lookup's extra
@@ -209,6 +255,7 @@ export async function calibrate(
     workload: measured.workload,
     lookup,
     acceptanceFromCache,
+    source: quick ? "quick" : "calibrated",
     transform: options.transform,
     threads: options.threads,
     device: options.device,

@@ -44,6 +44,8 @@ export interface DecodeCostOptions {
   flashAttention?: FlashAttention;
   transform: SamplingTransform;
   seed?: number;
+  /** Pass sizes to time (default: calibrationSizes(maxN)); others are interpolated. */
+  sizes?: readonly number[];
 }
 
 export interface CostTables {
@@ -266,7 +268,7 @@ export class DecodeCostProbe {
     const times = Object.fromEntries(
       PASS_KINDS.map((kind) => [kind, this.models.map(() => Array.from({ length: maxN + 1 }, () => [] as number[]))]),
     ) as PassTimes;
-    const ns = calibrationSizes(maxN);
+    const ns = [...(this.options.sizes ?? calibrationSizes(maxN))];
     for (let r = 0; r < rounds; r++) {
       shuffle(ns, this.rng);
       for (const n of ns) {
@@ -308,11 +310,16 @@ export class DecodeCostProbe {
 /** One calibration's worth: fresh contexts, `rounds` rounds, contexts freed. */
 export async function measureDecodeCosts(
   models: readonly NativeModel[],
-  options: DecodeCostOptions & { rounds: number; budgetMs?: number; onRound?: (done: number, total: number) => void },
+  options: DecodeCostOptions & {
+    rounds: number;
+    budgetMs?: number;
+    minRounds?: number;
+    onRound?: (done: number, total: number) => void;
+  },
 ): Promise<PassTimes> {
   const probe = new DecodeCostProbe(models, options);
   try {
-    return await probe.measure(options.rounds, options.onRound, options.budgetMs);
+    return await probe.measure(options.rounds, options.onRound, options.budgetMs, options.minRounds);
   } finally {
     probe.dispose();
   }

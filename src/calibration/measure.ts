@@ -128,11 +128,14 @@ class StateTally {
     );
   }
   profile(name: string, fallback: StateProfile | null, prior: number): StateProfile {
-    const total = Math.max(1, this.positions);
+    const total = this.positions;
+    // A state no position fell in (a short calibration): the overall law, or "never proposes" for the overall.
+    const empty = (a: Float64Array, q: number) =>
+      fallback ? [...fallback.available[q]!] : Array.from(a, (_, n) => (n === 0 ? 1 : 0));
     return {
       name,
       positions: this.positions,
-      available: this.available.map((a) => Array.from(a, (n) => n / total)),
+      available: this.available.map((a, q) => (total > 0 ? Array.from(a, (n) => n / total) : empty(a, q))),
       acceptance: this.pairs.map((row, lo) =>
         row.map((p, hi) => (p ? p.rates(fallback ? fallback.acceptance[lo]![hi]! : null, prior) : null)),
       ),

@@ -65,14 +65,24 @@ class VerdictCounts {
   }
   /** Rates by position, each shrunk towards `prior[j]` with PRIOR_WEIGHT pseudo-observations. */
   rates(prior: readonly number[]): number[] {
-    return prior.map((p, j) => {
-      const n = this.judged.values[j] ?? 0;
-      return (this.accepted.values[j]! + PRIOR_WEIGHT * p) / (n + PRIOR_WEIGHT);
-    });
+    return shrunkRates(this.judged.values, this.accepted.values, prior);
   }
   get total(): number {
     return this.judged.values.reduce((a, b) => a + b, 0);
   }
+}
+
+/** accepted[j] / judged[j] by position, each shrunk towards `prior[j]` with PRIOR_WEIGHT pseudo-observations. */
+function shrunkRates(judged: ArrayLike<number>, accepted: ArrayLike<number>, prior: readonly number[]): number[] {
+  return prior.map((p, j) => ((accepted[j] ?? 0) + PRIOR_WEIGHT * p) / ((judged[j] ?? 0) + PRIOR_WEIGHT));
+}
+
+/** A law over proposal lengths: observed counts shrunk towards the prior law with PRIOR_WEIGHT pseudo-observations. */
+function shrunkLaw(counts: ArrayLike<number>, prior: readonly number[]): number[] {
+  let n = 0;
+  for (let k = 0; k < counts.length; k++) n += counts[k]!;
+  if (n === 0) return [...prior];
+  return prior.map((p, k) => ((counts[k] ?? 0) + PRIOR_WEIGHT * p) / (n + PRIOR_WEIGHT));
 }
 
 export interface OnlineOptions {
@@ -100,8 +110,9 @@ export class OnlineCalibration implements DecoderObserver {
   private state = 0;
   /** The generation being observed: its text, where the prompt ends, how much is committed. */
   private text: { sequence: Int32Array; promptLength: number; committed: number } | null = null;
-  /** Observations since the last snapshot (so callers can tell whether anything was learned). */
+  /** Observations since the last snapshot (so callers can tell whether anything was learned), and in all. */
   observed = 0;
+  observedTotal = 0;
 
   constructor(
     private prior: Calibration,
@@ -146,7 +157,9 @@ export class OnlineCalibration implements DecoderObserver {
     const reshaped = this.lastSize.has(level) && this.lastSize.get(level) !== tokens;
     this.lastLevel = level;
     this.lastSize.set(level, tokens);
-    const n = Math.min(tokens, this.hot[m]!.length - 1);
+    // A pass beyond the sizes planned with (a catch-up after many skipped steps) says nothing about those sizes.
+    if (tokens > this.hot[m]!.length - 1) return;
+    const n = tokens;
     if (reshaped) {
       // The extra over the same-size estimate (prior where nothing was observed yet).
       const base = this.estimate(m, n, cold ? "cold" : "hot");
@@ -155,6 +168,7 @@ export class OnlineCalibration implements DecoderObserver {
       (cold ? this.cold : this.hot)[m]![n]!.add(ms);
     }
     this.observed++;
+    this.observedTotal++;
   }
 
   proposal(level: Level, proposed: number, max: number): void {
@@ -166,6 +180,7 @@ export class OnlineCalibration implements DecoderObserver {
     // max is the largest threshold; below it, the law beyond max stays the prior's).
     counts.values[Math.min(proposed, counts.values.length - 1)]! += 1;
     this.observed++;
+    this.observedTotal++;
   }
 
   verdicts(drafter: Level, verifier: Level, proposed: number, accepted: number): void {
@@ -174,6 +189,7 @@ export class OnlineCalibration implements DecoderObserver {
     if (lo === undefined || hi === undefined) return;
     this.verdictCounts[this.state]![lo]![hi]?.add(proposed, accepted);
     this.observed++;
+    this.observedTotal++;
   }
 
   /** The current estimate of one cost cell (the prior, scaled by what the model's observed cells say). */
@@ -239,28 +255,73 @@ export class OnlineCalibration implements DecoderObserver {
     return {
       ...prior,
       models,
+      acceptance: this.modelAcceptance(),
       workload: prior.workload ? this.workload(prior.workload) : null,
       acceptanceFromCache: false,
+      source: "learned",
     };
   }
 
-  private workload(prior: Workload): Workload {
-    const states = prior.states.map((ps, s) => this.profile(ps, s));
-    const paths = this.paths();
-    return { ...prior, states, paths: paths.length >= 32 ? [paths] : prior.paths };
+  /**
+   * The models' mean acceptance per pair (what a fixed chain of models is planned with): accepted over judged drafts
+   * in every state and position, shrunk towards the prior's rate with PRIOR_WEIGHT pseudo-drafts.
+   */
+  private modelAcceptance(): number[][] {
+    return this.prior.acceptance.map((row, lo) =>
+      row.map((p, hi) => {
+        if (hi <= lo) return p;
+        let judged = 0;
+        let accepted = 0;
+        for (const byLo of this.verdictCounts) {
+          const c = byLo[lo + this.proposals]![hi + this.proposals];
+          if (!c) continue;
+          judged += c.total;
+          accepted += c.accepted.values.reduce((a, b) => a + b, 0);
+        }
+        return (accepted + PRIOR_WEIGHT * p) / (judged + PRIOR_WEIGHT);
+      }),
+    );
   }
 
-  private profile(prior: StateProfile, s: number): StateProfile {
-    const acceptance = prior.acceptance.map((row, lo) =>
-      row.map((p, hi) => (p === null ? null : (this.verdictCounts[s]![lo]![hi]?.rates(p) ?? p))),
+  private workload(prior: Workload): Workload {
+    const states = prior.states.map((ps, s) =>
+      this.profile(
+        ps,
+        (lo, hi) => this.verdictCounts[s]![lo]![hi] ?? null,
+        (q) => this.available[s]![q]!.values,
+      ),
     );
-    const available = prior.available.map((law, q) => {
-      const counts = this.available[s]![q]!.values;
-      const n = counts.reduce((a, b) => a + b, 0);
-      if (n === 0) return law;
-      return law.map((p, k) => ((counts[k] ?? 0) + PRIOR_WEIGHT * p) / (n + PRIOR_WEIGHT));
-    });
-    return { ...prior, available, acceptance };
+    // The overall profile (a fixed chain's rates): every state's counts together.
+    const sum = (arrays: ArrayLike<number>[]) => {
+      const out = new Float64Array(Math.max(0, ...arrays.map((a) => a.length)));
+      for (const a of arrays) for (let i = 0; i < a.length; i++) out[i]! += a[i]!;
+      return out;
+    };
+    const overall = this.profile(
+      prior.overall,
+      (lo, hi) => {
+        const cells = this.verdictCounts.flatMap((byLo) => (byLo[lo]![hi] ? [byLo[lo]![hi]!] : []));
+        if (cells.length === 0) return null;
+        return {
+          rates: (p: readonly number[]) =>
+            shrunkRates(sum(cells.map((c) => c.judged.values)), sum(cells.map((c) => c.accepted.values)), p),
+        };
+      },
+      (q) => sum(this.available.map((byQ) => byQ[q]!.values)),
+    );
+    const paths = this.paths();
+    return { ...prior, states, overall, paths: paths.length >= 32 ? [paths] : prior.paths };
+  }
+
+  private profile(
+    prior: StateProfile,
+    verdicts: (lo: number, hi: number) => { rates(prior: readonly number[]): number[] } | null,
+    available: (q: number) => ArrayLike<number>,
+  ): StateProfile {
+    const acceptance = prior.acceptance.map((row, lo) =>
+      row.map((p, hi) => (p === null ? null : (verdicts(lo, hi)?.rates(p) ?? p))),
+    );
+    return { ...prior, available: prior.available.map((law, q) => shrunkLaw(available(q), law)), acceptance };
   }
 
   /** The lookup states along the generated text so far (the walk of §9 along the user's own text). */

@@ -14,6 +14,7 @@ import type { Decoder, DecoderObserver } from "./hsd.js";
 import { RoutedDecoder, type RoutingPolicy, type RoutingStats } from "./routed.js";
 import { StatsBook, type Level, type LevelStats } from "../levels/level.js";
 import type { Rng } from "../util/rng.js";
+import { InvalidOptionError } from "../errors.js";
 
 /** A plan the decoder can run: a routed policy and the latency model's prediction for it. */
 export interface AdaptivePlan {
@@ -40,14 +41,17 @@ export interface AdaptiveOptions {
   /** The longest block any plan may verify (the sequence buffer keeps that much slack). */
   maxDraftBlock: number;
   initial: AdaptivePlan;
-  /** Re-plans from what the observer learned; `current` is the running plan. */
-  replan: (current: AdaptivePlan) => Replanned;
-  /** Told of every pass, proposal and verdict, of each generation's text and of each step's state. */
-  observer: DecoderObserver & {
-    begin(sequence: Int32Array, promptLength: number): void;
-    step(state: number, committed: number): void;
-  };
-  /** Re-plan once the steps since the last re-plan took this many times what re-planning took (default 100). */
+  /**
+   * Re-plans from what the observer learned; `current` is the running plan. A promise (re-planning in a worker)
+   * is picked up at the first step after it settles; the generation does not wait for it.
+   */
+  replan: ((current: AdaptivePlan) => Replanned | Promise<Replanned>) | null;
+  /** Told of every pass, proposal and verdict, of each generation's text and of each step's state (null: none). */
+  observer: AdaptiveObserver | null;
+  /**
+   * Re-plan once the steps since the last re-plan took this many times what re-planning took (default 100: on the
+   * generating thread, re-planning takes at most 1% of the time; in a worker, 1 keeps it busy at most half the time).
+   */
   budget?: number;
   /** Switch only to a plan predicted faster by at least this share (default 0.03). */
   hysteresis?: number;
@@ -66,6 +70,12 @@ export interface AdaptiveOptions {
  * token's law leans toward where the draft was confident.
  */
 export type AdaptiveMutation = "retry-short-step";
+
+/** What the decoder tells its observer: passes, proposals and verdicts, each generation's text, each step's state. */
+export type AdaptiveObserver = DecoderObserver & {
+  begin(sequence: Int32Array, promptLength: number): void;
+  step(state: number, committed: number): void;
+};
 
 /** One switch of plan, for statistics and tests. */
 export interface PlanSwitch {
@@ -91,6 +101,11 @@ export class AdaptiveDecoder implements Decoder {
   readonly switches: PlanSwitch[] = [];
   explorationSteps = 0;
   replans = 0;
+  /** Re-plans that failed (the running plan is kept). */
+  replanErrors = 0;
+  /** A re-plan running elsewhere, and one that finished and waits for the next step. */
+  private pending: Promise<void> | null = null;
+  private ready: Replanned | null = null;
   /** A generation started (resetStats): the next step tells the observer its text. */
   private fresh = true;
 
@@ -99,6 +114,10 @@ export class AdaptiveDecoder implements Decoder {
     this.maxDraftBlock = options.maxDraftBlock;
     this.now = options.now ?? (() => performance.now());
     this.current = { plan: options.initial, decoder: this.decoderFor(options.initial) };
+    if (this.current.decoder.maxDraftBlock > this.maxDraftBlock)
+      throw new InvalidOptionError(
+        `AdaptiveDecoder: the initial plan's blocks (${this.current.decoder.maxDraftBlock}) exceed maxDraftBlock ${this.maxDraftBlock}`,
+      );
     this.initial = this.current;
   }
 
@@ -107,7 +126,7 @@ export class AdaptiveDecoder implements Decoder {
       greedy: this.options.greedy,
       rng: this.options.rng,
       stats: this.book,
-      observer: this.options.observer,
+      ...(this.options.observer ? { observer: this.options.observer } : {}),
       now: this.options.now,
     });
   }
@@ -128,15 +147,19 @@ export class AdaptiveDecoder implements Decoder {
   }
 
   async step(sequence: Int32Array, committed: number): Promise<number> {
+    if (this.ready) {
+      this.apply(this.ready);
+      this.ready = null;
+    }
     const explore = this.options.exploreEvery ?? 64;
     const run = explore > 0 && this.explorer && this.steps % explore === explore - 1 ? this.explorer : this.current;
     if (run !== this.current) this.explorationSteps++;
     if (this.fresh) {
-      this.options.observer.begin(sequence, committed);
+      this.options.observer?.begin(sequence, committed);
       this.fresh = false;
     }
     const state = run.plan.policy.state(sequence, committed);
-    this.options.observer.step(state, committed);
+    this.options.observer?.step(state, committed);
     const started = this.now();
     let emitted = await run.decoder.stepIn(state, sequence, committed);
     if (this.options.mutation === "retry-short-step" && emitted === 1) {
@@ -147,31 +170,64 @@ export class AdaptiveDecoder implements Decoder {
     this.steps++;
     this.stepsSinceReplan++;
     const every = this.options.replanEvery ?? 8;
-    if (this.stepsSinceReplan >= every && this.stepMsSinceReplan >= (this.options.budget ?? 100) * this.replanMs) {
+    if (
+      this.options.replan !== null &&
+      this.pending === null &&
+      this.stepsSinceReplan >= every &&
+      this.stepMsSinceReplan >= (this.options.budget ?? 100) * this.replanMs
+    ) {
       this.replanNow();
     }
     return emitted;
   }
 
-  /** Re-plan from what was learned, and switch if the best plan is faster by the hysteresis margin. */
+  /** Re-plan from what was learned (switching if the best plan is faster by the hysteresis margin). */
   replanNow(): void {
+    if (!this.options.replan) return;
     const started = this.now();
-    const r = this.options.replan(this.current.plan);
-    this.replanMs = this.now() - started;
     this.replans++;
     this.stepMsSinceReplan = 0;
     this.stepsSinceReplan = 0;
+    const result = this.options.replan(this.current.plan);
+    if (!(result instanceof Promise)) {
+      this.replanMs = this.now() - started;
+      this.apply(result);
+      return;
+    }
+    this.pending = result.then(
+      (r) => {
+        this.replanMs = this.now() - started;
+        this.ready = r;
+        this.pending = null;
+      },
+      () => {
+        this.replanErrors++;
+        this.pending = null;
+      },
+    );
+  }
+
+  /** Whether a re-plan is running elsewhere (tests wait on `settled`). */
+  get settled(): Promise<void> {
+    return this.pending ?? Promise.resolve();
+  }
+
+  private apply(r: Replanned): void {
     const gain = r.currentMsPerToken / r.best.predictedMsPerToken - 1;
-    if (r.best.label !== this.current.plan.label && gain > (this.options.hysteresis ?? 0.03)) {
+    const candidate =
+      r.best.label !== this.current.plan.label && gain > (this.options.hysteresis ?? 0.03)
+        ? this.decoderFor(r.best)
+        : null;
+    // A plan whose blocks outgrow the sequence's slack (fixed when the generation started) is not taken.
+    if (candidate && candidate.maxDraftBlock <= this.maxDraftBlock) {
       this.switches.push({ step: this.steps, from: this.current.plan.label, to: r.best.label, predictedGain: gain });
-      this.current = { plan: r.best, decoder: this.decoderFor(r.best) };
+      this.current = { plan: r.best, decoder: candidate };
     } else {
       this.current.plan = { ...this.current.plan, predictedMsPerToken: r.currentMsPerToken };
     }
+    const explorer = r.explore && r.explore.label !== this.current.plan.label ? this.decoderFor(r.explore) : null;
     this.explorer =
-      r.explore && r.explore.label !== this.current.plan.label
-        ? { plan: r.explore, decoder: this.decoderFor(r.explore) }
-        : null;
+      explorer && explorer.maxDraftBlock <= this.maxDraftBlock ? { plan: r.explore!, decoder: explorer } : null;
   }
 
   /** Steps and tokens per state of the running plan (its own RoutedDecoder's count). */
