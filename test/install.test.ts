@@ -1,10 +1,11 @@
 // The npm package as a consumer gets it: `npm pack` (which runs `prepare`: tsc and the prebuilt addon), the tarball
 // installed into an empty project with --ignore-scripts and no compiler on PATH, then the script API and
-// `npx hsd run` on the bundled family. Also the CPU-only install the README documents, and the from-source build a
-// consumer runs on a platform without a prebuilt addon (`npx hsd-build-addon`, with a compiler).
+// `npx hsd run` on the bundled family. Also the CPU-only install the README documents, as `npm install hsd-llm`
+// from a registry (test/helpers/one-package-registry.mjs serves the tarball) with --strict-allow-scripts, and the
+// from-source build a consumer runs on a platform without a prebuilt addon (`npx hsd-build-addon`, with a compiler).
 // Needs the npm registry (or npm's cache) for the dependencies. HSD_SKIP_INSTALL_TEST=1 skips it.
 import { expect } from "chai";
-import { spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -94,7 +95,7 @@ describe("npm package: the packed tarball installed into an empty project", func
   }
 
   function npmInstall(project: string, args: string[]) {
-    const r = run("npm", ["install", tarball, ...args, "--no-audit", "--no-fund", "--prefer-offline"], {
+    const r = run("npm", ["install", ...args, "--no-audit", "--no-fund", "--prefer-offline"], {
       cwd: project,
       env: bareEnv,
     });
@@ -152,12 +153,12 @@ describe("npm package: the packed tarball installed into an empty project", func
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  describe("the default install (npm install hsd-llm --ignore-scripts)", function () {
+  describe("the default install (npm install <tarball> --ignore-scripts)", function () {
     let project: string;
     before(function () {
       if (!fs.existsSync(path.join(prebuildDir, "hsd_native.node"))) this.skip();
       project = newProject("default");
-      const r = npmInstall(project, ["--ignore-scripts"]);
+      const r = npmInstall(project, [tarball, "--ignore-scripts"]);
       console.log(
         `      npm install: ${(r.ms / 1000).toFixed(1)} s, node_modules ${duMiB(path.join(project, "node_modules"))} MiB`,
       );
@@ -181,16 +182,37 @@ describe("npm package: the packed tarball installed into an empty project", func
     });
   });
 
-  describe("the CPU-only install (--omit=optional plus the CPU package)", function () {
+  describe("the CPU-only install from a registry (--omit=optional plus the CPU package, --strict-allow-scripts)", function () {
     let project: string;
-    before(function () {
+    let registry: ChildProcess | undefined;
+    before(async function () {
       if (!linuxX64 || !fs.existsSync(path.join(prebuildDir, "hsd_native.node"))) this.skip();
+      registry = spawn(
+        process.execPath,
+        [path.join(packageRoot, "test", "helpers", "one-package-registry.mjs"), tarball],
+        {
+          stdio: ["ignore", "pipe", "inherit"],
+        },
+      );
+      const url = await new Promise<string>((resolve, reject) => {
+        registry!.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));
+        registry!.once("exit", (code) => reject(new Error(`the test registry exited with ${code}`)));
+      });
       project = newProject("cpu-only");
-      const r = npmInstall(project, ["@node-llama-cpp/linux-x64@3.21.1", "--omit=optional", "--ignore-scripts"]);
+      // Without --ignore-scripts: --strict-allow-scripts fails the install if any package has an install script.
+      const r = npmInstall(project, [
+        "hsd-llm",
+        "@node-llama-cpp/linux-x64@3.21.1",
+        "--omit=optional",
+        "--strict-allow-scripts",
+        `--registry=${url}`,
+      ]);
       console.log(
         `      npm install: ${(r.ms / 1000).toFixed(1)} s, node_modules ${duMiB(path.join(project, "node_modules"))} MiB`,
       );
     });
+
+    after(() => registry?.kill());
 
     it("has only the CPU libraries, and generates", function () {
       expect(fs.readdirSync(path.join(project, "node_modules", "@node-llama-cpp"))).to.deep.equal(["linux-x64"]);
