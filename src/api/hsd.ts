@@ -14,22 +14,29 @@ import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError
 import { contextOptions, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
 import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
 import { NativeLevel, type EvaluationMode } from "../levels/native-model.js";
-import { HsdDecoder, type Decoder } from "../engine/hsd.js";
-import { RoutedDecoder } from "../engine/routed.js";
+import { AdaptiveDecoder } from "../engine/adaptive.js";
+import type { RoutingStats } from "../engine/routed.js";
 import { ContextLookupLevel, type LookupOptions } from "../levels/ngram-lookup.js";
 import type { NgramTableLevel } from "../levels/ngram-table.js";
 import { openNgramTable } from "./ngram.js";
 import type { Level } from "../levels/level.js";
 import { stateOf } from "../calibration/measure.js";
+import { CalibrationCache, cacheKey } from "../calibration/cache.js";
 import { generate, type GenerationChunk, type GenerationResult } from "../engine/generate.js";
 import { Rng } from "../util/rng.js";
 import { toTransform, type SamplingSettings } from "./sampling.js";
 import {
+  cachedCalibration,
   calibrate,
+  modelIdentities,
   type Calibration,
   type CalibrationOptions,
   type LookupCalibration,
 } from "../calibration/calibrate.js";
+import type { SamplingTransform } from "../native/types.js";
+import { fixedPlan, livePlan, namedPlan, type NamedPlan } from "./adaptive.js";
+import { checkLearned, OnlinePlanner, type OnlineReport } from "./online.js";
+import { replannerFor, type Replanner } from "./replanner.js";
 import { planFromCalibration, plannerInput, type NgramMode, type PlanReport } from "./plan.js";
 import { bestThresholds } from "../planner/index.js";
 import { DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS, SMALL_MODEL_PARAMETERS } from "../defaults.js";
@@ -86,8 +93,22 @@ export interface Hierarchy {
 export interface GenerateRequest {
   maxTokens?: number;
   sampling?: SamplingSettings;
-  /** "auto" (default): the optimiser's pick, from the calibration cache or a fresh calibration. */
+  /**
+   * "auto" (default): the latency model's pick — while generating, from estimates that learn from every pass
+   * (`adapt`); or a pinned chain.
+   */
   hierarchy?: "auto" | Hierarchy;
+  /**
+   * Plan while generating (docs/ALGORITHM.md §10; default true with hierarchy "auto"): start from what earlier
+   * runs learned (or a quick prior: no calibration wait), re-plan as the estimates learn, switch when another plan
+   * is predicted faster. false: one plan from a full calibration (`hsd calibrate`), kept for the whole generation.
+   */
+  adapt?: boolean;
+  /**
+   * Feed this generation's passes and verdicts to the instance's online estimates (default: when adapting). A
+   * pinned plan that learns reports what the estimates predict for it (`online.predictedMsPerToken`).
+   */
+  learn?: boolean;
   /** How to plan, when the plan is needed (calibration prompts, T_max, …); the sampling is this request's. */
   plan?: Omit<PlanRequest, "sampling">;
   stop?: string[];
@@ -100,7 +121,10 @@ export interface GenerationReport extends GenerationResult {
   /** With a routed policy: each state's chain (stats.routing has what each state did in this run). */
   policy: { states: { name: string; files: string[]; thresholds: number[] }[] } | null;
   seed: number;
+  /** The full-calibration plan, when one was made (adapt false, or a pinned chain without thresholds). */
   plan: PlanReport | null;
+  /** Planning while generating: where the estimates started, re-plans and switches, the prediction at the end. */
+  online: OnlineReport | null;
 }
 
 export interface PlanRequest {
@@ -125,6 +149,9 @@ export class Hsd {
   /** Contexts hold one sequence each, so generations on one instance run one at a time. */
   private busy = false;
   private readonly planCache = new Map<string, PlanReport>();
+  /** Online estimates and plans, per sampling transform and T_max (docs/ALGORITHM.md §10). */
+  private readonly planners = new Map<string, Promise<OnlinePlanner>>();
+  private replanner: Replanner | null = null;
 
   private constructor(
     /** Compatible models, smallest first; the last is the target. */
@@ -229,7 +256,13 @@ export class Hsd {
   /** Measure (or load from the cache) costs and acceptance for these models and settings. */
   async calibrate(request: PlanRequest = {}): Promise<Calibration> {
     this.checkOpen();
-    return calibrate(this.models, {
+    const options = this.calibrationOptions(request);
+    if (request.recalibrate) await this.forgetLearned(options.transform, options.maxThreshold);
+    return calibrate(this.models, options);
+  }
+
+  private calibrationOptions(request: PlanRequest): CalibrationOptions {
+    return {
       transform: toTransform(request.sampling),
       threads: this.threads,
       device: this.device,
@@ -241,6 +274,87 @@ export class Hsd {
       onProgress: request.onProgress,
       lookup: this.lookupCalibration(),
       otherProposals: this.table ? [this.table.level] : [],
+    };
+  }
+
+  /** Every level in candidate order: the model-free ones, then the models, the target last. */
+  private get allLevels(): Level[] {
+    return [this.lookup, this.table?.level ?? null, ...this.models.map((m) => m.level)].filter((l) => l !== null);
+  }
+
+  /** The cache key of what generations learned with these models and settings. */
+  private async learnedKey(transform: SamplingTransform, maxThreshold: number): Promise<string> {
+    return cacheKey({
+      v: 1,
+      files: await modelIdentities(this.models),
+      device: this.device,
+      threads: this.threads,
+      flashAttention: this.flashAttention,
+      transform,
+      lookup: this.lookupCalibration(),
+      ngram: this.ngram,
+      maxThreshold,
+    });
+  }
+
+  /** A full recalibration replaces what was learned: drop it from memory and from the cache. */
+  private async forgetLearned(transform: SamplingTransform, maxThreshold: number): Promise<void> {
+    this.planners.delete(JSON.stringify({ transform, maxThreshold }));
+    await new CalibrationCache().delete("learned", await this.learnedKey(transform, maxThreshold));
+  }
+
+  /**
+   * The online planner for a transform (docs/ALGORITHM.md §10), made on first use from the best prior at hand:
+   * what earlier runs learned (cache), else a full calibration in the cache, else a quick one (about a second).
+   */
+  private onlinePlanner(
+    transform: SamplingTransform,
+    maxThreshold: number,
+    request: Omit<PlanRequest, "sampling">,
+  ): Promise<OnlinePlanner> {
+    const key = JSON.stringify({ transform, maxThreshold });
+    let planner = this.planners.get(key);
+    if (!planner) {
+      planner = this.makeOnlinePlanner(transform, maxThreshold, request);
+      this.planners.set(key, planner);
+      planner.catch(() => this.planners.delete(key)); // a failed prior is retried next time
+    }
+    return planner;
+  }
+
+  private async makeOnlinePlanner(
+    transform: SamplingTransform,
+    maxThreshold: number,
+    request: Omit<PlanRequest, "sampling">,
+  ): Promise<OnlinePlanner> {
+    const cache = new CalibrationCache();
+    // The request's prompts, if any, for the cached full calibration looked up and for a quick one.
+    const options = { ...this.calibrationOptions({ ...request, maxThreshold, recalibrate: false }), transform };
+    const levels = this.allLevels;
+    const proposals = levels.filter((l) => l.kind === "proposal").map((l) => l.name);
+    const states = this.lookupCalibration()?.states ?? [0];
+    const learned = checkLearned(
+      await cache.get("learned", await this.learnedKey(transform, maxThreshold)),
+      this.models.map((m) => m.info),
+      proposals,
+      states,
+    );
+    const prior =
+      learned?.calibration ??
+      (await cachedCalibration(this.models, options)) ??
+      (await calibrate(this.models, { ...options, quick: true }));
+    this.replanner ??= replannerFor(this.threads);
+    return new OnlinePlanner({
+      prior,
+      source: prior.source,
+      ...(learned ? { plan: learned.plan } : {}),
+      infos: this.models.map((m) => m.info),
+      maxThreshold,
+      ngram: this.ngram,
+      levels,
+      lookup: this.lookup,
+      states,
+      replanner: this.replanner,
     });
   }
 
@@ -308,33 +422,70 @@ export class Hsd {
       throw new InvalidOptionError(`max tokens must be a positive integer, got ${maxTokens}`);
     const transform = toTransform(request.sampling);
     const seed = request.sampling?.seed ?? Math.floor(Math.random() * 2 ** 31);
-    let plan: PlanReport | null = null;
-    let hierarchy: Required<Hierarchy>;
-    let policy: GenerationReport["policy"] = null;
-    if (request.hierarchy === undefined || request.hierarchy === "auto") {
-      plan = await this.plan({ ...request.plan, sampling: request.sampling });
-      hierarchy = { files: plan.best.chain, thresholds: plan.best.thresholds };
-      if (plan.policy) {
-        const states = plan.policy.states.map((s) => ({ name: s.name, files: s.chain, thresholds: s.thresholds }));
-        const chains = new Set(states.map((s) => `${s.files.join(">")}:${s.thresholds.join(",")}`));
-        const busiest = plan.policy.states.reduce((a, b) => (b.frequency > a.frequency ? b : a));
-        hierarchy = { files: busiest.chain, thresholds: busiest.thresholds };
-        if (chains.size > 1) policy = { states };
-      }
-    } else if (request.hierarchy.thresholds === undefined) {
-      // A pinned chain without thresholds: the latency model's best thresholds for it.
-      this.resolveChain({ ...request.hierarchy, thresholds: request.hierarchy.files.slice(1).map(() => 1) });
-      plan = await this.plan({ ...request.plan, sampling: request.sampling });
-      hierarchy = { files: request.hierarchy.files, thresholds: this.bestThresholds(plan, request.hierarchy.files) };
-    } else {
-      hierarchy = { files: request.hierarchy.files, thresholds: request.hierarchy.thresholds };
+    const auto = request.hierarchy === undefined || request.hierarchy === "auto";
+    const adapt = request.adapt ?? auto;
+    if (adapt && !auto)
+      throw new InvalidOptionError(
+        'adapt: a pinned hierarchy does not adapt; leave hierarchy "auto" or set adapt false',
+      );
+    const learn = request.learn ?? adapt;
+    const maxThreshold = request.plan?.maxThreshold ?? DEFAULT_MAX_THRESHOLD;
+
+    let online: OnlinePlanner | null = null;
+    let priorMs = 0;
+    if (learn) {
+      const started = performance.now();
+      const fresh = !this.planners.has(JSON.stringify({ transform, maxThreshold }));
+      if (adapt && request.plan?.recalibrate) await this.calibrate({ ...request.plan, sampling: request.sampling });
+      online = await this.onlinePlanner(transform, maxThreshold, request.plan ?? {});
+      if (fresh) priorMs = performance.now() - started;
     }
-    const levels = this.resolveChain(hierarchy);
+    // The plan to run, by level names.
+    let plan: PlanReport | null = null;
+    let named: NamedPlan;
+    if (adapt) {
+      named = online!.plan;
+    } else if (auto) {
+      plan = await this.plan({ ...request.plan, sampling: request.sampling });
+      named = namedPlan(plan);
+    } else {
+      const pinned = request.hierarchy as Hierarchy;
+      let thresholds = pinned.thresholds;
+      if (thresholds === undefined && pinned.files.length === 1) thresholds = [];
+      if (thresholds === undefined) {
+        // A pinned chain without thresholds: the latency model's best thresholds for it (a full calibration).
+        this.resolveChain({ files: pinned.files, thresholds: pinned.files.slice(1).map(() => 1) });
+        plan = await this.plan({ ...request.plan, sampling: request.sampling });
+        thresholds = this.bestThresholds(plan, pinned.files);
+      }
+      // Checked (order, names, thresholds), and named as the levels name themselves.
+      const chain = this.resolveChain({ files: pinned.files, thresholds });
+      named = fixedPlan(
+        chain.map((l) => l.name),
+        thresholds,
+        Number.NaN,
+      );
+    }
     for (const m of this.models) m.context.setSampling(transform);
-    const rng = new Rng(seed);
-    const decoder: Decoder = policy
-      ? this.routedDecoder(policy, transform.greedy, rng)
-      : new HsdDecoder(levels, { thresholds: hierarchy.thresholds, greedy: transform.greedy, rng });
+    const levels = this.allLevels;
+    const levelOf = (name: string) => levels.find((l) => l.name === name)!;
+    const bounds = this.lookupCalibration()?.states ?? [0];
+    const state = (sequence: Int32Array, committed: number) =>
+      stateOf(bounds, this.lookup!.match(sequence, committed).length);
+    const initial = online ? online.live(named) : livePlan(named, levelOf, state);
+    const blockOf = (p: NamedPlan) => Math.max(...p.chains.map((c) => c.thresholds.reduce((a, b) => a + b, 0)));
+    const decoder = new AdaptiveDecoder({
+      greedy: transform.greedy,
+      rng: new Rng(seed),
+      levels,
+      // Room for the blocks of any plan it may switch to (at most two draft levels at T_max, as the policy planner
+      // searches) and for the starting plan's own.
+      maxDraftBlock: Math.max(blockOf(named), adapt ? 2 * maxThreshold : 0),
+      initial,
+      replan: adapt ? online!.replan : null,
+      observer: online?.learner ?? null,
+      budget: this.replanner?.background ? 1 : 100,
+    });
     const target = this.target.native;
     const tokens = target.tokenize(prompt, true, false);
     const vocabulary = {
@@ -346,27 +497,49 @@ export class Hsd {
       stop: request.stop,
       signal: request.signal,
     });
+    let onlineReport: OnlineReport | null = null;
+    let ran = named;
+    if (online) {
+      if (adapt) {
+        online.remember(decoder.plan.label);
+        ran = online.named(decoder.plan.label) ?? named;
+      }
+      onlineReport = {
+        adapt,
+        prior: online.source,
+        priorMs,
+        replans: decoder.replans,
+        switches: decoder.switches,
+        explorationSteps: decoder.explorationSteps,
+        plan: ran.label,
+        predictedMsPerToken: online.predict(ran),
+        observations: online.learner.observedTotal,
+      };
+      try {
+        await online.save(new CalibrationCache(), await this.learnedKey(transform, maxThreshold));
+      } catch {
+        // An unwritable cache loses what was learned for the next process, not this generation.
+      }
+    }
+    const busiest = ran.chains.length === 1 ? ran.chains[0]! : busiestChain(ran, result.stats.routing);
+    const distinct = new Set(ran.chains.map((c) => `${c.names.join(">")}:${c.thresholds.join(",")}`));
     return {
       ...result,
-      hierarchy: { files: levels.map((l) => l.name), thresholds: [...hierarchy.thresholds] },
-      policy,
+      hierarchy: { files: busiest.names, thresholds: [...busiest.thresholds] },
+      policy:
+        distinct.size > 1
+          ? {
+              states: ran.states.map((name, s) => ({
+                name,
+                files: ran.chains[s]!.names,
+                thresholds: ran.chains[s]!.thresholds,
+              })),
+            }
+          : null,
       seed,
       plan,
+      online: onlineReport,
     };
-  }
-
-  /** A routed decoder for a policy: the state of a step is the lookup's match on the committed text (§9). */
-  private routedDecoder(policy: NonNullable<GenerationReport["policy"]>, greedy: boolean, rng: Rng): RoutedDecoder {
-    const lookup = this.lookup!;
-    const bounds = this.lookupCalibration()!.states;
-    return new RoutedDecoder(
-      {
-        states: policy.states.map((s) => s.name),
-        state: (sequence, committed) => stateOf(bounds, lookup.match(sequence, committed).length),
-        chains: policy.states.map((s) => ({ levels: this.resolveChain(s), thresholds: s.thresholds })),
-      },
-      { greedy, rng },
-    );
   }
 
   /** The best thresholds for a fixed chain, by the plan's latency model (docs/ALGORITHM.md §6). */
@@ -429,11 +602,22 @@ export class Hsd {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.replanner?.close();
     for (const m of this.models) {
       m.context.dispose();
       m.native.dispose();
     }
   }
+}
+
+/** The chain of the state where most steps ran (the report's `hierarchy` for a routed plan). */
+function busiestChain(plan: NamedPlan, routing: RoutingStats | undefined): NamedPlan["chains"][number] {
+  if (!routing) return plan.chains[plan.chains.length - 1]!;
+  let best = 0;
+  routing.states.forEach((s, i) => {
+    if (s.steps > (routing.states[best]?.steps ?? -1)) best = i;
+  });
+  return plan.chains[best] ?? plan.chains[0]!;
 }
 
 /** A running generation: iterate it for text chunks, or await `result`. */

@@ -112,6 +112,17 @@ export function formatRunSummary(result: GenerationReport): string {
       `[hsd]   ${st.name}: ${st.steps} steps, ${(st.tokens / st.steps).toFixed(2)} tokens/step via ${chainText({ chain: st.chain, thresholds: st.thresholds })}`,
     );
   }
+  const online = result.online;
+  if (online) {
+    const prior = {
+      learned: "what earlier runs learned",
+      calibrated: "a full calibration",
+      quick: "a quick calibration",
+    }[online.prior];
+    lines.push(
+      `[hsd] ${online.adapt ? "planned while generating" : "learning (plan pinned)"} from ${prior}${online.priorMs > 0 ? ` (${(online.priorMs / 1000).toFixed(2)} s)` : ""}: ${online.replans} re-plans, ${online.switches.length} switches, ${online.explorationSteps} exploration steps; predicted ${online.predictedMsPerToken.toFixed(3)} ms/token now`,
+    );
+  }
   if (result.plan)
     lines.push(
       `[hsd] predicted ${(result.policy && result.plan.policy ? result.plan.policy : result.plan.best).predictedMsPerToken.toFixed(3)} ms/token, measured ${s.msPerToken.toFixed(3)}`,

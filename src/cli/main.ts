@@ -182,6 +182,10 @@ withCommon(program.command("run").description("generate text (streams; --json pr
     list,
   )
   .option(
+    "--no-adapt",
+    "with --hierarchy auto: plan once from a full calibration and keep that plan (benchmarks); by default the plan is re-chosen while generating, from estimates that learn from every pass",
+  )
+  .option(
     "--stop <text>",
     "stop before this text (repeatable)",
     (value: string, previous: string[]) => [...previous, value],
@@ -190,7 +194,13 @@ withCommon(program.command("run").description("generate text (streams; --json pr
   .action(
     async (
       prompt: string,
-      o: CommonOptions & { maxTokens: number; hierarchy: string; thresholds?: string[]; stop?: string[] },
+      o: CommonOptions & {
+        maxTokens: number;
+        hierarchy: string;
+        thresholds?: string[];
+        stop?: string[];
+        adapt: boolean;
+      },
     ) => {
       if (prompt.trim().length === 0)
         throw new InvalidOptionError('the prompt is empty: give the text to continue, e.g. hsd run "Once upon a time"');
@@ -223,6 +233,7 @@ withCommon(program.command("run").description("generate text (streams; --json pr
           maxTokens: o.maxTokens,
           sampling: settings,
           hierarchy,
+          ...(hierarchy === "auto" ? { adapt: o.adapt } : {}),
           plan,
           stop: o.stop,
           signal: controller.signal,
@@ -230,8 +241,8 @@ withCommon(program.command("run").description("generate text (streams; --json pr
         if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
         const result = await run.result;
         if (o.json) {
-          const { text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned } = result;
-          printJson({ text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned });
+          const { text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned, online } = result;
+          printJson({ text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned, online });
         } else {
           process.stdout.write("\n");
           process.stderr.write(formatRunSummary(result) + "\n");

@@ -4,7 +4,7 @@
 // stream is distributed as the target's prefix.
 
 import type { Decoder } from "./hsd.js";
-import { RoutedDecoder, type RoutingStats } from "./routed.js";
+import type { RoutingStats } from "./routed.js";
 import { TextAssembler } from "./text.js";
 import { PromptTooLongError, InvalidOptionError } from "../errors.js";
 
@@ -127,7 +127,12 @@ export async function* generate(
       tokensPerSecond: wallMs === 0 ? 0 : (output.length * 1000) / wallMs,
       engineMs: wallMs - scoreMs,
       levels: decoder.stats.map((s) => s.toJSON()),
-      ...(decoder instanceof RoutedDecoder ? { routing: decoder.routing() } : {}),
+      ...(hasRouting(decoder) ? { routing: decoder.routing() } : {}),
     },
   };
+}
+
+/** Decoders that route steps by state report what each state did. */
+function hasRouting(decoder: Decoder): decoder is Decoder & { routing(): RoutingStats } {
+  return typeof (decoder as { routing?: unknown }).routing === "function";
 }
