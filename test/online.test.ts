@@ -65,9 +65,6 @@ describe("planning while generating (API, bundled family)", function () {
         else expect(r.online!.priorMs).to.equal(0);
         first = false;
         expect(r.online!.predictedMsPerToken).to.be.greaterThan(0);
-        // On the repetitive prompt the lookup (nearly free, nearly always right there) drafts.
-        if (prompt.startsWith("one two"))
-          expect(r.stats.levels.find((l) => l.name === "ngram-lookup")!.accepted).to.be.greaterThan(0);
       }
       expect(learnedFiles()).to.have.length(1);
     } finally {

@@ -76,6 +76,8 @@ export interface OpenOptions {
   ngram?: NgramMode;
   /** The context lookup's match lengths: it proposes after at least `minMatch` tokens (default 1, measured up to `maxMatch`, 8). */
   lookup?: Pick<LookupOptions, "minMatch" | "maxMatch">;
+  /** Where calibrations and what runs learned are kept (default: $HSD_CACHE_DIR, else ~/.cache/hsd-llm). */
+  cacheDir?: string;
   /**
    * A static n-gram table (`hsd ngram build`) as one more model-free level: a file, or null for none. Default: the
    * table `hsd ngram build` stored for the target's tokenizer in the cache folder, if there is one.
@@ -167,6 +169,8 @@ export class Hsd {
     readonly lookup: ContextLookupLevel | null,
     /** The static n-gram table and its file (null: none, or ngram "off"). */
     readonly table: { level: NgramTableLevel; path: string; size: number; mtimeMs: number } | null,
+    /** Calibrations and what runs learned. */
+    private readonly cache: CalibrationCache,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
@@ -237,7 +241,7 @@ export class Hsd {
     let table: Hsd["table"] = null;
     if (ngram !== "off") {
       try {
-        table = await openNgramTable(options.ngramTable, targetInfo);
+        table = await openNgramTable(options.ngramTable, targetInfo, options.cacheDir);
       } catch (error) {
         for (const m of loaded) {
           m.context.dispose();
@@ -246,7 +250,8 @@ export class Hsd {
         throw error;
       }
     }
-    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table);
+    const cache = new CalibrationCache(options.cacheDir);
+    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table, cache);
   }
 
   get target(): LoadedModel {
@@ -274,6 +279,7 @@ export class Hsd {
       onProgress: request.onProgress,
       lookup: this.lookupCalibration(),
       otherProposals: this.table ? [this.table.level] : [],
+      cache: this.cache,
     };
   }
 
@@ -300,7 +306,7 @@ export class Hsd {
   /** A full recalibration replaces what was learned: drop it from memory and from the cache. */
   private async forgetLearned(transform: SamplingTransform, maxThreshold: number): Promise<void> {
     this.planners.delete(JSON.stringify({ transform, maxThreshold }));
-    await new CalibrationCache().delete("learned", await this.learnedKey(transform, maxThreshold));
+    await this.cache.delete("learned", await this.learnedKey(transform, maxThreshold));
   }
 
   /**
@@ -327,7 +333,7 @@ export class Hsd {
     maxThreshold: number,
     request: Omit<PlanRequest, "sampling">,
   ): Promise<OnlinePlanner> {
-    const cache = new CalibrationCache();
+    const cache = this.cache;
     // The request's prompts, if any, for the cached full calibration looked up and for a quick one.
     const options = { ...this.calibrationOptions({ ...request, maxThreshold, recalibrate: false }), transform };
     const levels = this.allLevels;
@@ -467,8 +473,11 @@ export class Hsd {
       );
     }
     for (const m of this.models) m.context.setSampling(transform);
-    const levels = this.allLevels;
-    const levelOf = (name: string) => levels.find((l) => l.name === name)!;
+    const all = this.allLevels;
+    const levelOf = (name: string) => all.find((l) => l.name === name)!;
+    // The levels the decoder may run (and reports): all of them when the plan may change, else the plan's own.
+    const used = new Set(named.chains.flatMap((c) => c.names));
+    const levels = adapt ? all : all.filter((l) => used.has(l.name));
     const bounds = this.lookupCalibration()?.states ?? [0];
     const state = (sequence: Int32Array, committed: number) =>
       stateOf(bounds, this.lookup!.match(sequence, committed).length);
@@ -516,7 +525,7 @@ export class Hsd {
         observations: online.learner.observedTotal,
       };
       try {
-        await online.save(new CalibrationCache(), await this.learnedKey(transform, maxThreshold));
+        await online.save(this.cache, await this.learnedKey(transform, maxThreshold));
       } catch {
         // An unwritable cache loses what was learned for the next process, not this generation.
       }

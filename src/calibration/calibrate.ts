@@ -6,7 +6,8 @@ import type { ModelInfo } from "../gguf/model-info.js";
 import type { FlashAttention, NativeModel, SamplingTransform } from "../native/types.js";
 import { contextOptions, defaultContextSize } from "../native/model.js";
 import { CALIBRATION_COST_BUDGET_MS, CALIBRATION_COST_ROUNDS, DEFAULT_CALIBRATION_TOKENS } from "../defaults.js";
-import type { PassCosts } from "../planner/costs.js";
+import type { PassCosts, PassCostSample } from "../planner/costs.js";
+import { median, theilSen } from "../util/stats.js";
 import { CalibrationCache, cacheKey } from "./cache.js";
 import { measureAcceptance, type AcceptanceMeasurement, type Workload } from "./measure.js";
 import { ContextLookupLevel } from "../levels/ngram-lookup.js";
@@ -62,6 +63,12 @@ export interface Calibration {
   acceptanceFromCache: boolean;
   /** "calibrated": a full calibration; "quick": the quick prior; "learned": estimates learned while generating. */
   source: CalibrationSource;
+  /**
+   * Learned only: the time of a target step outside its passes (engine, generation loop, the consumer of the
+   * stream), in ms; planning adds it to every step (as part of the target's pass). Measured calibrations leave
+   * it out (their steady autoregressive cost already holds the loop's time).
+   */
+  stepOverheadMs?: number;
   transform: SamplingTransform;
   threads: number;
   device: string;
@@ -76,6 +83,28 @@ const QUICK_SIZES = [1, 2, 4, 8];
 /** The quick prior's prompts (the first of the built-in ones) and tokens after each. */
 const QUICK_PROMPTS = 2;
 const QUICK_CONTINUATION_TOKENS = 16;
+
+/**
+ * The quick prior's costs, smoothed: one timed pass per size is at the mercy of one descheduling, so each curve
+ * becomes the robust line (Theil–Sen) through its points — non-decreasing, at least the smallest pass measured —
+ * and the shape-change extra the median over sizes. Planning while generating replaces them with what the run's
+ * own passes cost (§10).
+ */
+function smoothQuickCosts(costs: PassCosts): PassCosts {
+  const line = (samples: readonly PassCostSample[]): PassCostSample[] => {
+    const fit = theilSen(samples.map((x) => ({ x: x.n, y: x.ms })));
+    const floor = Math.min(...samples.map((x) => x.ms));
+    const slope = Math.max(0, fit.slope);
+    return samples.map((x) => ({ n: x.n, ms: Math.max(floor, fit.intercept + slope * x.n) }));
+  };
+  const extra = costs.reshape.length > 0 ? median(costs.reshape.map((x) => x.ms)) : 0;
+  return {
+    hot: line(costs.hot),
+    cold: line(costs.cold),
+    reshape: costs.reshape.map((x) => ({ n: x.n, ms: extra })),
+    autoregressiveMs: costs.autoregressiveMs,
+  };
+}
 
 /** The context lookup as calibration profiles it: its match lengths and the states (ranges of them). */
 export interface LookupCalibration {
@@ -177,6 +206,7 @@ async function calibrateOrCached(
       },
     );
     costs = passCostsFrom(summariseTimes(times));
+    if (quick) costs = costs.map(smoothQuickCosts);
     await cache.put("costs", costKey, costs);
   } else {
     options.onProgress?.({ phase: "costs", done: rounds, total: rounds });
