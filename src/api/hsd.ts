@@ -71,6 +71,9 @@ export interface GenerateRequest {
   signal?: AbortSignal;
 }
 
+/** A prompt given as token ids of the models' shared vocabulary. */
+export type PromptTokens = Int32Array | readonly number[];
+
 export interface GenerationReport extends GenerationResult {
   hierarchy: Required<Hierarchy>;
   seed: number;
@@ -212,17 +215,32 @@ export class Hsd {
     return report;
   }
 
-  /** Streams text; `await run.result` for the whole report. */
-  generate(prompt: string, request: GenerateRequest = {}): GenerationRun {
+  /**
+   * Streams text; `await run.result` for the whole report. The prompt is text (tokenized as `hsd run` does: the
+   * model's BOS rule, special-token text left as plain text) or token ids, e.g. a rendered chat template tokenized
+   * with `tokenize(text, { parseSpecial: true })`.
+   */
+  generate(prompt: string | PromptTokens, request: GenerateRequest = {}): GenerationRun {
     this.checkOpen();
     return new GenerationRun(this.runGeneration(prompt, request));
   }
 
+  /**
+   * The target's tokenizer (every model shares it). `addSpecial` (default true) applies the model's BOS/EOS rule;
+   * `parseSpecial` (default false) turns special-token text such as "<|im_end|>" into its id, as a rendered chat
+   * template needs.
+   */
+  tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Int32Array {
+    this.checkOpen();
+    return this.target.native.tokenize(text, options.addSpecial ?? true, options.parseSpecial ?? false);
+  }
+
   private async *runGeneration(
-    prompt: string,
+    prompt: string | PromptTokens,
     request: GenerateRequest,
   ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
-    if (prompt.trim().length === 0) throw new InvalidOptionError("the prompt is empty");
+    if (typeof prompt === "string" ? prompt.trim().length === 0 : prompt.length === 0)
+      throw new InvalidOptionError("the prompt is empty");
     if (this.busy)
       throw new HsdError(
         "another generation is running on this Hsd instance; await it first (or open a second instance)",
@@ -236,7 +254,7 @@ export class Hsd {
   }
 
   private async *generateUnlocked(
-    prompt: string,
+    prompt: string | PromptTokens,
     request: GenerateRequest,
   ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
     const maxTokens = request.maxTokens ?? DEFAULT_MAX_TOKENS;
@@ -264,7 +282,7 @@ export class Hsd {
       { thresholds: hierarchy.thresholds, greedy: transform.greedy, rng: new Rng(seed) },
     );
     const target = this.target.native;
-    const tokens = target.tokenize(prompt, true, false);
+    const tokens = typeof prompt === "string" ? target.tokenize(prompt, true, false) : this.checkTokens(prompt);
     const vocabulary = {
       isEndOfGeneration: (t: number) => target.isEndOfGeneration(t),
       tokenPiece: (t: number) => target.tokenPiece(t),
@@ -289,6 +307,18 @@ export class Hsd {
       this.models.indexOf(m),
     );
     return bestThresholds(input, chain).thresholds;
+  }
+
+  /** A copy of caller-given token ids, each checked against the vocabulary. */
+  private checkTokens(prompt: PromptTokens): Int32Array {
+    const vocabSize = this.target.native.vocabSize;
+    const tokens = Int32Array.from(prompt);
+    for (let i = 0; i < prompt.length; i++) {
+      const t = prompt[i]!;
+      if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
+        throw new InvalidOptionError(`prompt token ${i} is ${t}: token ids are integers in [0, ${vocabSize})`);
+    }
+    return tokens;
   }
 
   /** Maps a hierarchy's file names onto loaded models, checking order and shape. */
