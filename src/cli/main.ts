@@ -4,6 +4,7 @@
 //   hsd plan --models DIR              what would be used, and why (measured costs, acceptance, prediction)
 //   hsd calibrate --models DIR         measure now and cache
 //   hsd serve                          an OpenAI-compatible HTTP server on 127.0.0.1:8080
+//   hsd chat                           an interactive chat with the model's chat template
 
 import { Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
@@ -14,6 +15,8 @@ import { DEFAULT_CALIBRATION_TOKENS, DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS }
 import type { SamplingSettings } from "../api/sampling.js";
 import { formatPlan, formatRunSummary, progressReporter } from "./format.js";
 import { serve } from "./serve.js";
+import { chat } from "./chat.js";
+import { ChatFormat } from "../chat/template.js";
 import { DEFAULT_BODY_LIMIT, DEFAULT_HOST, DEFAULT_MAX_QUEUE, DEFAULT_PORT } from "../server/server.js";
 
 const int = (name: string, min: number) => (value: string) => {
@@ -111,7 +114,7 @@ interface HierarchyOptions {
   thresholds?: string[];
 }
 
-/** --hierarchy and --thresholds (run and serve). */
+/** --hierarchy and --thresholds (run, serve and chat). */
 function withHierarchy(command: Command): Command {
   return command
     .option("--hierarchy <files>", "auto, or comma-separated model files smallest first ending with the target", "auto")
@@ -332,6 +335,36 @@ withHierarchy(
       }
     },
   );
+
+withHierarchy(
+  withCommon(
+    program
+      .command("chat")
+      .description(
+        "an interactive chat in the terminal with the model's own chat template (streams; Ctrl-C stops an answer)",
+      ),
+    { json: false },
+  ),
+)
+  .option("--system <text>", "a system message that starts the conversation")
+  .option("--max-tokens <n>", "tokens per answer at most", int("--max-tokens", 1), DEFAULT_MAX_TOKENS)
+  .action(async (o: CommonOptions & HierarchyOptions & { system?: string; maxTokens: number }) => {
+    const hierarchy = hierarchyFrom(o);
+    const hsd = await open(o);
+    try {
+      const format = ChatFormat.of(hsd); // before planning: a model without a template fails at once
+      const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
+      // Plan before the first prompt rather than during the first answer (generate() reuses this plan).
+      if (hierarchy === "auto" || hierarchy.thresholds === undefined) await hsd.plan({ ...plan, sampling: settings });
+      await chat(hsd, {
+        format,
+        system: o.system,
+        request: { maxTokens: o.maxTokens, sampling: settings, hierarchy, plan },
+      });
+    } finally {
+      await hsd.dispose();
+    }
+  });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
