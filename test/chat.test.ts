@@ -283,4 +283,34 @@ describe("chat on GGUF models", function () {
       await hsd.dispose();
     }
   });
+
+  it("a conversation that outgrows the context drops its oldest exchanges and goes on", async function () {
+    const hsd = await Hsd.open({ threads: 1, contextSize: 160 });
+    try {
+      const files = hsd.models.map((m) => m.info.file);
+      const context = Math.min(...hsd.models.map((m) => m.context.contextSize)); // llama.cpp rounds up (256)
+      const session = new ChatSession(hsd, undefined, "Be brief.");
+      const request = {
+        maxTokens: 40,
+        sampling: { greedy: true },
+        hierarchy: { files: [files.at(-1)!], thresholds: [] },
+      };
+      const dropped: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const { run, turn } = session.reply(`Question number ${i}: what happened in the year ${1900 + i}?`, request);
+        const result = await run.result;
+        expect(result.tokens.length).to.be.greaterThan(0);
+        expect(turn.promptTokens + 40).to.be.at.most(context);
+        dropped.push(turn.droppedMessages);
+      }
+      expect(
+        dropped.some((d) => d > 0),
+        JSON.stringify(dropped),
+      ).to.equal(true);
+      expect(session.messages[0]).to.deep.equal({ role: "system", content: "Be brief." });
+      expect(session.messages[1]!.role).to.equal("user");
+    } finally {
+      await hsd.dispose();
+    }
+  });
 });
