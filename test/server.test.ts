@@ -69,6 +69,15 @@ describe("hsd serve (spawned, driven by the openai client)", function () {
     expect((await client.models.retrieve("hsd-tiny-5M")).id).to.equal("hsd-tiny-5M");
   });
 
+  it("a second server on the same port fails at once (before planning) with a one-line reason", function () {
+    const port = new URL(server.url).port;
+    const r = spawnSync(process.execPath, [CLI, "serve", "--port", port, ...pinned], { encoding: "utf8" });
+    expect(r.status).to.equal(1);
+    expect(r.stderr).to.match(
+      new RegExp(`^hsd: 127\\.0\\.0\\.1:${port} is in use: pick another port with --port`, "m"),
+    );
+  });
+
   it("the same greedy request through the server and through `hsd run --greedy` gives the same text", async function () {
     const run = spawnSync(
       process.execPath,
@@ -293,16 +302,26 @@ describe("hsd serve (spawned, driven by the openai client)", function () {
 
 describe("hsd serve plans at start-up", function () {
   this.timeout(300_000);
-  it("calibrates before listening, logs the plan and shows it in /health; requests then plan nothing", async function () {
+  it("binds, answers 503 while it calibrates, logs the plan and shows it in /health; requests then plan nothing", async function () {
     const cache = mkdtempSync(join(tmpdir(), "hsd-serve-plan-"));
     const prompts = join(cache, "prompts.txt");
     writeFileSync(prompts, `${PROMPT}\n`);
+    // While it plans, the port is bound and answers 503.
+    let whilePlanning: Promise<Response> | null = null;
+    const onLog = (log: string) => {
+      const bound = /bound to (http:\/\/\S+);/.exec(log)?.[1];
+      if (bound && !whilePlanning) whilePlanning = fetch(`${bound}/health`);
+    };
     // --greedy: one mode; the small calibration keeps this test short.
     const server = await spawnServer(
       ["--threads", "1", "--greedy", "--max-threshold", "2", "--calibration-tokens", "8", "--prompts", prompts],
       { ...process.env, HSD_CACHE_DIR: cache },
+      onLog,
     );
     try {
+      const early = await whilePlanning!;
+      expect(early.status).to.equal(503);
+      expect(await early.json()).to.deep.equal({ status: "loading" });
       expect(server.log()).to.match(/calibrating costs/);
       expect(server.log()).to.match(/greedy: .*predicted [\d.]+ ms\/token/);
       const h = (await (await fetch(`${server.url}/health`)).json()) as Health & {

@@ -16,8 +16,13 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `hsd serve --host 127.0.0.1 --port 0 ARGS` and resolves once it listens. */
-export function spawnServer(args: string[], env: NodeJS.ProcessEnv = process.env, startMs = 300_000) {
+/** Starts `hsd serve --host 127.0.0.1 --port 0 ARGS` and resolves once it listens; `onLog` sees stderr as it comes. */
+export function spawnServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  onLog: (stderr: string) => void = () => {},
+  startMs = 300_000,
+) {
   return new Promise<ServerProcess>((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, "serve", "--host", "127.0.0.1", "--port", "0", ...args], {
       env,
@@ -32,6 +37,7 @@ export function spawnServer(args: string[], env: NodeJS.ProcessEnv = process.env
     // Always drained: a full stderr pipe would block the server (Node writes to pipes synchronously).
     child.stderr!.setEncoding("utf8").on("data", (text: string) => {
       stderr += text;
+      onLog(stderr);
       const url = /listening on (http:\/\/\S+)/.exec(stderr)?.[1];
       if (url && timer.hasRef()) {
         clearTimeout(timer);

@@ -6,7 +6,7 @@
 //   POST /v1/chat/completions    chat, through the model's own chat template
 //
 // node:http rather than a framework: four routes, one of them streamed through the raw response anyway, and
-// fastify 5 (the obvious choice) now pulls in a dependency that requires Node 22 while hsd supports Node 20.
+// fastify 5.12 (the obvious choice) installs cookie@2, which declares Node >= 22, while hsd supports Node 20.
 //
 // One generation runs at a time (each model holds one KV sequence); later requests wait in a bounded queue and are
 // refused with 503 and Retry-After beyond it. Request checks and tokenization happen before the queue, so a bad
@@ -20,10 +20,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { GenerationReport, GenerationRun, Hierarchy, Hsd, PlanRequest } from "../api/hsd.js";
-import type { PlanReport } from "../api/plan.js";
+import { plannedChain, plannerInput, type PlanReport } from "../api/plan.js";
 import type { SamplingSettings } from "../api/sampling.js";
 import { ChatFormat } from "../chat/template.js";
 import type { StopReason } from "../engine/generate.js";
+import { HsdError } from "../errors.js";
 import { toSnakeCaseJson } from "../cli/json.js";
 import { ApiError, toApiError } from "./errors.js";
 import { GenerationQueue, QueueFullError } from "./queue.js";
@@ -62,6 +63,8 @@ type Mode = "greedy" | "sampling";
 interface Served {
   hierarchy: Required<Hierarchy>;
   plan: PlanReport | null;
+  /** The plan's latency model for this hierarchy (null without a plan: a chain given with its thresholds). */
+  predictedMsPerToken: number | null;
 }
 
 const WARM_UP_PROMPT = "Hello";
@@ -83,10 +86,12 @@ export class HsdServer {
   private chatFormat: ChatFormat | Error | undefined;
   url = "";
 
+  /** Each mode's hierarchy; null until planned (requests meanwhile get 503). */
+  private served: Record<Mode, Served> | null = null;
+
   private constructor(
     private readonly hsd: Hsd,
     private readonly options: ServeOptions,
-    private readonly served: Record<Mode, Served>,
   ) {
     this.queue = new GenerationQueue(options.maxQueue ?? DEFAULT_MAX_QUEUE);
     this.log = options.log ?? (() => {});
@@ -102,8 +107,25 @@ export class HsdServer {
     });
   }
 
-  /** Plans (calibrating if needed), then listens. */
+  /**
+   * Binds the port (so that a port in use fails before minutes of calibration), plans, and resolves once the
+   * server answers requests; until then they get 503.
+   */
   static async start(hsd: Hsd, options: ServeOptions = {}): Promise<HsdServer> {
+    const server = new HsdServer(hsd, options);
+    await server.listen(options.host ?? DEFAULT_HOST, options.port ?? DEFAULT_PORT);
+    server.log(`bound to ${server.url}; planning the hierarchy (requests get 503 until it is done)`);
+    try {
+      server.served = await HsdServer.plan(hsd, options);
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+    return server;
+  }
+
+  /** Each mode's hierarchy, planned (or read from the calibration cache) and logged. */
+  private static async plan(hsd: Hsd, options: ServeOptions): Promise<Record<Mode, Served>> {
     const log = options.log ?? (() => {});
     const defaults = options.sampling ?? {};
     // One token through the chosen hierarchy: plans (cached), resolves the thresholds, and warms the models up.
@@ -114,24 +136,30 @@ export class HsdServer {
         hierarchy: options.hierarchy ?? "auto",
         plan: options.plan,
       });
-      const warm = await run.result;
-      const served = { hierarchy: warm.hierarchy, plan: warm.plan };
+      const { hierarchy, plan } = await run.result;
+      const served = { hierarchy, plan, predictedMsPerToken: plan && predicted(plan, hierarchy) };
       log(`${mode}: ${describeServed(served)}`);
       return served;
     };
     const greedy = await prepare("greedy", { greedy: true });
     // A --greedy server plans greedy only; its sampling requests use that hierarchy (exact all the same).
     const sampling = isGreedy(defaults) ? greedy : await prepare("sampling", defaults);
-    const server = new HsdServer(hsd, options, { greedy, sampling });
-    await server.listen(options.host ?? DEFAULT_HOST, options.port ?? DEFAULT_PORT);
-    return server;
+    return { greedy, sampling };
   }
 
   private listen(host: string, port: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.http.once("error", reject);
+      const fail = (error: NodeJS.ErrnoException) => {
+        const where = `${host}:${port}`;
+        if (error.code === "EADDRINUSE")
+          reject(new HsdError(`${where} is in use: pick another port with --port (0 = any free one)`));
+        else if (error.code === "EACCES")
+          reject(new HsdError(`${where}: no permission to listen there; use a port above 1023`));
+        else reject(new HsdError(`cannot listen on ${where}: ${error.message}`));
+      };
+      this.http.once("error", fail);
       this.http.listen(port, host, () => {
-        this.http.off("error", reject);
+        this.http.off("error", fail);
         const address = this.http.address() as AddressInfo;
         const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
         this.url = `http://${shown}:${address.port}`;
@@ -156,9 +184,21 @@ export class HsdServer {
     const path = (req.url ?? "/").split("?")[0]!;
     let note = "";
     try {
+      if (!this.served) {
+        note = "still planning";
+        return sendJson(
+          res,
+          503,
+          path === "/health"
+            ? { status: "loading" }
+            : new ApiError(503, "the server is starting (planning the hierarchy): retry shortly").toJSON(),
+          { "Retry-After": "5" },
+        );
+      }
+      const served = this.served;
       if (path === "/health") {
         allow(req, "GET");
-        return sendJson(res, 200, this.health());
+        return sendJson(res, 200, this.health(served));
       }
       if (!path.startsWith("/v1/")) throw notFound(req, path);
       this.authorize(req);
@@ -168,18 +208,14 @@ export class HsdServer {
       }
       if (path.startsWith("/v1/models/")) {
         allow(req, "GET");
-        this.checkModel(decodeURIComponent(path.slice("/v1/models/".length)), "model");
+        this.checkModel(decodeURIComponent(path.slice("/v1/models/".length)));
         return sendJson(res, 200, this.modelCard());
       }
       if (path === "/v1/completions" || path === "/v1/chat/completions") {
         allow(req, "POST");
         const body = parseJson(await readBody(req, this.options.bodyLimit ?? DEFAULT_BODY_LIMIT));
-        note = await this.generate(
-          req,
-          res,
-          path === "/v1/completions" ? parseCompletion(body) : parseChat(body),
-          started,
-        );
+        const params = path === "/v1/completions" ? parseCompletion(body) : parseChat(body);
+        note = await this.generate(req, res, params, served, started);
         return;
       }
       throw notFound(req, path);
@@ -189,7 +225,8 @@ export class HsdServer {
       else if (api.status >= 500) this.counts.failed++;
       else this.counts.badRequests++;
       note = api.status >= 500 ? api.message : `${api.code ?? api.type}: ${api.message}`;
-      if (api.status === 413 || api.status === 401) res.setHeader("Connection", "close");
+      // The rest of an oversized body is never read: close the connection rather than parse it as the next request.
+      if (api.status === 413) res.setHeader("Connection", "close");
       if (!res.headersSent) sendJson(res, api.status, api.toJSON(), api.headers);
       else if (!res.writableEnded) res.end(`data: ${JSON.stringify(api.toJSON())}\n\n`);
     } finally {
@@ -204,10 +241,11 @@ export class HsdServer {
     req: IncomingMessage,
     res: ServerResponse,
     params: CompletionParams | ChatParams,
+    served: Record<Mode, Served>,
     started: number,
   ): Promise<string> {
     const chat = "messages" in params;
-    this.checkModel(params.model, "model");
+    this.checkModel(params.model);
     const prompt = chat ? this.chat().tokens(params.messages) : this.promptTokens(params.prompt);
     if (prompt.length + 1 > this.contextLimit)
       throw new ApiError(
@@ -254,11 +292,22 @@ export class HsdServer {
       const run = this.hsd.generate(prompt, {
         maxTokens,
         sampling,
-        hierarchy: this.served[mode].hierarchy,
+        hierarchy: served[mode].hierarchy,
         stop: params.stop,
         signal: controller.signal,
       });
-      const reply = new Reply(chat, this.modelId, prompt.length, (result) => this.extension(result, mode, queueMs));
+      // hsd's statistics for this response: the `hsd` field.
+      const extension = (result: GenerationReport) =>
+        toSnakeCaseJson({
+          hierarchy: result.hierarchy,
+          mode,
+          stopReason: result.stopReason,
+          seed: result.seed,
+          queueMs,
+          predictedMsPerToken: served[mode].predictedMsPerToken,
+          stats: result.stats,
+        });
+      const reply = new Reply(chat, this.modelId, prompt.length, extension);
       const echo = !chat && params.echo && typeof params.prompt === "string" ? params.prompt : "";
       const result = params.stream ? await reply.stream(res, run, echo, params.includeUsage) : await run.result;
       if (!params.stream) {
@@ -309,13 +358,13 @@ export class HsdServer {
     return this.chatFormat;
   }
 
-  private checkModel(model: string | null, param: string): void {
+  private checkModel(model: string | null): void {
     if (model === null) return; // like llama-server: a request without `model` gets the one served
     if (model === this.modelId || model === this.hsd.target.info.file) return;
     throw new ApiError(
       404,
       `the model "${model}" is not served here: this server serves "${this.modelId}" (GET /v1/models)`,
-      param,
+      "model",
       "model_not_found",
     );
   }
@@ -347,13 +396,14 @@ export class HsdServer {
     };
   }
 
-  private health() {
+  private health(served: Record<Mode, Served>) {
     const memory = process.memoryUsage();
     const plans = Object.fromEntries(
-      Object.entries(this.served).map(([mode, s]) => [
+      Object.entries(served).map(([mode, s]) => [
         mode,
         {
           hierarchy: s.hierarchy,
+          predictedMsPerToken: s.predictedMsPerToken,
           plan: s.plan && {
             best: s.plan.best,
             bestSingle: s.plan.bestSingle,
@@ -376,20 +426,6 @@ export class HsdServer {
       requests: this.counts,
       memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
       uptimeS: (Date.now() - this.started) / 1000,
-    });
-  }
-
-  /** hsd's statistics for one response (the `hsd` extension field). */
-  private extension(result: GenerationReport, mode: Mode, queueMs: number) {
-    const plan = this.served[mode].plan;
-    return toSnakeCaseJson({
-      hierarchy: result.hierarchy,
-      mode,
-      stopReason: result.stopReason,
-      seed: result.seed,
-      queueMs,
-      predictedMsPerToken: plan ? plan.best.predictedMsPerToken : null,
-      stats: result.stats,
     });
   }
 }
@@ -475,9 +511,16 @@ function describeServed(s: Served): string {
   const chain = s.hierarchy.files
     .map((f, i) => (i < s.hierarchy.thresholds.length ? `${f} [T=${s.hierarchy.thresholds[i]}]` : f))
     .join(" -> ");
-  if (!s.plan) return `${chain} (given)`;
-  const best = s.plan.best;
-  return `${chain}, predicted ${best.predictedMsPerToken.toFixed(3)} ms/token (${best.predictedSpeedupVsAutoregressive.toFixed(2)}x vs autoregressive; calibration ${s.plan.calibration.fromCache ? "from cache" : "measured now"})`;
+  if (!s.plan || s.predictedMsPerToken === null) return `${chain} (given)`;
+  const speedup = s.plan.autoregressive.predictedMsPerToken / s.predictedMsPerToken;
+  return `${chain}, predicted ${s.predictedMsPerToken.toFixed(3)} ms/token (${speedup.toFixed(2)}x vs autoregressive; calibration ${s.plan.calibration.fromCache ? "from cache" : "measured now"})`;
+}
+
+/** The latency model's ms/token for `hierarchy`, from the plan's measured costs and acceptance. */
+function predicted(plan: PlanReport, hierarchy: Required<Hierarchy>): number {
+  const chain = hierarchy.files.map((f) => plan.candidates.findIndex((c) => c.file === f));
+  const input = plannerInput(plan.candidates, plan.acceptance, plan.maxThreshold);
+  return plannedChain(input, chain, hierarchy.thresholds).predictedMsPerToken;
 }
 
 function isGreedy(s: SamplingSettings): boolean {
