@@ -31,7 +31,7 @@ export class ChatSession {
   }
 
   get messages(): readonly ChatMessage[] {
-    return [...(this.system ? [{ role: "system", content: this.system }] : []), ...this.history];
+    return this.withSystem(this.history);
   }
 
   /** Forget the conversation (the system message stays). */
@@ -76,7 +76,11 @@ export class ChatSession {
   }
 
   private tokens(history: ChatMessage[]): Int32Array {
-    return this.format.tokens([...(this.system ? [{ role: "system", content: this.system }] : []), ...history]);
+    return this.format.tokens(this.withSystem(history));
+  }
+
+  private withSystem(history: readonly ChatMessage[]): ChatMessage[] {
+    return [...(this.system ? [{ role: "system", content: this.system }] : []), ...history];
   }
 }
 

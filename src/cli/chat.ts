@@ -14,18 +14,15 @@ export interface ChatOptions {
   system?: string;
   /** Decoding settings of every answer (maxTokens, sampling, hierarchy); the signal is the chat's own. */
   request: Omit<GenerateRequest, "signal">;
-  input?: NodeJS.ReadableStream & { isTTY?: boolean };
-  output?: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Where the line after each answer goes (default stderr). */
-  info?: (line: string) => void;
 }
 
 const HELP = "Type a message; /reset forgets the conversation, /exit quits. Ctrl-C stops an answer.";
 
 export async function chat(hsd: Hsd, options: ChatOptions): Promise<void> {
-  const input = options.input ?? process.stdin;
-  const output = options.output ?? process.stdout;
-  const info = options.info ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const input = process.stdin;
+  const output = process.stdout;
+  // The answers go to stdout; everything about them (statistics, notices) to stderr.
+  const info = (line: string) => process.stderr.write(`${line}\n`);
   const session = new ChatSession(hsd, options.format ?? ChatFormat.of(hsd), options.system);
   const terminal = input.isTTY === true && output.isTTY === true;
   const rl = createInterface({ input, output, terminal, prompt: "> " });
