@@ -11,6 +11,7 @@ import { ChatFormat, ChatTemplate, type ChatMessage } from "../src/chat/template
 import { ChatSession } from "../src/chat/session.js";
 import { ChatTemplateError } from "../src/errors.js";
 import { withMetadata } from "../scripts/models/set-chat-template.js";
+import { loadModel } from "../src/native/index.js";
 import { bundledFamily } from "./helpers/models.js";
 
 const CONVERSATION: ChatMessage[] = [
@@ -21,8 +22,11 @@ const CONVERSATION: ChatMessage[] = [
 ];
 const NO_SYSTEM = CONVERSATION.slice(1);
 
-/** Templates as llama.cpp's source has them (models/templates/), read from the git bundle without copying them. */
-function bundledTemplates(): { read(name: string): string; dispose(): void } {
+/**
+ * Files of llama.cpp's source (templates in models/templates/, vocabulary-only GGUFs in models/), read from the git
+ * bundle at test time instead of being copied into this repository.
+ */
+function bundledTemplates(): { read(name: string): string; readFile(path: string): Buffer; dispose(): void } {
   // node-llama-cpp (a dependency) ships the llama.cpp source its binaries were built from as a git bundle.
   const bundle = fileURLToPath(new URL("../node_modules/node-llama-cpp/llama/gitRelease.bundle", import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), "hsd-llama-src-"));
@@ -33,6 +37,7 @@ function bundledTemplates(): { read(name: string): string; dispose(): void } {
         encoding: "utf8",
         maxBuffer: 1 << 24,
       }),
+    readFile: (path) => execFileSync("git", ["-C", dir, "show", `HEAD:${path}`], { maxBuffer: 1 << 26 }),
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
@@ -40,10 +45,15 @@ function bundledTemplates(): { read(name: string): string; dispose(): void } {
 describe("chat templates of real model families (@huggingface/jinja)", function () {
   this.timeout(60_000);
   let templates: ReturnType<typeof bundledTemplates>;
+  let scratch: string;
   before(() => {
     templates = bundledTemplates();
+    scratch = mkdtempSync(join(tmpdir(), "hsd-vocab-"));
   });
-  after(() => templates?.dispose());
+  after(() => {
+    templates?.dispose();
+    rmSync(scratch, { recursive: true, force: true });
+  });
 
   // Expected strings: each family's documented prompt format, for CONVERSATION.
   const cases: {
@@ -165,6 +175,57 @@ describe("chat templates of real model families (@huggingface/jinja)", function 
     expect(() => gemma.render(CONVERSATION)).to.throw(ChatTemplateError, /System role not supported/);
     expect(() => gemma.render([{ role: "assistant", content: "hi" }])).to.throw(ChatTemplateError, /must alternate/);
   });
+
+  // With the families' real vocabularies (llama.cpp's vocabulary-only test GGUFs): markers become their single
+  // special ids, the end-of-turn token is an end of generation for llama.cpp, and BOS appears exactly once whether
+  // the template writes it (Llama 3) or the tokenizer adds it (Phi-3) or neither has one (Qwen2).
+  for (const c of [
+    {
+      vocab: "ggml-vocab-qwen2.gguf",
+      file: "Qwen-Qwen2.5-7B-Instruct.jinja",
+      open: "<|im_start|>",
+      end: "<|im_end|>",
+      bos: 0,
+    },
+    {
+      vocab: "ggml-vocab-llama-bpe.gguf",
+      file: "meta-llama-Llama-3.1-8B-Instruct.jinja",
+      open: "<|start_header_id|>",
+      end: "<|eot_id|>",
+      bos: 1,
+    },
+    {
+      vocab: "ggml-vocab-phi-3.gguf",
+      file: "microsoft-Phi-3.5-mini-instruct.jinja",
+      open: "<|user|>",
+      end: "<|end|>",
+      bos: 1,
+    },
+  ]) {
+    it(`${c.file} with llama.cpp's ${c.vocab}: ${c.open} and ${c.end} are special ids, ${c.end} ends generation, ${c.bos} BOS`, async function () {
+      const path = join(scratch, c.vocab);
+      writeFileSync(path, templates.readFile(`models/${c.vocab}`));
+      const model = await loadModel(path, { vocabOnly: true });
+      try {
+        const id = (text: string) => {
+          const ids = Array.from(model.tokenize(text, false, true));
+          expect(ids, text).to.have.length(1);
+          return ids[0]!;
+        };
+        const format = ChatFormat.forModel(model, c.vocab, templates.read(c.file));
+        const tokens = Array.from(
+          format.tokens([{ role: "user", content: "Hello!" }], { variables: { date_string: "26 Jul 2024" } }),
+        );
+        expect(tokens.filter((t) => t === model.bosToken)).to.have.length(c.bos);
+        if (c.bos) expect(tokens[0]).to.equal(model.bosToken);
+        expect(tokens).to.include(id(c.open));
+        expect(tokens).to.include(id(c.end));
+        expect(model.isEndOfGeneration(id(c.end))).to.equal(true);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
 
   it("a template that does not parse is a ChatTemplateError", function () {
     expect(() => new ChatTemplate("{% for m in messages %}", { bosToken: "", eosToken: "" })).to.throw(

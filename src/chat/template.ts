@@ -4,6 +4,7 @@
 
 import { Template } from "@huggingface/jinja";
 import type { Hsd } from "../api/hsd.js";
+import type { NativeModel } from "../native/types.js";
 import { ChatTemplateError } from "../errors.js";
 
 export interface ChatMessage {
@@ -59,10 +60,13 @@ export class ChatTemplate {
   }
 }
 
-/** The target model's template with its tokenizer: conversation in, prompt token ids out. */
+/** What a chat format needs of a model: its metadata and tokenizer (a vocabulary-only load is enough). */
+export type ChatVocabulary = Pick<NativeModel, "metadata" | "tokenize" | "tokenPiece" | "bosToken" | "eosToken">;
+
+/** A model's template with its tokenizer: conversation in, prompt token ids out. */
 export class ChatFormat {
   private constructor(
-    private readonly hsd: Hsd,
+    private readonly vocabulary: ChatVocabulary,
     readonly template: ChatTemplate,
     /** Whether the tokenizer starts every text with BOS (the model's add_bos). */
     private readonly addsBos: boolean,
@@ -70,18 +74,21 @@ export class ChatFormat {
 
   /** The template of `hsd`'s target; a ChatTemplateError when its GGUF has none. */
   static of(hsd: Hsd): ChatFormat {
-    const native = hsd.target.native;
-    const source = native.metadata()[CHAT_TEMPLATE_KEY];
+    return ChatFormat.forModel(hsd.target.native, hsd.target.info.file);
+  }
+
+  /** The format of one model (`name` is for messages); `source` overrides the template in its GGUF. */
+  static forModel(model: ChatVocabulary, name: string, source = model.metadata()[CHAT_TEMPLATE_KEY]): ChatFormat {
     if (!source) {
       throw new ChatTemplateError(
-        `${hsd.target.info.file} has no chat template (GGUF key ${CHAT_TEMPLATE_KEY}), so it cannot chat: use plain completions (hsd run, /v1/completions), or a model whose GGUF carries a template`,
+        `${name} has no chat template (GGUF key ${CHAT_TEMPLATE_KEY}), so it cannot chat: use plain completions (hsd run, /v1/completions), or a model whose GGUF carries a template`,
       );
     }
-    const text = (token: number) => (token < 0 ? "" : new TextDecoder().decode(native.tokenPiece(token)));
-    const addsBos = native.bosToken >= 0 && hsd.tokenize("", { addSpecial: true })[0] === native.bosToken;
+    const text = (token: number) => (token < 0 ? "" : new TextDecoder().decode(model.tokenPiece(token)));
+    const addsBos = model.bosToken >= 0 && model.tokenize("", true, false)[0] === model.bosToken;
     return new ChatFormat(
-      hsd,
-      new ChatTemplate(source, { bosToken: text(native.bosToken), eosToken: text(native.eosToken) }),
+      model,
+      new ChatTemplate(source, { bosToken: text(model.bosToken), eosToken: text(model.eosToken) }),
       addsBos,
     );
   }
@@ -96,8 +103,8 @@ export class ChatFormat {
    * as llama.cpp's server does, so that templates that start with `{{ bos_token }}` do not get two.
    */
   tokens(messages: readonly ChatMessage[], options?: RenderOptions): Int32Array {
-    const body = this.hsd.tokenize(this.render(messages, options), { addSpecial: false, parseSpecial: true });
-    const bos = this.hsd.target.native.bosToken;
+    const body = this.vocabulary.tokenize(this.render(messages, options), false, true);
+    const bos = this.vocabulary.bosToken;
     if (!this.addsBos || body[0] === bos) return body;
     const withBos = new Int32Array(body.length + 1);
     withBos[0] = bos;
