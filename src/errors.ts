@@ -49,3 +49,6 @@ export class ContextOverflowError extends HsdError {
     );
   }
 }
+
+/** A chat needs the model's chat template: it has none, or the template refused the conversation. */
+export class ChatTemplateError extends HsdError {}

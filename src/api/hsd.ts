@@ -117,6 +117,9 @@ export interface GenerateRequest {
   signal?: AbortSignal;
 }
 
+/** A prompt given as token ids of the models' shared vocabulary. */
+export type PromptTokens = Int32Array | readonly number[];
+
 export interface GenerationReport extends GenerationResult {
   /** The chain that ran (with a routed policy: the chain of its most frequent state; `policy` has them all). */
   hierarchy: Required<Hierarchy>;
@@ -151,7 +154,11 @@ export class Hsd {
   /** Contexts hold one sequence each, so generations on one instance run one at a time. */
   private busy = false;
   private readonly planCache = new Map<string, PlanReport>();
-  /** Online estimates and plans, per sampling transform and T_max (docs/ALGORITHM.md §10). */
+  /**
+   * Online estimates and plans (docs/ALGORITHM.md §10), one for greedy decoding and one for sampling, per T_max:
+   * requests at other temperatures share the sampling one (its estimates follow the mix they see), so a server
+   * does not pay a prior per temperature.
+   */
   private readonly planners = new Map<string, Promise<OnlinePlanner>>();
   private replanner: Replanner | null = null;
 
@@ -296,7 +303,7 @@ export class Hsd {
       device: this.device,
       threads: this.threads,
       flashAttention: this.flashAttention,
-      transform,
+      greedy: transform.greedy,
       lookup: this.lookupCalibration(),
       ngram: this.ngram,
       maxThreshold,
@@ -305,7 +312,7 @@ export class Hsd {
 
   /** A full recalibration replaces what was learned: drop it from memory and from the cache. */
   private async forgetLearned(transform: SamplingTransform, maxThreshold: number): Promise<void> {
-    this.planners.delete(JSON.stringify({ transform, maxThreshold }));
+    this.planners.delete(plannerKey(transform, maxThreshold));
     await this.cache.delete("learned", await this.learnedKey(transform, maxThreshold));
   }
 
@@ -318,7 +325,7 @@ export class Hsd {
     maxThreshold: number,
     request: Omit<PlanRequest, "sampling">,
   ): Promise<OnlinePlanner> {
-    const key = JSON.stringify({ transform, maxThreshold });
+    const key = plannerKey(transform, maxThreshold);
     let planner = this.planners.get(key);
     if (!planner) {
       planner = this.makeOnlinePlanner(transform, maxThreshold, request);
@@ -396,17 +403,32 @@ export class Hsd {
     return report;
   }
 
-  /** Streams text; `await run.result` for the whole report. */
-  generate(prompt: string, request: GenerateRequest = {}): GenerationRun {
+  /**
+   * Streams text; `await run.result` for the whole report. The prompt is text (tokenized as `hsd run` does: the
+   * model's BOS rule, special-token text left as plain text) or token ids, e.g. a rendered chat template tokenized
+   * with `tokenize(text, { parseSpecial: true })`.
+   */
+  generate(prompt: string | PromptTokens, request: GenerateRequest = {}): GenerationRun {
     this.checkOpen();
     return new GenerationRun(this.runGeneration(prompt, request));
   }
 
+  /**
+   * The target's tokenizer (every model shares it). `addSpecial` (default true) applies the model's BOS/EOS rule;
+   * `parseSpecial` (default false) turns special-token text such as "<|im_end|>" into its id, as a rendered chat
+   * template needs.
+   */
+  tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Int32Array {
+    this.checkOpen();
+    return this.target.native.tokenize(text, options.addSpecial ?? true, options.parseSpecial ?? false);
+  }
+
   private async *runGeneration(
-    prompt: string,
+    prompt: string | PromptTokens,
     request: GenerateRequest,
   ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
-    if (prompt.trim().length === 0) throw new InvalidOptionError("the prompt is empty");
+    if (typeof prompt === "string" ? prompt.trim().length === 0 : prompt.length === 0)
+      throw new InvalidOptionError("the prompt is empty");
     if (this.busy)
       throw new HsdError(
         "another generation is running on this Hsd instance; await it first (or open a second instance)",
@@ -420,7 +442,7 @@ export class Hsd {
   }
 
   private async *generateUnlocked(
-    prompt: string,
+    prompt: string | PromptTokens,
     request: GenerateRequest,
   ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
     const maxTokens = request.maxTokens ?? DEFAULT_MAX_TOKENS;
@@ -441,7 +463,7 @@ export class Hsd {
     let priorMs = 0;
     if (learn) {
       const started = performance.now();
-      const fresh = !this.planners.has(JSON.stringify({ transform, maxThreshold }));
+      const fresh = !this.planners.has(plannerKey(transform, maxThreshold));
       if (adapt && request.plan?.recalibrate) await this.calibrate({ ...request.plan, sampling: request.sampling });
       online = await this.onlinePlanner(transform, maxThreshold, request.plan ?? {});
       if (fresh) priorMs = performance.now() - started;
@@ -496,7 +518,7 @@ export class Hsd {
       budget: this.replanner?.background ? 1 : 100,
     });
     const target = this.target.native;
-    const tokens = target.tokenize(prompt, true, false);
+    const tokens = typeof prompt === "string" ? target.tokenize(prompt, true, false) : this.checkTokens(prompt);
     const vocabulary = {
       isEndOfGeneration: (t: number) => target.isEndOfGeneration(t),
       tokenPiece: (t: number) => target.tokenPiece(t),
@@ -563,6 +585,18 @@ export class Hsd {
     return bestThresholds(input, chain).thresholds;
   }
 
+  /** A copy of caller-given token ids, each checked against the vocabulary. */
+  private checkTokens(prompt: PromptTokens): Int32Array {
+    const vocabSize = this.target.native.vocabSize;
+    const tokens = Int32Array.from(prompt);
+    for (let i = 0; i < prompt.length; i++) {
+      const t = prompt[i]!;
+      if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
+        throw new InvalidOptionError(`prompt token ${i} is ${t}: token ids are integers in [0, ${vocabSize})`);
+    }
+    return tokens;
+  }
+
   /**
    * Maps a hierarchy's names onto levels, checking order and shape: model files (or paths) smallest first ending
    * with the target, and "ngram-lookup" only at the bottom.
@@ -617,6 +651,11 @@ export class Hsd {
       m.native.dispose();
     }
   }
+}
+
+/** Which online planner a generation uses (Hsd.planners). */
+function plannerKey(transform: SamplingTransform, maxThreshold: number): string {
+  return JSON.stringify({ greedy: transform.greedy, maxThreshold });
 }
 
 /** The chain of the state where most steps ran (the report's `hierarchy` for a routed plan). */

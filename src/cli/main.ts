@@ -3,6 +3,8 @@
 //   hsd run "Once upon a time"         stream text from the bundled family, hierarchy chosen automatically
 //   hsd plan --models DIR              what would be used, and why (measured costs, acceptance, prediction)
 //   hsd calibrate --models DIR         measure now and cache
+//   hsd serve                          an OpenAI-compatible HTTP server on 127.0.0.1:8080
+//   hsd chat                           an interactive chat with the model's chat template
 
 import { Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
@@ -14,6 +16,10 @@ import { buildNgramTable } from "../api/ngram.js";
 import { DEFAULT_CALIBRATION_TOKENS, DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS } from "../defaults.js";
 import type { SamplingSettings } from "../api/sampling.js";
 import { formatPlan, formatRunSummary, progressReporter } from "./format.js";
+import { serve } from "./serve.js";
+import { chat } from "./chat.js";
+import { ChatFormat } from "../chat/template.js";
+import { DEFAULT_BODY_LIMIT, DEFAULT_HOST, DEFAULT_MAX_QUEUE, DEFAULT_PORT } from "../server/server.js";
 
 const int = (name: string, min: number) => (value: string) => {
   const n = Number(value);
@@ -50,8 +56,8 @@ interface CommonOptions extends Omit<SamplingSettings, "seed"> {
   ngramTable?: string;
 }
 
-function withCommon(command: Command): Command {
-  return command
+function withCommon(command: Command, { json = true } = {}): Command {
+  command
     .option("--models <dir>", "folder of GGUF models sharing a tokenizer (default: the bundled family)")
     .option("--target <file>", "the target model (default: the largest compatible model)")
     .option(
@@ -108,8 +114,8 @@ function withCommon(command: Command): Command {
       "the lookup proposes after a match of at least n tokens (default 1)",
       int("--ngram-min", 1),
     )
-    .option("--ngram-max <n>", "matches are measured up to n tokens (default 8)", int("--ngram-max", 1))
-    .option("--json", "print one JSON object instead of text for people");
+    .option("--ngram-max <n>", "matches are measured up to n tokens (default 8)", int("--ngram-max", 1));
+  return json ? command.option("--json", "print one JSON object instead of text for people") : command;
 }
 
 /** The sampling flags (unset ones stay undefined: toTransform applies the defaults). */
@@ -127,6 +133,42 @@ async function planRequest(o: CommonOptions, onProgress?: PlanRequest["onProgres
     recalibrate: o.recalibrate,
     onProgress,
   };
+}
+
+interface HierarchyOptions {
+  hierarchy: string;
+  thresholds?: string[];
+}
+
+/** --hierarchy and --thresholds (run, serve and chat). */
+function withHierarchy(command: Command): Command {
+  return command
+    .option("--hierarchy <files>", "auto, or comma-separated model files smallest first ending with the target", "auto")
+    .option(
+      "--thresholds <list>",
+      "with --hierarchy FILES: one block length per draft model, e.g. 4,3 (default: the latency model's best)",
+      list,
+    );
+}
+
+/** The hierarchy the flags ask for, as the API takes it. */
+function hierarchyFrom(o: HierarchyOptions): "auto" | Hierarchy {
+  if (o.hierarchy === "auto") {
+    if (o.thresholds !== undefined)
+      throw new InvalidOptionError(
+        "--thresholds needs --hierarchy FILES (with --hierarchy auto the optimiser picks them)",
+      );
+    return "auto";
+  }
+  const files = list(o.hierarchy);
+  if (o.thresholds === undefined) return { files }; // the latency model's best thresholds for this chain
+  const thresholds = o.thresholds.map((t) => int("--thresholds", 1)(t));
+  if (thresholds.length !== files.length - 1) {
+    throw new InvalidOptionError(
+      `--hierarchy names ${files.length} models, so --thresholds needs ${files.length - 1} numbers, got ${thresholds.length}`,
+    );
+  }
+  return { files, thresholds };
 }
 
 async function open(o: CommonOptions): Promise<Hsd> {
@@ -172,15 +214,11 @@ const program = new Command()
   .showHelpAfterError(false)
   .configureOutput({ outputError: (message, write) => write(`hsd: ${message.replace(/^error: /, "").trim()}\n`) });
 
-withCommon(program.command("run").description("generate text (streams; --json prints one object at the end)"))
+withHierarchy(
+  withCommon(program.command("run").description("generate text (streams; --json prints one object at the end)")),
+)
   .argument("<prompt>", "the prompt")
   .option("--max-tokens <n>", "tokens to generate at most", int("--max-tokens", 1), DEFAULT_MAX_TOKENS)
-  .option("--hierarchy <files>", "auto, or comma-separated model files smallest first ending with the target", "auto")
-  .option(
-    "--thresholds <list>",
-    "with --hierarchy FILES: one block length per draft model, e.g. 4,3 (default: the latency model's best)",
-    list,
-  )
   .option(
     "--no-adapt",
     "with --hierarchy auto: plan once from a full calibration and keep that plan (benchmarks); by default the plan is re-chosen while generating, from estimates that learn from every pass",
@@ -204,25 +242,7 @@ withCommon(program.command("run").description("generate text (streams; --json pr
     ) => {
       if (prompt.trim().length === 0)
         throw new InvalidOptionError('the prompt is empty: give the text to continue, e.g. hsd run "Once upon a time"');
-      let hierarchy: "auto" | Hierarchy = "auto";
-      if (o.hierarchy !== "auto") {
-        const files = list(o.hierarchy);
-        if (o.thresholds === undefined) {
-          hierarchy = { files }; // the latency model's best thresholds for this chain
-        } else {
-          const thresholds = o.thresholds.map((t) => int("--thresholds", 1)(t));
-          if (thresholds.length !== files.length - 1) {
-            throw new InvalidOptionError(
-              `--hierarchy names ${files.length} models, so --thresholds needs ${files.length - 1} numbers, got ${thresholds.length}`,
-            );
-          }
-          hierarchy = { files, thresholds };
-        }
-      } else if (o.thresholds !== undefined) {
-        throw new InvalidOptionError(
-          "--thresholds needs --hierarchy FILES (with --hierarchy auto the optimiser picks them)",
-        );
-      }
+      const hierarchy = hierarchyFrom(o);
       const hsd = await open(o);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
@@ -342,6 +362,101 @@ withCommon(
       }
     },
   );
+
+withHierarchy(
+  withCommon(
+    program
+      .command("serve")
+      .description(
+        "an OpenAI-compatible HTTP server: /v1/completions, /v1/chat/completions (streamed or not), /v1/models, /health",
+      ),
+    { json: false },
+  ),
+)
+  .option(
+    "--host <address>",
+    "address to listen on (anything but 127.0.0.1, e.g. 0.0.0.0, opens the server to the network)",
+    DEFAULT_HOST,
+  )
+  .option("--port <n>", "port (0 = any free port; the log line says which)", int("--port", 0), DEFAULT_PORT)
+  .option("--api-key <key>", "require 'Authorization: Bearer KEY' on /v1/* (default: $HSD_API_KEY; none if unset)")
+  .option(
+    "--max-queue <n>",
+    "requests that may wait behind the running one; more get 503",
+    int("--max-queue", 0),
+    DEFAULT_MAX_QUEUE,
+  )
+  .option("--body-limit <bytes>", "largest request body", int("--body-limit", 1024), DEFAULT_BODY_LIMIT)
+  .option(
+    "--max-tokens <n>",
+    "tokens per request that does not set max_tokens (default: until the end of generation or of the context)",
+    int("--max-tokens", 1),
+  )
+  .action(
+    async (
+      o: CommonOptions &
+        HierarchyOptions & {
+          host: string;
+          port: number;
+          apiKey?: string;
+          maxQueue: number;
+          bodyLimit: number;
+          maxTokens?: number;
+        },
+    ) => {
+      if (o.port > 65535) throw new InvalidOptionError(`--port must be at most 65535, got ${o.port}`);
+      const hierarchy = hierarchyFrom(o);
+      const hsd = await open(o);
+      try {
+        const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
+        await serve(hsd, {
+          host: o.host,
+          port: o.port,
+          apiKey: o.apiKey ?? process.env.HSD_API_KEY,
+          maxQueue: o.maxQueue,
+          bodyLimit: o.bodyLimit,
+          maxTokens: o.maxTokens,
+          sampling: settings,
+          hierarchy,
+          plan,
+          log: (line) => process.stderr.write(`[hsd] ${line}\n`),
+        });
+      } finally {
+        await hsd.dispose();
+      }
+    },
+  );
+
+withHierarchy(
+  withCommon(
+    program
+      .command("chat")
+      .description(
+        "an interactive chat in the terminal with the model's own chat template (streams; Ctrl-C stops an answer)",
+      ),
+    { json: false },
+  ),
+)
+  .option("--system <text>", "a system message that starts the conversation")
+  .option("--max-tokens <n>", "tokens per answer at most", int("--max-tokens", 1), DEFAULT_MAX_TOKENS)
+  .action(async (o: CommonOptions & HierarchyOptions & { system?: string; maxTokens: number }) => {
+    const hierarchy = hierarchyFrom(o);
+    const hsd = await open(o);
+    try {
+      const format = ChatFormat.of(hsd); // before planning: a model without a template fails at once
+      const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
+      // A pinned chain without thresholds: plan before the first prompt rather than during the first answer
+      // (generate() reuses this plan). "auto" plans while generating, from a quick prior at worst (about a second).
+      if (hierarchy !== "auto" && hierarchy.thresholds === undefined) await hsd.plan({ ...plan, sampling: settings });
+      await chat(hsd, {
+        format,
+        system: o.system,
+        request: { maxTokens: o.maxTokens, sampling: settings, hierarchy, plan },
+      });
+    } finally {
+      await hsd.dispose();
+    }
+  });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);

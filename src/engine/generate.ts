@@ -78,6 +78,9 @@ export async function* generate(
   const started = performance.now();
 
   while (stopReason === null) {
+    // Let the event loop run between target passes (sockets, timers, signals): with synchronous evaluation nothing
+    // else would, so an abort from a closed connection or Ctrl-C could only arrive after the whole generation.
+    if (targetPasses > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     if (options.signal?.aborted) {
       stopReason = "aborted";
       break;
