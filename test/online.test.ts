@@ -139,7 +139,10 @@ describe("planning while generating (API, bundled family)", function () {
       const there = await worker.replan(input);
       expect(worker.background).to.equal(true);
       expect(there).to.deep.equal(here);
-      expect(here.explore?.chains[0]!.names).to.deep.equal([basename(family.files[0]!), target]);
+      // Exploration offers the first draft candidate alone over the target, unless that is already the best plan
+      // (which the quick estimates of a fast machine can make it).
+      const offered = here.explore ?? here.best;
+      expect(offered.chains[0]!.names).to.deep.equal([basename(family.files[0]!), target]);
     } finally {
       await worker.close();
       await hsd.dispose();
