@@ -35,6 +35,8 @@ export interface CalibrationOptions {
   /** Stop the cost rounds once this much time has passed (at least 4 rounds run; default 45 s). */
   costBudgetMs?: number;
   cache?: CalibrationCache;
+  /** Stops the measurement between passes with an AbortedError; nothing is cached. */
+  signal?: AbortSignal;
   onProgress?: (event: { phase: "costs" | "acceptance"; done: number; total: number; model?: string }) => void;
 }
 
@@ -108,6 +110,7 @@ export async function calibrate(
         flashAttention: options.flashAttention,
         transform: options.transform,
         seed,
+        signal: options.signal,
         onRound: (done, total) => options.onProgress?.({ phase: "costs", done, total }),
       },
     );
@@ -148,12 +151,12 @@ export async function calibrate(
     );
     try {
       let done = 0;
-      acceptance = measureAcceptance(
+      acceptance = await measureAcceptance(
         models.map((m) => m.native),
         contexts,
         promptTokens,
         options.transform,
-        { continuationTokens, seed },
+        { continuationTokens, seed, signal: options.signal },
         () => {
           done++;
           options.onProgress?.({ phase: "acceptance", done, total: promptTokens.length });

@@ -5,11 +5,13 @@ import type { NativeContext, NativeModel, SamplingTransform } from "../native/ty
 import { Rng } from "../util/rng.js";
 import { DistributionRows } from "../levels/level.js";
 import { sampleRow } from "../engine/sampling.js";
+import { yieldOrAbort } from "../util/yield.js";
 
 export interface AcceptanceMeasureOptions {
   /** Tokens the target generates after each prompt; acceptance is averaged over them. */
   continuationTokens: number;
   seed: number;
+  signal?: AbortSignal;
 }
 
 /**
@@ -17,14 +19,14 @@ export interface AcceptanceMeasureOptions {
  * continuations of P(accept) = sum_x min(p_lo(x), p_hi(x)) (sampling) or [argmax_lo = argmax_hi]
  * (greedy). Each model scores each continuation in one pass.
  */
-export function measureAcceptance(
+export async function measureAcceptance(
   models: readonly NativeModel[],
   contexts: readonly NativeContext[],
   prompts: readonly Int32Array[],
   transform: SamplingTransform,
   options: AcceptanceMeasureOptions,
   onStep?: () => void,
-): number[][] {
+): Promise<number[][]> {
   const k = models.length;
   const vocab = models[k - 1]!.vocabSize;
   const L = options.continuationTokens;
@@ -63,6 +65,7 @@ export function measureAcceptance(
     positions += L;
     for (const c of contexts) c.truncate(0);
     onStep?.();
+    await yieldOrAbort(options.signal, "the acceptance calibration");
   }
   return sums.map((row) => Array.from(row, (s) => s / positions));
 }
