@@ -2,11 +2,16 @@
 // everything that changes the numbers: the model files (path, size, modification time), the
 // backend and threads, the decoding settings and the prompts. Delete the folder, or pass
 // --recalibrate, to measure again.
+//
+// The cache is a convenience, never a reason to fail: an entry that cannot be read or is not what this version
+// wrote (edited by hand, truncated, from another version) is reported as a warning naming the file and measured
+// again; a cache folder that cannot be written is reported and the run goes on with the numbers it just measured.
 
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import type { PassCosts, PassCostSample } from "../planner/costs.js";
 
 export function defaultCacheDir(): string {
   if (process.env.HSD_CACHE_DIR) return process.env.HSD_CACHE_DIR;
@@ -18,27 +23,105 @@ export function cacheKey(parts: unknown): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 24);
 }
 
-export class CalibrationCache {
-  constructor(readonly dir: string = defaultCacheDir()) {}
+/** Whether a parsed entry has the shape its reader expects. */
+export type EntryCheck<T> = (value: unknown) => value is T;
 
-  async get<T>(kind: string, key: string): Promise<T | null> {
+export class CalibrationCache {
+  /** One warning per cache for a location that cannot be written (each entry would fail alike). */
+  private writeFailed = false;
+
+  constructor(
+    readonly dir: string = defaultCacheDir(),
+    private readonly onWarning: (message: string) => void = (m) => process.emitWarning(m, "HsdWarning"),
+  ) {}
+
+  /** The entry, or null when there is none or it cannot be used (a warning says which file and why). */
+  async get<T>(kind: string, key: string, check: EntryCheck<T>): Promise<T | null> {
+    const path = this.path(kind, key);
+    let text: string;
     try {
-      return JSON.parse(await readFile(this.path(kind, key), "utf8")) as T;
-    } catch {
-      return null; // missing or unreadable: measure again
+      text = await readFile(path, "utf8");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // No entry yet (ENOTDIR: the location is not a folder, which put() reports).
+      if (code !== "ENOENT" && code !== "ENOTDIR")
+        this.onWarning(`calibration cache ${path}: cannot read it (${code ?? error}); measuring again`);
+      return null;
     }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    if (value === undefined || !check(value)) {
+      this.onWarning(
+        `calibration cache ${path}: not a valid ${kind} entry (corrupt, edited or from another version); measuring again (--recalibrate does this too, and deleting the file removes it)`,
+      );
+      return null;
+    }
+    return value;
   }
 
+  /** Stores an entry; a failure is a warning (the run keeps its numbers, the next run measures again). */
   async put(kind: string, key: string, value: unknown): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
     // Write then rename, so an interrupted run never leaves a half-written entry behind.
     const final = this.path(kind, key);
     const temp = `${final}.${process.pid}.tmp`;
-    await writeFile(temp, JSON.stringify(value, null, 1));
-    await rename(temp, final);
+    try {
+      await mkdir(this.dir, { recursive: true });
+      await writeFile(temp, JSON.stringify(value, null, 1));
+      await rename(temp, final);
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      if (this.writeFailed) return;
+      this.writeFailed = true;
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      this.onWarning(
+        `calibration cache ${this.dir}: cannot write there (${code}); this run uses what it measured, but the next one will measure again: set HSD_CACHE_DIR to a writable folder`,
+      );
+    }
   }
 
   private path(kind: string, key: string): string {
     return join(this.dir, `${kind}-${key}.json`);
   }
+}
+
+const isFiniteAtLeast = (v: unknown, min: number): v is number =>
+  typeof v === "number" && Number.isFinite(v) && v >= min;
+
+function isCurve(v: unknown): v is PassCostSample[] {
+  return (
+    Array.isArray(v) &&
+    v.length > 0 &&
+    v.every((s) => typeof s === "object" && s !== null && isFiniteAtLeast(s.n, 1) && isFiniteAtLeast(s.ms, 0))
+  );
+}
+
+/** A costs entry for `models` models: one PassCosts each, every curve non-empty and finite. */
+export function isPassCostsList(models: number): EntryCheck<PassCosts[]> {
+  return (v: unknown): v is PassCosts[] =>
+    Array.isArray(v) &&
+    v.length === models &&
+    v.every(
+      (c) =>
+        typeof c === "object" &&
+        c !== null &&
+        isCurve(c.hot) &&
+        isCurve(c.cold) &&
+        Array.isArray(c.reshape) &&
+        (c.reshape.length === 0 || isCurve(c.reshape)) &&
+        isFiniteAtLeast(c.autoregressiveMs, 0),
+    );
+}
+
+/** An acceptance entry for `models` models: a square matrix of rates in [0, 1]. */
+export function isAcceptanceMatrix(models: number): EntryCheck<number[][]> {
+  return (v: unknown): v is number[][] =>
+    Array.isArray(v) &&
+    v.length === models &&
+    v.every(
+      (row) => Array.isArray(row) && row.length === models && row.every((a) => isFiniteAtLeast(a, 0) && a <= 1 + 1e-6),
+    );
 }

@@ -7,7 +7,7 @@ import type { FlashAttention, NativeModel, SamplingTransform } from "../native/t
 import { contextOptions, defaultContextSize } from "../native/model.js";
 import { CALIBRATION_COST_BUDGET_MS, CALIBRATION_COST_ROUNDS, DEFAULT_CALIBRATION_TOKENS } from "../defaults.js";
 import type { PassCosts } from "../planner/costs.js";
-import { CalibrationCache, cacheKey } from "./cache.js";
+import { CalibrationCache, cacheKey, isAcceptanceMatrix, isPassCostsList } from "./cache.js";
 import { measureAcceptance } from "./measure.js";
 import { measureDecodeCosts, passCostsFrom, summariseTimes } from "./decode-costs.js";
 import { BUILTIN_CALIBRATION_PROMPTS } from "./prompts.js";
@@ -37,6 +37,8 @@ export interface CalibrationOptions {
   cache?: CalibrationCache;
   /** Stops the measurement between passes with an AbortedError; nothing is cached. */
   signal?: AbortSignal;
+  /** Cache entries that cannot be used or stored (default: process.emitWarning). */
+  onWarning?: (message: string) => void;
   onProgress?: (event: { phase: "costs" | "acceptance"; done: number; total: number; model?: string }) => void;
 }
 
@@ -53,6 +55,19 @@ export interface Calibration {
   continuationTokens: number;
 }
 
+/**
+ * The depths the cost passes move through (DecodeCostProbe): lo … hi, plus room for three passes of the largest size.
+ */
+function costPositions(contextLimit: number, maxTokens: number) {
+  const lo = 32;
+  return { lo, hi: Math.min(lo + 160, contextLimit - 2 * maxTokens - 2) };
+}
+
+function fitsCostPasses(contextLimit: number, maxTokens: number): boolean {
+  const { lo, hi } = costPositions(contextLimit, maxTokens);
+  return hi > lo && hi + 3 * maxTokens + 3 <= contextLimit;
+}
+
 async function fileIdentity(path: string) {
   const s = await stat(path);
   return { path, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
@@ -62,7 +77,7 @@ export async function calibrate(
   models: readonly CalibrationModel[],
   options: CalibrationOptions,
 ): Promise<Calibration> {
-  const cache = options.cache ?? new CalibrationCache();
+  const cache = options.cache ?? new CalibrationCache(undefined, options.onWarning);
   const target = models[models.length - 1]!;
   const prompts = options.prompts ?? BUILTIN_CALIBRATION_PROMPTS;
   const continuationTokens = options.continuationTokens ?? DEFAULT_CALIBRATION_TOKENS;
@@ -90,13 +105,19 @@ export async function calibrate(
     greedy: options.transform.greedy,
     maxTokens,
   });
-  let costs = options.recalibrate ? null : await cache.get<PassCosts[]>("costs", costKey);
+  let costs = options.recalibrate ? null : await cache.get("costs", costKey, isPassCostsList(models.length));
   const costsFromCache = costs !== null;
   const rounds = options.costRounds ?? CALIBRATION_COST_ROUNDS;
   if (!costs) {
-    const lo = 32;
     const contextLimit = Math.min(...models.map((m) => defaultContextSize(m.native)));
-    const hi = Math.min(lo + 160, contextLimit - 2 * maxTokens - 2);
+    const { lo, hi } = costPositions(contextLimit, maxTokens);
+    if (!fitsCostPasses(contextLimit, maxTokens)) {
+      let largest = maxTokens;
+      while (largest > 1 && !fitsCostPasses(contextLimit, largest)) largest--;
+      throw new InvalidOptionError(
+        `--max-threshold ${options.maxThreshold} (maxThreshold) is too large for the models' ${contextLimit}-token context: calibration times passes of up to ${maxTokens} tokens at many depths; use at most ${Math.max(1, largest - 2)}`,
+      );
+    }
     const times = await measureDecodeCosts(
       models.map((m) => m.native),
       {
@@ -134,7 +155,9 @@ export async function calibrate(
     continuationTokens,
     seed,
   });
-  let acceptance = options.recalibrate ? null : await cache.get<number[][]>("acceptance", acceptanceKey);
+  let acceptance = options.recalibrate
+    ? null
+    : await cache.get("acceptance", acceptanceKey, isAcceptanceMatrix(models.length));
   const acceptanceFromCache = acceptance !== null;
   if (!acceptance) {
     const batch = longPrompt.length + continuationTokens + 1;
