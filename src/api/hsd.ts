@@ -7,11 +7,19 @@
 //   await hsd.dispose();
 
 import { fileURLToPath } from "node:url";
+import { availableParallelism } from "node:os";
 import { basename, resolve } from "node:path";
 import { groupWithTarget, scanModelFolder, type RejectedFile } from "../models/scan.js";
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
-import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
-import { contextOptions, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
+import { GgufFormatError, HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
+import {
+  contextOptions,
+  defaultThreads,
+  loadModel,
+  loadNative,
+  nativeBackend,
+  nativeDevices,
+} from "../native/index.js";
 import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
 import { NativeLevel, type EvaluationMode } from "../levels/native-model.js";
 import { HsdDecoder } from "../engine/hsd.js";
@@ -22,6 +30,7 @@ import { calibrate, type Calibration, type CalibrationOptions } from "../calibra
 import { planFromCalibration, plannerInput, type PlanReport } from "./plan.js";
 import { bestThresholds } from "../planner/index.js";
 import { DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS, SMALL_MODEL_PARAMETERS } from "../defaults.js";
+import { checkGenerateRequest, checkOpenOptions, checkPlanRequest, checkThresholdsFit } from "./options.js";
 
 /** The model family that ships with the package: used when no folder is given. */
 export const BUNDLED_MODELS_DIR = fileURLToPath(new URL("../../models/tiny", import.meta.url));
@@ -51,6 +60,11 @@ export interface OpenOptions {
    * (BENCHMARKS.md, "Flash attention on the CPU"), which is what speculation lives on.
    */
   flashAttention?: FlashAttention;
+  /**
+   * Where warnings go: settings that will run badly (more threads than CPUs, GPU layers without a GPU build), a
+   * calibration cache that cannot be read or written. Default: process.emitWarning.
+   */
+  onWarning?: (message: string) => void;
 }
 
 export interface Hierarchy {
@@ -85,6 +99,8 @@ export interface PlanRequest {
   maxThreshold?: number;
   recalibrate?: boolean;
   onProgress?: CalibrationOptions["onProgress"];
+  /** Stops a calibration between passes with an AbortedError (nothing is cached). */
+  signal?: AbortSignal;
 }
 
 interface LoadedModel {
@@ -108,18 +124,27 @@ export class Hsd {
     readonly threads: number,
     readonly device: string,
     readonly flashAttention: FlashAttention,
+    private readonly warn: (message: string) => void,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
-    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
-      throw new InvalidOptionError(`threads must be a positive integer, got ${options.threads}`);
-    }
+    checkOpenOptions(options);
+    const warn = options.onWarning ?? ((message: string) => process.emitWarning(message, "HsdWarning"));
     const gpuLayers = options.gpuLayers ?? 0;
-    const flashAttention = options.flashAttention ?? (gpuLayers > 0 ? "auto" : "off");
+    // A CPU-only build of llama.cpp ignores gpuLayers: say so, and plan as the CPU run it is.
+    const offloaded =
+      gpuLayers > 0 && !nativeDevices().some((d) => d.type === "gpu" || d.type === "igpu") ? 0 : gpuLayers;
+    if (offloaded < gpuLayers)
+      warn(
+        `gpuLayers ${gpuLayers} (--gpu-layers): this llama.cpp build (${nativeBackend()}) has no GPU device, so the models run on the CPU; ` +
+          "build one with npm run build:llama -- --backend cuda|vulkan|metal",
+      );
+    const flashAttention = options.flashAttention ?? (offloaded > 0 ? "auto" : "off");
     let infos: ModelInfo[];
     let rejected: RejectedFile[];
-    if (options.files && options.files.length > 0) {
-      infos = await Promise.all(options.files.map((f) => readModelInfo(resolve(f))));
+    const fromFolder = !(options.files && options.files.length > 0);
+    if (!fromFolder) {
+      infos = await Promise.all(options.files!.map((f) => readModelInfo(resolve(f))));
       const target = options.target
         ? infos.find((m) => m.path === resolve(options.target!) || m.file === options.target)
         : infos.reduce((a, b) => (b.parameterCount > a.parameterCount ? b : a));
@@ -142,14 +167,39 @@ export class Hsd {
 
     const threads =
       options.threads ?? (infos.every((m) => m.parameterCount < SMALL_MODEL_PARAMETERS) ? 1 : defaultThreads());
+    const cpus = availableParallelism();
+    if (threads > cpus)
+      warn(
+        `threads ${threads} (--threads) is more than the ${cpus} CPUs here: ggml's threads wait for each other, so every pass gets much slower; use at most ${cpus}`,
+      );
     const loaded: LoadedModel[] = [];
+    const targetInfo = infos[infos.length - 1]!;
     try {
       for (const info of infos) {
-        const native = await loadModel(info.path, { gpuLayers });
+        let native: NativeModel;
         try {
-          const context = native.createContext(
-            contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
+          native = await loadModel(info.path, { gpuLayers });
+        } catch (error) {
+          const failure = new GgufFormatError(
+            info.path,
+            `llama.cpp could not load it: ${nativeReason(error, info.path)}`,
           );
+          // In a folder, a draft llama.cpp refuses is one more file not used; the target and named files are needed.
+          if (!fromFolder || info === targetInfo) throw failure;
+          rejected.push({ path: info.path, reason: failure.message.slice(info.path.length + 2) });
+          continue;
+        }
+        try {
+          let context: NativeContext;
+          try {
+            context = native.createContext(
+              contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
+            );
+          } catch (error) {
+            throw new HsdError(
+              `${info.path}: llama.cpp could not create a context for it (${nativeReason(error, info.path)}); a smaller context size (--context-size) needs less memory`,
+            );
+          }
           loaded.push({
             info,
             native,
@@ -168,8 +218,8 @@ export class Hsd {
       }
       throw error;
     }
-    const device = `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}`;
-    return new Hsd(loaded, rejected, threads, device, flashAttention);
+    const device = `${nativeBackend()}${offloaded > 0 ? `, ${offloaded} GPU layers` : ", CPU"}`;
+    return new Hsd(loaded, rejected, threads, device, flashAttention, warn);
   }
 
   get target(): LoadedModel {
@@ -179,6 +229,7 @@ export class Hsd {
   /** Measure (or load from the cache) costs and acceptance for these models and settings. */
   async calibrate(request: PlanRequest = {}): Promise<Calibration> {
     this.checkOpen();
+    checkPlanRequest(request);
     return calibrate(this.models, {
       transform: toTransform(request.sampling),
       threads: this.threads,
@@ -189,6 +240,8 @@ export class Hsd {
       continuationTokens: request.continuationTokens,
       recalibrate: request.recalibrate,
       onProgress: request.onProgress,
+      signal: request.signal,
+      onWarning: this.warn,
     });
   }
 
@@ -215,6 +268,8 @@ export class Hsd {
   /** Streams text; `await run.result` for the whole report. */
   generate(prompt: string, request: GenerateRequest = {}): GenerationRun {
     this.checkOpen();
+    if (typeof prompt !== "string") throw new InvalidOptionError(`the prompt must be a string, got ${typeof prompt}`);
+    checkGenerateRequest(request);
     return new GenerationRun(this.runGeneration(prompt, request));
   }
 
@@ -247,24 +302,30 @@ export class Hsd {
     let plan: PlanReport | null = null;
     let hierarchy: Required<Hierarchy>;
     if (request.hierarchy === undefined || request.hierarchy === "auto") {
-      plan = await this.plan({ ...request.plan, sampling: request.sampling });
+      plan = await this.plan({ ...request.plan, sampling: request.sampling, signal: request.signal });
       hierarchy = { files: plan.best.chain, thresholds: plan.best.thresholds };
-    } else if (request.hierarchy.thresholds === undefined) {
-      // A pinned chain without thresholds: the latency model's best thresholds for it.
+    } else if (request.hierarchy.thresholds === undefined && request.hierarchy.files.length > 1) {
+      // A pinned chain without thresholds: the latency model's best thresholds for it (the target alone has none).
       this.resolveHierarchy({ ...request.hierarchy, thresholds: request.hierarchy.files.slice(1).map(() => 1) });
-      plan = await this.plan({ ...request.plan, sampling: request.sampling });
+      plan = await this.plan({ ...request.plan, sampling: request.sampling, signal: request.signal });
       hierarchy = { files: request.hierarchy.files, thresholds: this.bestThresholds(plan, request.hierarchy.files) };
     } else {
-      hierarchy = { files: request.hierarchy.files, thresholds: request.hierarchy.thresholds };
+      hierarchy = { files: request.hierarchy.files, thresholds: request.hierarchy.thresholds ?? [] };
     }
     const levels = this.resolveHierarchy(hierarchy);
+    const target = this.target.native;
+    const tokens = target.tokenize(prompt, true, false);
+    checkThresholdsFit(
+      hierarchy.thresholds,
+      tokens.length,
+      Math.min(...levels.map((m) => m.context.contextSize)),
+      Math.min(...levels.map((m) => m.context.batchSize)),
+    );
     for (const m of levels) m.context.setSampling(transform);
     const decoder = new HsdDecoder(
       levels.map((m) => m.level),
       { thresholds: hierarchy.thresholds, greedy: transform.greedy, rng: new Rng(seed) },
     );
-    const target = this.target.native;
-    const tokens = target.tokenize(prompt, true, false);
     const vocabulary = {
       isEndOfGeneration: (t: number) => target.isEndOfGeneration(t),
       tokenPiece: (t: number) => target.tokenPiece(t),
@@ -330,6 +391,7 @@ export class Hsd {
       m.context.dispose();
       m.native.dispose();
     }
+    releaseFreedMemory();
   }
 }
 
@@ -337,18 +399,29 @@ export class Hsd {
 export class GenerationRun implements AsyncIterable<GenerationChunk> {
   private finished: GenerationReport | null = null;
   private started = false;
+  private leftEarly = false;
 
   constructor(private readonly source: AsyncGenerator<GenerationChunk, GenerationReport, void>) {}
 
   async *[Symbol.asyncIterator](): AsyncGenerator<GenerationChunk, void, void> {
     if (this.started) throw new HsdError("a generation can be iterated once");
     this.started = true;
-    let step = await this.source.next();
-    while (!step.done) {
-      yield step.value;
+    let step: IteratorResult<GenerationChunk, GenerationReport> | undefined;
+    try {
       step = await this.source.next();
+      while (!step.done) {
+        yield step.value;
+        step = await this.source.next();
+      }
+      this.finished = step.value;
+    } finally {
+      // The consumer left the loop early (break, return or a throw in its body): end the generation now, so that
+      // its finally blocks release the instance for the next generate().
+      if (step && !step.done) {
+        this.leftEarly = true;
+        await this.source.return(undefined as never);
+      }
     }
-    this.finished = step.value;
   }
 
   /** The drain started by reading `result` before anyone iterated (shared by every later read). */
@@ -363,8 +436,38 @@ export class GenerationRun implements AsyncIterable<GenerationChunk> {
         return this.finished!;
       })();
     }
+    if (this.leftEarly)
+      return Promise.reject(
+        new HsdError(
+          "the loop over this generation was left early, which ended it: there is no result (to stop a generation and keep its result, use request.signal)",
+        ),
+      );
     return (
       this.draining ?? Promise.reject(new HsdError("the generation has not finished: await result after the loop"))
     );
   }
+}
+
+/**
+ * The addon's message for a load or context failure: one line, without the path (the caller names it) or the
+ * function names llama.cpp prefixes.
+ */
+function nativeReason(error: unknown, path: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message
+    .replace(`llama.cpp could not load model file '${path}': `, "")
+    .split(`'${path}'`)
+    .join("the file")
+    .replace(/llama_model_load(_from_file_impl)?: (error loading model: |failed to load model)/g, "")
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, 400);
+}
+
+/**
+ * glibc keeps the memory llama.cpp frees with the models in its heap: without this, RSS grew ~0.4 MiB per
+ * open/dispose cycle of the bundled family (test/memory.test.ts). An addon without trimMemory is skipped.
+ */
+function releaseFreedMemory(): void {
+  (loadNative().addon as { trimMemory?: () => boolean }).trimMemory?.();
 }
