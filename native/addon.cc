@@ -12,9 +12,14 @@
 //   devices() -> [{name, description, type, memoryFree, memoryTotal}]
 //   systemInfo() -> string            llama_print_system_info()
 //   loadModel(path, options) -> Promise<NativeModelHandle>
+//   trimMemory() -> bool               hand freed heap memory back to the OS (glibc's malloc_trim; false elsewhere)
 #include <napi.h>
 
 #include <string>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "addon.h"
 #include "context.h"
@@ -144,6 +149,17 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), api::llama_print_system_info());
 }
 
+// glibc keeps what llama.cpp frees when a model or context goes (weights' host copies, KV caches, compute buffers)
+// in its heap instead of returning it: RSS grew by ~0.4 MiB per open/dispose cycle of the bundled family with no
+// leak behind it (flat with MALLOC_TRIM_THRESHOLD_=0, or with this called after each dispose).
+Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -158,6 +174,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("loadModel", Napi::Function::New(env, AddonModel::Load, "loadModel"));
+  exports.Set("trimMemory", Napi::Function::New(env, TrimMemory, "trimMemory"));
   return exports;
 }
 

@@ -7,11 +7,26 @@
 //   await hsd.dispose();
 
 import { fileURLToPath } from "node:url";
+import { availableParallelism } from "node:os";
 import { basename, resolve } from "node:path";
 import { groupWithTarget, scanModelFolder, type RejectedFile } from "../models/scan.js";
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
-import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
-import { contextOptions, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
+import {
+  GgufFormatError,
+  HsdError,
+  InvalidOptionError,
+  ModelFolderError,
+  PromptTooLongError,
+  VocabularyMismatchError,
+} from "../errors.js";
+import {
+  contextOptions,
+  defaultThreads,
+  loadModel,
+  loadNative,
+  nativeBackend,
+  nativeDevices,
+} from "../native/index.js";
 import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
 import { NativeLevel, type EvaluationMode } from "../levels/native-model.js";
 import { AdaptiveDecoder } from "../engine/adaptive.js";
@@ -40,6 +55,7 @@ import { replannerFor, type Replanner } from "./replanner.js";
 import { planFromCalibration, plannerInput, type NgramMode, type PlanReport } from "./plan.js";
 import { bestThresholds } from "../planner/index.js";
 import { DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS, SMALL_MODEL_PARAMETERS } from "../defaults.js";
+import { checkGenerateRequest, checkOpenOptions, checkPlanRequest, checkThresholdsFit } from "./options.js";
 
 /** The model family that ships with the package: used when no folder is given. */
 export const BUNDLED_MODELS_DIR = fileURLToPath(new URL("../../models/tiny", import.meta.url));
@@ -83,6 +99,11 @@ export interface OpenOptions {
    * table `hsd ngram build` stored for the target's tokenizer in the cache folder, if there is one.
    */
   ngramTable?: string | null;
+  /**
+   * Where warnings go: settings that will run badly (more threads than CPUs, GPU layers without a GPU build), a
+   * calibration cache that cannot be read or written. Default: process.emitWarning.
+   */
+  onWarning?: (message: string) => void;
 }
 
 export interface Hierarchy {
@@ -140,6 +161,8 @@ export interface PlanRequest {
   maxThreshold?: number;
   recalibrate?: boolean;
   onProgress?: CalibrationOptions["onProgress"];
+  /** Stops a calibration between passes with an AbortedError (nothing is cached). */
+  signal?: AbortSignal;
 }
 
 interface LoadedModel {
@@ -178,22 +201,28 @@ export class Hsd {
     readonly table: { level: NgramTableLevel; path: string; size: number; mtimeMs: number } | null,
     /** Calibrations and what runs learned. */
     private readonly cache: CalibrationCache,
+    private readonly warn: (message: string) => void,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
+    checkOpenOptions(options);
     const ngram = options.ngram ?? "auto";
-    if (ngram !== "auto" && ngram !== "on" && ngram !== "off") {
-      throw new InvalidOptionError(`ngram must be "auto", "on" or "off", got ${String(ngram)}`);
-    }
-    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
-      throw new InvalidOptionError(`threads must be a positive integer, got ${options.threads}`);
-    }
+    const warn = options.onWarning ?? ((message: string) => process.emitWarning(message, "HsdWarning"));
     const gpuLayers = options.gpuLayers ?? 0;
-    const flashAttention = options.flashAttention ?? (gpuLayers > 0 ? "auto" : "off");
+    // A CPU-only build of llama.cpp ignores gpuLayers: say so, and plan as the CPU run it is.
+    const offloaded =
+      gpuLayers > 0 && !nativeDevices().some((d) => d.type === "gpu" || d.type === "igpu") ? 0 : gpuLayers;
+    if (offloaded < gpuLayers)
+      warn(
+        `gpuLayers ${gpuLayers} (--gpu-layers): this llama.cpp build (${nativeBackend()}) has no GPU device, so the models run on the CPU; ` +
+          "build one with npm run build:llama -- --backend cuda|vulkan|metal",
+      );
+    const flashAttention = options.flashAttention ?? (offloaded > 0 ? "auto" : "off");
     let infos: ModelInfo[];
     let rejected: RejectedFile[];
-    if (options.files && options.files.length > 0) {
-      infos = await Promise.all(options.files.map((f) => readModelInfo(resolve(f))));
+    const fromFolder = !(options.files && options.files.length > 0);
+    if (!fromFolder) {
+      infos = await Promise.all(options.files!.map((f) => readModelInfo(resolve(f))));
       const target = options.target
         ? infos.find((m) => m.path === resolve(options.target!) || m.file === options.target)
         : infos.reduce((a, b) => (b.parameterCount > a.parameterCount ? b : a));
@@ -216,14 +245,39 @@ export class Hsd {
 
     const threads =
       options.threads ?? (infos.every((m) => m.parameterCount < SMALL_MODEL_PARAMETERS) ? 1 : defaultThreads());
+    const cpus = availableParallelism();
+    if (threads > cpus)
+      warn(
+        `threads ${threads} (--threads) is more than the ${cpus} CPUs here: ggml's threads wait for each other, so every pass gets much slower; use at most ${cpus}`,
+      );
     const loaded: LoadedModel[] = [];
+    const targetInfo = infos[infos.length - 1]!;
     try {
       for (const info of infos) {
-        const native = await loadModel(info.path, { gpuLayers });
+        let native: NativeModel;
         try {
-          const context = native.createContext(
-            contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
+          native = await loadModel(info.path, { gpuLayers });
+        } catch (error) {
+          const failure = new GgufFormatError(
+            info.path,
+            `llama.cpp could not load it: ${nativeReason(error, info.path)}`,
           );
+          // In a folder, a draft llama.cpp refuses is one more file not used; the target and named files are needed.
+          if (!fromFolder || info === targetInfo) throw failure;
+          rejected.push({ path: info.path, reason: failure.message.slice(info.path.length + 2) });
+          continue;
+        }
+        try {
+          let context: NativeContext;
+          try {
+            context = native.createContext(
+              contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
+            );
+          } catch (error) {
+            throw new HsdError(
+              `${info.path}: llama.cpp could not create a context for it (${nativeReason(error, info.path)}); a smaller context size (--context-size) needs less memory`,
+            );
+          }
           loaded.push({
             info,
             native,
@@ -242,8 +296,7 @@ export class Hsd {
       }
       throw error;
     }
-    const device = `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}`;
-    const targetInfo = loaded[loaded.length - 1]!.info;
+    const device = `${nativeBackend()}${offloaded > 0 ? `, ${offloaded} GPU layers` : ", CPU"}`;
     const lookup = ngram === "off" ? null : new ContextLookupLevel(targetInfo.vocabSize, options.lookup ?? {});
     let table: Hsd["table"] = null;
     if (ngram !== "off") {
@@ -257,8 +310,8 @@ export class Hsd {
         throw error;
       }
     }
-    const cache = new CalibrationCache(options.cacheDir);
-    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table, cache);
+    const cache = new CalibrationCache(options.cacheDir, warn);
+    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table, cache, warn);
   }
 
   get target(): LoadedModel {
@@ -268,6 +321,7 @@ export class Hsd {
   /** Measure (or load from the cache) costs and acceptance for these models and settings. */
   async calibrate(request: PlanRequest = {}): Promise<Calibration> {
     this.checkOpen();
+    checkPlanRequest(request);
     const options = this.calibrationOptions(request);
     if (request.recalibrate) await this.forgetLearned(options.transform, options.maxThreshold);
     return calibrate(this.models, options);
@@ -284,6 +338,8 @@ export class Hsd {
       continuationTokens: request.continuationTokens,
       recalibrate: request.recalibrate,
       onProgress: request.onProgress,
+      signal: request.signal,
+      onWarning: this.warn,
       lookup: this.lookupCalibration(),
       otherProposals: this.table ? [this.table.level] : [],
       cache: this.cache,
@@ -347,7 +403,8 @@ export class Hsd {
     const proposals = levels.filter((l) => l.kind === "proposal").map((l) => l.name);
     const states = this.lookupCalibration()?.states ?? [0];
     const learned = checkLearned(
-      await cache.get("learned", await this.learnedKey(transform, maxThreshold)),
+      // checkLearned checks the entry's shape against these models and settings.
+      await cache.get("learned", await this.learnedKey(transform, maxThreshold), (v): v is unknown => true),
       this.models.map((m) => m.info),
       proposals,
       states,
@@ -410,6 +467,9 @@ export class Hsd {
    */
   generate(prompt: string | PromptTokens, request: GenerateRequest = {}): GenerationRun {
     this.checkOpen();
+    if (typeof prompt !== "string" && !(prompt instanceof Int32Array) && !Array.isArray(prompt))
+      throw new InvalidOptionError(`the prompt must be text or an array of token ids, got ${typeof prompt}`);
+    checkGenerateRequest(request);
     return new GenerationRun(this.runGeneration(prompt, request));
   }
 
@@ -464,8 +524,9 @@ export class Hsd {
     if (learn) {
       const started = performance.now();
       const fresh = !this.planners.has(plannerKey(transform, maxThreshold));
-      if (adapt && request.plan?.recalibrate) await this.calibrate({ ...request.plan, sampling: request.sampling });
-      online = await this.onlinePlanner(transform, maxThreshold, request.plan ?? {});
+      if (adapt && request.plan?.recalibrate)
+        await this.calibrate({ ...request.plan, sampling: request.sampling, signal: request.signal });
+      online = await this.onlinePlanner(transform, maxThreshold, { ...request.plan, signal: request.signal });
       if (fresh) priorMs = performance.now() - started;
     }
     // The plan to run, by level names.
@@ -474,7 +535,7 @@ export class Hsd {
     if (adapt) {
       named = online!.plan;
     } else if (auto) {
-      plan = await this.plan({ ...request.plan, sampling: request.sampling });
+      plan = await this.plan({ ...request.plan, sampling: request.sampling, signal: request.signal });
       named = namedPlan(plan);
     } else {
       const pinned = request.hierarchy as Hierarchy;
@@ -483,7 +544,7 @@ export class Hsd {
       if (thresholds === undefined) {
         // A pinned chain without thresholds: the latency model's best thresholds for it (a full calibration).
         this.resolveChain({ files: pinned.files, thresholds: pinned.files.slice(1).map(() => 1) });
-        plan = await this.plan({ ...request.plan, sampling: request.sampling });
+        plan = await this.plan({ ...request.plan, sampling: request.sampling, signal: request.signal });
         thresholds = this.bestThresholds(plan, pinned.files);
       }
       // Checked (order, names, thresholds), and named as the levels name themselves.
@@ -493,6 +554,21 @@ export class Hsd {
         thresholds,
         Number.NaN,
       );
+    }
+    const target = this.target.native;
+    const tokens = typeof prompt === "string" ? target.tokenize(prompt, true, false) : this.checkTokens(prompt);
+    const contextSize = Math.min(...this.models.map((m) => m.context.contextSize));
+    const batchSize = Math.min(...this.models.map((m) => m.context.batchSize));
+    const blockOf = (p: NamedPlan) => Math.max(...p.chains.map((c) => c.thresholds.reduce((a, b) => a + b, 0)));
+    // Draft tokens one target pass can score after this prompt (besides the committed text's last token).
+    const room = Math.min(contextSize - tokens.length, batchSize) - 1;
+    if (adapt) {
+      // The plan is the planner's choice, not the user's: near the context's end it shrinks rather than fails.
+      if (tokens.length + 1 > contextSize) throw new PromptTooLongError(tokens.length, contextSize);
+      if (blockOf(named) > room) named = fixedPlan([this.target.info.file], [], Number.NaN);
+    } else {
+      // A chosen plan must fit: a pass that cannot hold its block would end the generation before its first token.
+      for (const chain of named.chains) checkThresholdsFit(chain.thresholds, tokens.length, contextSize, batchSize);
     }
     for (const m of this.models) m.context.setSampling(transform);
     const all = this.allLevels;
@@ -504,21 +580,18 @@ export class Hsd {
     const state = (sequence: Int32Array, committed: number) =>
       stateOf(bounds, this.lookup!.match(sequence, committed).length);
     const initial = online ? online.live(named) : livePlan(named, levelOf, state);
-    const blockOf = (p: NamedPlan) => Math.max(...p.chains.map((c) => c.thresholds.reduce((a, b) => a + b, 0)));
     const decoder = new AdaptiveDecoder({
       greedy: transform.greedy,
       rng: new Rng(seed),
       levels,
       // Room for the blocks of any plan it may switch to (at most two draft levels at T_max, as the policy planner
       // searches) and for the starting plan's own.
-      maxDraftBlock: Math.max(blockOf(named), adapt ? 2 * maxThreshold : 0),
+      maxDraftBlock: Math.max(blockOf(named), adapt ? Math.min(2 * maxThreshold, Math.max(0, room)) : 0),
       initial,
       replan: adapt ? online!.replan : null,
       observer: online?.learner ?? null,
       budget: this.replanner?.background ? 1 : 100,
     });
-    const target = this.target.native;
-    const tokens = typeof prompt === "string" ? target.tokenize(prompt, true, false) : this.checkTokens(prompt);
     const vocabulary = {
       isEndOfGeneration: (t: number) => target.isEndOfGeneration(t),
       tokenPiece: (t: number) => target.tokenPiece(t),
@@ -650,6 +723,7 @@ export class Hsd {
       m.context.dispose();
       m.native.dispose();
     }
+    releaseFreedMemory();
   }
 }
 
@@ -672,18 +746,29 @@ function busiestChain(plan: NamedPlan, routing: RoutingStats | undefined): Named
 export class GenerationRun implements AsyncIterable<GenerationChunk> {
   private finished: GenerationReport | null = null;
   private started = false;
+  private leftEarly = false;
 
   constructor(private readonly source: AsyncGenerator<GenerationChunk, GenerationReport, void>) {}
 
   async *[Symbol.asyncIterator](): AsyncGenerator<GenerationChunk, void, void> {
     if (this.started) throw new HsdError("a generation can be iterated once");
     this.started = true;
-    let step = await this.source.next();
-    while (!step.done) {
-      yield step.value;
+    let step: IteratorResult<GenerationChunk, GenerationReport> | undefined;
+    try {
       step = await this.source.next();
+      while (!step.done) {
+        yield step.value;
+        step = await this.source.next();
+      }
+      this.finished = step.value;
+    } finally {
+      // The consumer left the loop early (break, return or a throw in its body): end the generation now, so that
+      // its finally blocks release the instance for the next generate().
+      if (step && !step.done) {
+        this.leftEarly = true;
+        await this.source.return(undefined as never);
+      }
     }
-    this.finished = step.value;
   }
 
   /** The drain started by reading `result` before anyone iterated (shared by every later read). */
@@ -698,8 +783,38 @@ export class GenerationRun implements AsyncIterable<GenerationChunk> {
         return this.finished!;
       })();
     }
+    if (this.leftEarly)
+      return Promise.reject(
+        new HsdError(
+          "the loop over this generation was left early, which ended it: there is no result (to stop a generation and keep its result, use request.signal)",
+        ),
+      );
     return (
       this.draining ?? Promise.reject(new HsdError("the generation has not finished: await result after the loop"))
     );
   }
+}
+
+/**
+ * The addon's message for a load or context failure: one line, without the path (the caller names it) or the
+ * function names llama.cpp prefixes.
+ */
+function nativeReason(error: unknown, path: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message
+    .replace(`llama.cpp could not load model file '${path}': `, "")
+    .split(`'${path}'`)
+    .join("the file")
+    .replace(/llama_model_load(_from_file_impl)?: (error loading model: |failed to load model)/g, "")
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, 400);
+}
+
+/**
+ * glibc keeps the memory llama.cpp frees with the models in its heap: without this, RSS grew ~0.4 MiB per
+ * open/dispose cycle of the bundled family (test/memory.test.ts). An addon without trimMemory is skipped.
+ */
+function releaseFreedMemory(): void {
+  (loadNative().addon as { trimMemory?: () => boolean }).trimMemory?.();
 }

@@ -8,8 +8,8 @@ import { contextOptions, defaultContextSize } from "../native/model.js";
 import { CALIBRATION_COST_BUDGET_MS, CALIBRATION_COST_ROUNDS, DEFAULT_CALIBRATION_TOKENS } from "../defaults.js";
 import type { PassCosts, PassCostSample } from "../planner/costs.js";
 import { median, theilSen } from "../util/stats.js";
-import { CalibrationCache, cacheKey } from "./cache.js";
-import { measureAcceptance, type AcceptanceMeasurement, type Workload } from "./measure.js";
+import { CalibrationCache, cacheKey, isAcceptanceMeasurement, isPassCostsList } from "./cache.js";
+import { measureAcceptance, type Workload } from "./measure.js";
 import { ContextLookupLevel } from "../levels/ngram-lookup.js";
 import type { ProposalLevel } from "../levels/level.js";
 import { measureDecodeCosts, passCostsFrom, summariseTimes } from "./decode-costs.js";
@@ -48,6 +48,10 @@ export interface CalibrationOptions {
   lookup?: LookupCalibration | null;
   /** The levels `lookup.others` names, in that order. */
   otherProposals?: ProposalLevel[];
+  /** Stops the measurement between passes with an AbortedError; nothing is cached. */
+  signal?: AbortSignal;
+  /** Cache entries that cannot be used or stored (default: process.emitWarning). */
+  onWarning?: (message: string) => void;
   onProgress?: (event: { phase: "costs" | "acceptance"; done: number; total: number; model?: string }) => void;
 }
 
@@ -116,6 +120,19 @@ export interface LookupCalibration {
   others?: { name: string; path: string; size: number; mtimeMs: number }[];
 }
 
+/**
+ * The depths the cost passes move through (DecodeCostProbe): lo … hi, plus room for three passes of the largest size.
+ */
+function costPositions(contextLimit: number, maxTokens: number) {
+  const lo = 32;
+  return { lo, hi: Math.min(lo + 160, contextLimit - 2 * maxTokens - 2) };
+}
+
+function fitsCostPasses(contextLimit: number, maxTokens: number): boolean {
+  const { lo, hi } = costPositions(contextLimit, maxTokens);
+  return hi > lo && hi + 3 * maxTokens + 3 <= contextLimit;
+}
+
 async function fileIdentity(path: string) {
   const s = await stat(path);
   return { path, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
@@ -146,7 +163,7 @@ async function calibrateOrCached(
   options: CalibrationOptions,
   measure: boolean,
 ): Promise<Calibration | null> {
-  const cache = options.cache ?? new CalibrationCache();
+  const cache = options.cache ?? new CalibrationCache(undefined, options.onWarning);
   const target = models[models.length - 1]!;
   const quick = options.quick ?? false;
   const prompts =
@@ -178,14 +195,20 @@ async function calibrateOrCached(
     maxTokens,
     ...(quick ? { quick } : {}),
   });
-  let costs = options.recalibrate ? null : await cache.get<PassCosts[]>("costs", costKey);
+  let costs = options.recalibrate ? null : await cache.get("costs", costKey, isPassCostsList(models.length));
   const costsFromCache = costs !== null;
   const rounds = options.costRounds ?? (quick ? 1 : CALIBRATION_COST_ROUNDS);
   if (!costs && !measure) return null;
   if (!costs) {
-    const lo = 32;
     const contextLimit = Math.min(...models.map((m) => defaultContextSize(m.native)));
-    const hi = Math.min(lo + 160, contextLimit - 2 * maxTokens - 2);
+    const { lo, hi } = costPositions(contextLimit, maxTokens);
+    if (!fitsCostPasses(contextLimit, maxTokens)) {
+      let largest = maxTokens;
+      while (largest > 1 && !fitsCostPasses(contextLimit, largest)) largest--;
+      throw new InvalidOptionError(
+        `--max-threshold ${options.maxThreshold} (maxThreshold) is too large for the models' ${contextLimit}-token context: calibration times passes of up to ${maxTokens} tokens at many depths; use at most ${Math.max(1, largest - 2)}`,
+      );
+    }
     const times = await measureDecodeCosts(
       models.map((m) => m.native),
       {
@@ -202,6 +225,7 @@ async function calibrateOrCached(
         flashAttention: options.flashAttention,
         transform: options.transform,
         seed,
+        signal: options.signal,
         onRound: (done, total) => options.onProgress?.({ phase: "costs", done, total }),
       },
     );
@@ -228,7 +252,9 @@ async function calibrateOrCached(
     seed,
     lookup: lookup ? { ...lookup, maxThreshold: options.maxThreshold } : null,
   });
-  let measured = options.recalibrate ? null : await cache.get<AcceptanceMeasurement>("acceptance", acceptanceKey);
+  let measured = options.recalibrate
+    ? null
+    : await cache.get("acceptance", acceptanceKey, isAcceptanceMeasurement(models.length));
   const acceptanceFromCache = measured !== null;
   if (!measured && !measure) return null;
   if (!measured) {
@@ -248,7 +274,7 @@ async function calibrateOrCached(
     try {
       let done = 0;
       const level = lookup ? new ContextLookupLevel(target.native.vocabSize, lookup) : null;
-      measured = measureAcceptance(
+      measured = await measureAcceptance(
         models.map((m) => m.native),
         contexts,
         promptTokens,
@@ -256,6 +282,7 @@ async function calibrateOrCached(
         {
           continuationTokens,
           seed,
+          signal: options.signal,
           ...(level
             ? {
                 lookup: {

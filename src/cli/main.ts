@@ -10,7 +10,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
 import { Hsd, type Hierarchy, type PlanRequest } from "../api/hsd.js";
 import type { NgramMode } from "../api/plan.js";
-import { InvalidOptionError } from "../errors.js";
+import { AbortedError, InvalidOptionError } from "../errors.js";
 import { toSnakeCaseJson } from "./json.js";
 import { buildNgramTable } from "../api/ngram.js";
 import { DEFAULT_CALIBRATION_TOKENS, DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS } from "../defaults.js";
@@ -29,6 +29,11 @@ const int = (name: string, min: number) => (value: string) => {
 const num = (name: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+const nonNegative = (name: string, hint: string) => (value: string) => {
+  const n = num(name)(value);
+  if (n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0 (${hint})`);
   return n;
 };
 const list = (value: string) =>
@@ -77,7 +82,7 @@ function withCommon(command: Command, { json = true } = {}): Command {
       },
     )
     .option("--greedy", "greedy decoding (the target's argmax at every step)")
-    .option("--temperature <x>", "sampling temperature (0 = greedy)", num("--temperature"))
+    .option("--temperature <x>", "sampling temperature (0 = greedy)", nonNegative("--temperature", "0 = greedy"))
     .option("--top-k <n>", "keep the k most probable tokens (0 = off)", int("--top-k", 0))
     .option("--top-p <x>", "nucleus sampling mass (1 = off)", num("--top-p"))
     .option("--min-p <x>", "drop tokens below min-p times the top probability (0 = off)", num("--min-p"))
@@ -124,7 +129,11 @@ function sampling(o: CommonOptions): SamplingSettings {
 }
 
 /** The planning request every command makes from the same flags. */
-async function planRequest(o: CommonOptions, onProgress?: PlanRequest["onProgress"]): Promise<PlanRequest> {
+async function planRequest(
+  o: CommonOptions,
+  onProgress?: PlanRequest["onProgress"],
+  signal?: AbortSignal,
+): Promise<PlanRequest> {
   return {
     sampling: sampling(o),
     prompts: await calibrationPrompts(o),
@@ -132,6 +141,7 @@ async function planRequest(o: CommonOptions, onProgress?: PlanRequest["onProgres
     maxThreshold: o.maxThreshold,
     recalibrate: o.recalibrate,
     onProgress,
+    signal,
   };
 }
 
@@ -182,7 +192,68 @@ async function open(o: CommonOptions): Promise<Hsd> {
     ngram: o.ngram,
     lookup: { minMatch: o.ngramMin, maxMatch: o.ngramMax },
     ngramTable: o.ngramTable,
+    onWarning: (message) => process.stderr.write(`hsd: warning: ${message}\n`),
   });
+}
+
+/**
+ * Ctrl-C: the first one stops the work at the next pass (a run still prints what it generated and its summary; a
+ * calibration is dropped), exit code 130; a second one exits at once. Returns the function that removes the handler.
+ */
+function stopOnInterrupt(controller: AbortController): () => void {
+  let interrupts = 0;
+  const handler = () => {
+    if (++interrupts > 1) process.exit(130);
+    process.stderr.write("\nhsd: stopping at the next pass (Ctrl-C again to quit at once)\n");
+    controller.abort();
+  };
+  process.on("SIGINT", handler);
+  return () => process.off("SIGINT", handler);
+}
+
+/**
+ * Aborted when stdout's reader has gone (`hsd run … | head -c 5`): nothing more is written, a run stops at the next
+ * target pass and the command ends quietly with exit code 0, as a well-behaved filter does.
+ */
+const stdoutGone = new AbortController();
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE" && !stdoutGone.signal.aborted) {
+    process.stderr.write(`hsd: cannot write to stdout (${error.code ?? error.message})\n`);
+    process.exitCode = 1;
+  }
+  stdoutGone.abort();
+});
+
+function print(text: string): void {
+  if (!stdoutGone.signal.aborted) process.stdout.write(text);
+}
+
+/** The prompt: the argument, stdin for "-", or --prompt-file's contents (one trailing newline dropped). */
+async function readPrompt(argument: string | undefined, file: string | undefined): Promise<string> {
+  if (argument !== undefined && file !== undefined)
+    throw new InvalidOptionError("give the prompt once: as an argument, as - (stdin) or with --prompt-file FILE");
+  let text: string;
+  if (file !== undefined) {
+    try {
+      text = await readFile(file, "utf8");
+    } catch (error) {
+      throw new InvalidOptionError(
+        `--prompt-file ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? error})`,
+      );
+    }
+  } else if (argument === "-") {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    text = Buffer.concat(chunks).toString("utf8");
+  } else if (argument === undefined) {
+    throw new InvalidOptionError(
+      'no prompt: give the text to continue (hsd run "Once upon a time"), - to read it from stdin, or --prompt-file FILE',
+    );
+  } else {
+    return argument;
+  }
+  // What echo, a heredoc or an editor put at the end of the text is not part of the prompt.
+  return text.replace(/\r?\n$/, "");
 }
 
 async function calibrationPrompts(o: CommonOptions): Promise<string[] | undefined> {
@@ -205,7 +276,7 @@ async function calibrationPrompts(o: CommonOptions): Promise<string[] | undefine
 
 /** One JSON object on stdout, in the CLI's snake_case (cli/json.ts). */
 function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(toSnakeCaseJson(value)) + "\n");
+  print(JSON.stringify(toSnakeCaseJson(value)) + "\n");
 }
 
 const program = new Command()
@@ -217,7 +288,8 @@ const program = new Command()
 withHierarchy(
   withCommon(program.command("run").description("generate text (streams; --json prints one object at the end)")),
 )
-  .argument("<prompt>", "the prompt")
+  .argument("[prompt]", 'the prompt ("-": read it from stdin)')
+  .option("--prompt-file <file>", "read the prompt from this file")
   .option("--max-tokens <n>", "tokens to generate at most", int("--max-tokens", 1), DEFAULT_MAX_TOKENS)
   .option(
     "--no-adapt",
@@ -231,24 +303,28 @@ withHierarchy(
   )
   .action(
     async (
-      prompt: string,
+      argument: string | undefined,
       o: CommonOptions & {
         maxTokens: number;
         hierarchy: string;
         thresholds?: string[];
         stop?: string[];
         adapt: boolean;
+        promptFile?: string;
       },
     ) => {
+      const prompt = await readPrompt(argument, o.promptFile);
       if (prompt.trim().length === 0)
         throw new InvalidOptionError('the prompt is empty: give the text to continue, e.g. hsd run "Once upon a time"');
       const hierarchy = hierarchyFrom(o);
       const hsd = await open(o);
       const controller = new AbortController();
-      const onSignal = () => controller.abort();
-      process.once("SIGINT", onSignal);
+      const removeHandler = stopOnInterrupt(controller);
+      const onStdoutGone = () => controller.abort();
+      stdoutGone.signal.addEventListener("abort", onStdoutGone);
+      const progress = progressReporter();
       try {
-        const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
+        const { sampling: settings, signal, ...plan } = await planRequest(o, progress, controller.signal);
         const run = hsd.generate(prompt, {
           maxTokens: o.maxTokens,
           sampling: settings,
@@ -256,20 +332,23 @@ withHierarchy(
           ...(hierarchy === "auto" ? { adapt: o.adapt } : {}),
           plan,
           stop: o.stop,
-          signal: controller.signal,
+          signal,
         });
-        if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
+        if (!o.json) for await (const chunk of run) print(chunk.text);
         const result = await run.result;
+        if (stdoutGone.signal.aborted) return;
         if (o.json) {
           const { text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned, online } = result;
           printJson({ text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned, online });
         } else {
-          process.stdout.write("\n");
+          print("\n");
           process.stderr.write(formatRunSummary(result) + "\n");
         }
         if (result.stopReason === "aborted") process.exitCode = 130;
       } finally {
-        process.off("SIGINT", onSignal);
+        progress.stop();
+        removeHandler();
+        stdoutGone.signal.removeEventListener("abort", onStdoutGone);
         await hsd.dispose();
       }
     },
@@ -281,12 +360,17 @@ withCommon(
     .description("show the candidates, the measured costs and acceptance, and the hierarchy the optimiser picks"),
 ).action(async (o: CommonOptions) => {
   const hsd = await open(o);
+  const controller = new AbortController();
+  const removeHandler = stopOnInterrupt(controller);
+  const progress = o.json ? undefined : progressReporter();
   try {
-    const plan = await hsd.plan(await planRequest(o, o.json ? undefined : progressReporter()));
+    const plan = await hsd.plan(await planRequest(o, progress, controller.signal));
     const rejected = hsd.rejected.map((r) => ({ file: r.path, reason: r.reason }));
     if (o.json) printJson({ ...plan, rejected });
-    else process.stdout.write(formatPlan(plan, rejected) + "\n");
+    else print(formatPlan(plan, rejected) + "\n");
   } finally {
+    progress?.stop();
+    removeHandler();
     await hsd.dispose();
   }
 });
@@ -295,19 +379,22 @@ withCommon(
   program.command("calibrate").description("measure pass costs and acceptance on this machine and cache them"),
 ).action(async (o: CommonOptions) => {
   const hsd = await open(o);
+  const controller = new AbortController();
+  const removeHandler = stopOnInterrupt(controller);
+  const progress = progressReporter();
   try {
-    const calibration = await hsd.calibrate(await planRequest(o, progressReporter()));
+    const calibration = await hsd.calibrate(await planRequest(o, progress, controller.signal));
     if (o.json) printJson(calibration);
     else {
-      process.stdout.write(
+      print(
         `calibrated ${calibration.models.length} models on ${calibration.device}, ${calibration.threads} thread(s), ${calibration.transform.greedy ? "greedy" : "sampling"}\n`,
       );
       for (const m of calibration.models)
-        process.stdout.write(
-          `  ${m.file}: c(1) = ${m.costs.hot[0]!.ms.toFixed(3)} ms${m.fromCache ? " (cached)" : ""}\n`,
-        );
+        print(`  ${m.file}: c(1) = ${m.costs.hot[0]!.ms.toFixed(3)} ms${m.fromCache ? " (cached)" : ""}\n`);
     }
   } finally {
+    progress.stop();
+    removeHandler();
     await hsd.dispose();
   }
 });
@@ -462,5 +549,6 @@ program.parseAsync(process.argv).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`hsd: ${message.split("\n")[0]}\n`);
   if (process.env.HSD_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-  process.exitCode = 1;
+  // Ctrl-C during a calibration: the shell's convention for "ended by SIGINT".
+  process.exitCode = error instanceof AbortedError ? 130 : 1;
 });
