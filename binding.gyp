@@ -1,5 +1,5 @@
-# Built by scripts/build-addon.mjs, which writes build/native-build.json (header dirs, lib dir, link flags) first.
-# Run `npm run build:addon`, not node-gyp directly.
+# Built by scripts/build-addon.mjs, which writes build/native-build.json (llama.cpp header dirs, link flags) first.
+# Run `npm run build:addon`, not node-gyp directly. llama.cpp is not linked: native/llama_api.cc loads it at run time.
 {
   "targets": [
     {
@@ -9,7 +9,8 @@
         "native/logging.cc",
         "native/model.cc",
         "native/context.cc",
-        "native/sampling_transform.cc"
+        "native/sampling_transform.cc",
+        "native/llama_api.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

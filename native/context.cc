@@ -10,8 +10,8 @@
 namespace hsd {
 
 ContextHandle::~ContextHandle() {
-  if (hasBatch) llama_batch_free(batch);
-  if (ctx != nullptr) llama_free(ctx);
+  if (hasBatch) api::llama_batch_free(batch);
+  if (ctx != nullptr) api::llama_free(ctx);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -21,7 +21,7 @@ ContextHandle::~ContextHandle() {
 // cell of the cache even when there is nothing to remove. Returns an error message, empty on success.
 std::string truncateTo(ContextHandle& h, int32_t p) {
   if (p >= h.position) return "";
-  if (!llama_memory_seq_rm(llama_get_memory(h.ctx), 0, p, -1))
+  if (!api::llama_memory_seq_rm(api::llama_get_memory(h.ctx), 0, p, -1))
     return "cannot truncate the KV cache to " + std::to_string(p) + " (llama_memory_seq_rm refused: this model's memory cannot roll back)";
   h.position = p;
   return "";
@@ -41,10 +41,10 @@ std::string runEvaluate(ContextHandle& h, const EvalRequest& r) {
     b.logits[i] = i >= r.firstOutput;  // only the rows the caller asked for
   }
   clearThreadErrors();
-  const int32_t rc = llama_decode(h.ctx, b);
+  const int32_t rc = api::llama_decode(h.ctx, b);
   if (rc != 0) {
     std::string why = takeThreadErrors();
-    llama_memory_seq_rm(llama_get_memory(h.ctx), 0, r.position, -1);
+    api::llama_memory_seq_rm(api::llama_get_memory(h.ctx), 0, r.position, -1);
     if (rc == 2 && h.abort) return "aborted";
     return "llama_decode failed with code " + std::to_string(rc) + (why.empty() ? "" : ": " + why);
   }
@@ -53,7 +53,7 @@ std::string runEvaluate(ContextHandle& h, const EvalRequest& r) {
   const int32_t rows = r.n - r.firstOutput;
   const size_t V = static_cast<size_t>(r.vocabLimit);
   for (int32_t j = 0; j < rows; j++) {
-    const float* logits = llama_get_logits_ith(h.ctx, r.firstOutput + j);
+    const float* logits = api::llama_get_logits_ith(h.ctx, r.firstOutput + j);
     if (logits == nullptr) return "llama.cpp returned no logits for batch row " + std::to_string(r.firstOutput + j);
     const size_t row = static_cast<size_t>(r.rowOffset + j);
     float* dense = r.probs ? r.probs + row * V : nullptr;
@@ -167,7 +167,7 @@ Napi::Value AddonContext::Create(Napi::Env env, const std::shared_ptr<ModelHandl
   h->model = model;
   h->nVocab = model->nVocab;
 
-  llama_context_params cp = llama_context_default_params();
+  llama_context_params cp = api::llama_context_default_params();
   cp.n_ctx = static_cast<uint32_t>(contextSize);
   cp.n_batch = static_cast<uint32_t>(batchSize);
   cp.n_ubatch = static_cast<uint32_t>(batchSize);  // one evaluate() = one physical batch = one graph
@@ -179,16 +179,16 @@ Napi::Value AddonContext::Create(Napi::Env env, const std::shared_ptr<ModelHandl
   cp.abort_callback = abortCallback;
   cp.abort_callback_data = &h->abort;
   clearThreadErrors();
-  h->ctx = llama_init_from_model(model->model, cp);
+  h->ctx = api::llama_init_from_model(model->model, cp);
   if (h->ctx == nullptr) {
     std::string why = takeThreadErrors();
     throw Napi::Error::New(env, "llama.cpp could not create a context for '" + model->path + "' (contextSize " +
                                     std::to_string(contextSize) + ", batchSize " + std::to_string(batchSize) + ")" +
                                     (why.empty() ? "" : ": " + why));
   }
-  h->contextSize = static_cast<int32_t>(llama_n_ctx(h->ctx));
+  h->contextSize = static_cast<int32_t>(api::llama_n_ctx(h->ctx));
   h->batchSize = batchSize;
-  h->batch = llama_batch_init(batchSize, 0, 1);
+  h->batch = api::llama_batch_init(batchSize, 0, 1);
   h->hasBatch = true;
   h->scratch.resize(h->nVocab);
 
@@ -318,7 +318,7 @@ void AddonContext::parseRequest(const Napi::CallbackInfo& info, EvalRequest& r, 
       throw Napi::RangeError::New(env, "target.vocabLimit must be an integer in [1, " + std::to_string(h.nVocab) + "]");
     r.vocabLimit = static_cast<int32_t>(limit);
   }
-  Napi::Value sv = target.Get("sparse");  // optional: { capacity, ids, probs, counts }, docs/ALGORITHM.md §11
+  Napi::Value sv = target.Get("sparse");  // optional: { capacity, ids, probs, counts }, docs/ALGORITHM.md §12
   if (!sv.IsUndefined() && !sv.IsNull() && !transform_.greedy) {
     if (!sv.IsObject()) throw Napi::TypeError::New(env, "target.sparse must be an object { capacity, ids, probs, counts }");
     Napi::Object sparse = sv.As<Napi::Object>();

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "llama.h"
+#include "llama_api.h"
 #include "model.h"
 #include "sampling_transform.h"
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "llama.h"
+#include "llama_api.h"
 
 namespace hsd {
 namespace {
@@ -31,7 +31,7 @@ void installLogCallback() {
   done = true;
   const char* env = std::getenv("HSD_LLAMA_LOG");
   gPrint = env != nullptr && std::strcmp(env, "") != 0 && std::strcmp(env, "0") != 0;
-  llama_log_set(logCallback, nullptr);  // also sets ggml's logger
+  api::llama_log_set(logCallback, nullptr);  // also sets ggml's logger
 }
 
 void clearThreadErrors() { tErrors.clear(); }

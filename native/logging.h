@@ -8,7 +8,8 @@
 
 namespace hsd {
 
-// Installs the callback (idempotent). Call before anything that may log.
+// Installs the callback (idempotent). Called as soon as the llama.cpp libraries are loaded, before anything in
+// them can print.
 void installLogCallback();
 // Forget the error lines this thread has collected so far.
 void clearThreadErrors();

@@ -10,13 +10,13 @@
 #include "addon.h"
 #include "args.h"
 #include "context.h"
-#include "gguf.h"
+#include "llama_api.h"
 #include "logging.h"
 
 namespace hsd {
 
 ModelHandle::~ModelHandle() {
-  if (model != nullptr) llama_model_free(model);
+  if (model != nullptr) api::llama_model_free(model);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -49,17 +49,17 @@ std::string checkGgufFile(const std::string& path) {
   // Full header parse without tensor data (no_alloc): KV pairs and tensor infos, with gguf's own bounds checks.
   clearThreadErrors();
   gguf_init_params gp{/*no_alloc =*/true, /*ctx =*/nullptr};
-  gguf_context* g = gguf_init_from_file(path.c_str(), gp);
+  gguf_context* g = api::gguf_init_from_file(path.c_str(), gp);
   if (g == nullptr) {
     std::string why = takeThreadErrors();
     return "model file " + q + " is truncated or corrupt: its GGUF header cannot be read" + (why.empty() ? "" : " (" + why + ")");
   }
-  const uint64_t dataOffset = gguf_get_data_offset(g);
+  const uint64_t dataOffset = api::gguf_get_data_offset(g);
   uint64_t need = dataOffset;
-  const int64_t nTensors = gguf_get_n_tensors(g);
+  const int64_t nTensors = api::gguf_get_n_tensors(g);
   for (int64_t i = 0; i < nTensors; i++)
-    need = std::max<uint64_t>(need, dataOffset + gguf_get_tensor_offset(g, i) + gguf_get_tensor_size(g, i));
-  gguf_free(g);
+    need = std::max<uint64_t>(need, dataOffset + api::gguf_get_tensor_offset(g, i) + api::gguf_get_tensor_size(g, i));
+  api::gguf_free(g);
   if (size < need)
     return "model file " + q + " is truncated: it has " + std::to_string(size) + " bytes but its GGUF header describes " +
            std::to_string(need);
@@ -85,7 +85,7 @@ class LoadWorker : public Napi::AsyncWorker {
   void Execute() override {
     std::string err = checkGgufFile(path_);
     if (!err.empty()) return SetError(err);
-    llama_model_params p = llama_model_default_params();
+    llama_model_params p = api::llama_model_default_params();
     p.n_gpu_layers = gpuLayers_;
     p.vocab_only = vocabOnly_;
     // gpuLayers 0 means CPU only: hand llama.cpp an empty device list, so no GPU backend is touched at all.
@@ -94,7 +94,7 @@ class LoadWorker : public Napi::AsyncWorker {
     clearThreadErrors();
     llama_model* m = nullptr;
     try {
-      m = llama_model_load_from_file(path_.c_str(), p);
+      m = api::llama_model_load_from_file(path_.c_str(), p);
     } catch (const std::exception& e) {
       m = nullptr;
     }
@@ -104,10 +104,10 @@ class LoadWorker : public Napi::AsyncWorker {
     }
     result_ = std::make_shared<ModelHandle>();
     result_->model = m;
-    result_->vocab = llama_model_get_vocab(m);
+    result_->vocab = api::llama_model_get_vocab(m);
     result_->path = path_;
     result_->vocabOnly = vocabOnly_;
-    result_->nVocab = llama_vocab_n_tokens(result_->vocab);
+    result_->nVocab = api::llama_vocab_n_tokens(result_->vocab);
   }
 
   void OnOK() override {
@@ -218,17 +218,17 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
   ModelHandle& h = live(env);
   Napi::Object o = Napi::Object::New(env);
   char desc[256] = {0};
-  llama_model_desc(h.model, desc, sizeof(desc));
+  api::llama_model_desc(h.model, desc, sizeof(desc));
   o.Set("path", h.path);
   o.Set("vocabSize", h.nVocab);
-  o.Set("trainContextSize", llama_model_n_ctx_train(h.model));
-  o.Set("parameterCount", static_cast<double>(llama_model_n_params(h.model)));
-  o.Set("sizeBytes", static_cast<double>(llama_model_size(h.model)));
+  o.Set("trainContextSize", api::llama_model_n_ctx_train(h.model));
+  o.Set("parameterCount", static_cast<double>(api::llama_model_n_params(h.model)));
+  o.Set("sizeBytes", static_cast<double>(api::llama_model_size(h.model)));
   o.Set("description", std::string(desc));
-  o.Set("bosToken", llama_vocab_bos(h.vocab));
-  o.Set("eosToken", llama_vocab_eos(h.vocab));
-  o.Set("eotToken", llama_vocab_eot(h.vocab));
-  o.Set("addBos", llama_vocab_get_add_bos(h.vocab));
+  o.Set("bosToken", api::llama_vocab_bos(h.vocab));
+  o.Set("eosToken", api::llama_vocab_eos(h.vocab));
+  o.Set("eotToken", api::llama_vocab_eot(h.vocab));
+  o.Set("addBos", api::llama_vocab_get_add_bos(h.vocab));
   o.Set("vocabOnly", h.vocabOnly);
   return o;
 }
@@ -248,10 +248,10 @@ Napi::Value AddonModel::Metadata(const Napi::CallbackInfo& info) {
     }
     return std::string(buf.data(), n);
   };
-  const int32_t count = llama_model_meta_count(h.model);
+  const int32_t count = api::llama_model_meta_count(h.model);
   for (int32_t i = 0; i < count; i++) {
-    std::string key = fetch([&](char* b, size_t s) { return llama_model_meta_key_by_index(h.model, i, b, s); });
-    std::string val = fetch([&](char* b, size_t s) { return llama_model_meta_val_str_by_index(h.model, i, b, s); });
+    std::string key = fetch([&](char* b, size_t s) { return api::llama_model_meta_key_by_index(h.model, i, b, s); });
+    std::string val = fetch([&](char* b, size_t s) { return api::llama_model_meta_val_str_by_index(h.model, i, b, s); });
     o.Set(key, val);
   }
   return o;
@@ -280,11 +280,11 @@ Napi::Value AddonModel::Tokenize(const Napi::CallbackInfo& info) {
   bool addSpecial = boolArg(info, 1, "addSpecial");
   bool parseSpecial = boolArg(info, 2, "parseSpecial");
   std::vector<llama_token> toks(text.size() + 8);
-  int32_t n = llama_tokenize(h.vocab, text.data(), static_cast<int32_t>(text.size()), toks.data(),
+  int32_t n = api::llama_tokenize(h.vocab, text.data(), static_cast<int32_t>(text.size()), toks.data(),
                              static_cast<int32_t>(toks.size()), addSpecial, parseSpecial);
   if (n < 0) {
     toks.resize(-n);
-    n = llama_tokenize(h.vocab, text.data(), static_cast<int32_t>(text.size()), toks.data(), static_cast<int32_t>(toks.size()),
+    n = api::llama_tokenize(h.vocab, text.data(), static_cast<int32_t>(text.size()), toks.data(), static_cast<int32_t>(toks.size()),
                        addSpecial, parseSpecial);
   }
   if (n < 0) throw Napi::Error::New(env, "tokenization failed");
@@ -307,10 +307,10 @@ Napi::Value AddonModel::Detokenize(const Napi::CallbackInfo& info) {
       throw Napi::RangeError::New(env, "token id " + std::to_string(t[i]) + " at index " + std::to_string(i) +
                                            " is outside the vocabulary [0, " + std::to_string(h.nVocab) + ")");
   std::vector<char> buf(static_cast<size_t>(n) * 8 + 16);
-  int32_t len = llama_detokenize(h.vocab, t.Data(), n, buf.data(), static_cast<int32_t>(buf.size()), removeSpecial, unparseSpecial);
+  int32_t len = api::llama_detokenize(h.vocab, t.Data(), n, buf.data(), static_cast<int32_t>(buf.size()), removeSpecial, unparseSpecial);
   if (len < 0) {
     buf.resize(-len);
-    len = llama_detokenize(h.vocab, t.Data(), n, buf.data(), static_cast<int32_t>(buf.size()), removeSpecial, unparseSpecial);
+    len = api::llama_detokenize(h.vocab, t.Data(), n, buf.data(), static_cast<int32_t>(buf.size()), removeSpecial, unparseSpecial);
   }
   if (len < 0) throw Napi::Error::New(env, "detokenization failed");
   return Napi::String::New(env, buf.data(), len);
@@ -321,12 +321,12 @@ Napi::Value AddonModel::TokenPiece(const Napi::CallbackInfo& info) {
   ModelHandle& h = live(env);
   int32_t tok = tokenArg(info, 0, h.nVocab);
   char buf[256];
-  int32_t n = llama_token_to_piece(h.vocab, tok, buf, sizeof(buf), 0, /*special =*/true);
+  int32_t n = api::llama_token_to_piece(h.vocab, tok, buf, sizeof(buf), 0, /*special =*/true);
   std::vector<char> big;
   const char* p = buf;
   if (n < 0) {
     big.resize(-n);
-    n = llama_token_to_piece(h.vocab, tok, big.data(), static_cast<int32_t>(big.size()), 0, true);
+    n = api::llama_token_to_piece(h.vocab, tok, big.data(), static_cast<int32_t>(big.size()), 0, true);
     p = big.data();
   }
   if (n < 0) throw Napi::Error::New(env, "llama_token_to_piece failed");
@@ -337,7 +337,7 @@ Napi::Value AddonModel::TokenPiece(const Napi::CallbackInfo& info) {
 
 Napi::Value AddonModel::IsEndOfGeneration(const Napi::CallbackInfo& info) {
   ModelHandle& h = live(info.Env());
-  return Napi::Boolean::New(info.Env(), llama_vocab_is_eog(h.vocab, tokenArg(info, 0, h.nVocab)));
+  return Napi::Boolean::New(info.Env(), api::llama_vocab_is_eog(h.vocab, tokenArg(info, 0, h.nVocab)));
 }
 
 Napi::Value AddonModel::CreateContext(const Napi::CallbackInfo& info) {

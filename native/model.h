@@ -6,7 +6,7 @@
 #include <string>
 #include <unordered_set>
 
-#include "llama.h"
+#include "llama_api.h"
 
 namespace hsd {
 

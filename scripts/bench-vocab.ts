@@ -1,5 +1,5 @@
 /**
- * The engine's per-position cost against the vocabulary size, dense rows (before docs/ALGORITHM.md §11) against
+ * The engine's per-position cost against the vocabulary size, dense rows (before docs/ALGORITHM.md §12) against
  * sparse rows (after), interleaved in one run (`npx tsx scripts/bench-vocab.ts [--reps N]`), at V = 32,000
  * (llama.cpp's llama-spm tokenizer), 151,936 (Qwen2) and 262,144 (Gemma 4): real tokenizers (extracted from
  * node-llama-cpp's llama.cpp bundle) on tiny random-weight qwen2 models written to build/bench-vocab/ on first use,

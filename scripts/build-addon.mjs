@@ -1,30 +1,36 @@
 #!/usr/bin/env node
-// Builds the N-API addon build/Release/hsd_native.node WITHOUT compiling llama.cpp.
+// Builds the N-API addon hsd_native.node. llama.cpp is not compiled and not linked: the addon loads llama.cpp's
+// shared libraries at run time (native/llama_api.h), so one build serves every Node >= 20 (N-API 8) and every
+// installed llama.cpp build (CPU, CUDA, Vulkan, Metal packages of node-llama-cpp, or scripts/build-llama.mjs).
 //
-//   node scripts/build-addon.mjs                      link against the prebuilt @node-llama-cpp/<platform> libs
-//   node scripts/build-addon.mjs --prebuilt linux-x64-vulkan   another installed prebuilt package
-//   node scripts/build-addon.mjs --lib-dir DIR --backend cuda  libs built by scripts/build-llama.mjs
+//   node scripts/build-addon.mjs                      -> prebuilds/<platform>-<arch>/hsd_native.node (+ .json)
+//       what `npm pack` / `npm publish` ship (the `prepare` script runs it), and what `npx hsd-build-addon` builds in
+//       a consumer's project on a platform without a prebuilt addon
+//   node scripts/build-addon.mjs --lib-dir DIR --backend B [--headers SRC]
+//       -> build/local/hsd_native.node and build/native-config.json {libDir, backend, addon}: an explicit local
+//       llama.cpp build (scripts/build-llama.mjs calls this), which wins over the installed packages at run time
 //   options: -j N (compile jobs), --quiet, --headers SRC (take the headers from a llama.cpp source tree),
 //            --direct (compile with $CXX directly instead of node-gyp; also the fallback when node-gyp is missing,
 //            e.g. on a machine with node but no npm)
 //
-// Steps: (1) extract llama.cpp's public headers (include/, ggml/include/) from the source bundle that ships with
-// node-llama-cpp, into build/llama-headers/ (skipped when present): the headers must match the prebuilt libs, and
-// node-llama-cpp pins both to the same llama.cpp release; (2) find the shared libs; (3) write
-// build/native-build.json, which binding.gyp reads; (4) node-gyp configure + build (never `rebuild`/`clean`: those
-// delete the whole build/ folder, which holds other people's scratch too); (5) load the new addon in a child
-// process as a smoke test; (6) write build/native-config.json {libDir, backend, ...} for src/native/load.ts.
+// Steps: (1) extract llama.cpp's public headers (include/, ggml/include/) from node-llama-cpp's source bundle (the
+// commit its prebuilt libraries were built from; scripts/lib/llama-bundle.mjs) into build/llama-headers/ (skipped
+// when present); (2) write build/native-build.json, which binding.gyp reads; (3) node-gyp configure + build (never
+// `rebuild`/`clean`: those delete the whole build/ folder, which holds other people's scratch too); (4) load the new
+// addon in a child process with the installed CPU libraries (or --lib-dir) as a smoke test; (5) put it in place.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
+import { llamaBundle, llamaPackagesVersion } from "./lib/llama-bundle.mjs";
 import { packageDir as packageDirFrom } from "./lib/package-dir.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const buildDir = path.join(root, "build");
 const require = createRequire(path.join(root, "package.json"));
+const platformKey = `${process.platform}-${process.arch}`;
 
 function log(...args) {
   if (!opts.quiet) console.log("[build-addon]", ...args);
@@ -44,16 +50,18 @@ function parseArgs(argv) {
     };
     if (a === "--lib-dir") o.libDir = path.resolve(val());
     else if (a === "--backend") o.backend = val();
-    else if (a === "--prebuilt") o.prebuilt = val();
     else if (a === "-j" || a === "--jobs") o.jobs = Number(val());
     else if (/^-j\d+$/.test(a)) o.jobs = Number(a.slice(2));
     else if (a === "--quiet") o.quiet = true;
     else if (a === "--headers") o.headers = path.resolve(val());
     else if (a === "--direct") o.direct = true;
-    else fail(`unknown argument ${a}`);
+    else if (a === "-h" || a === "--help") {
+      console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\nimport ")[0]);
+      process.exit(0);
+    } else fail(`unknown argument ${a} (see --help)`);
   }
   if (!Number.isInteger(o.jobs) || o.jobs < 1) fail("-j needs a positive integer");
-  if (o.libDir && !o.backend) fail("--lib-dir needs --backend");
+  if (Boolean(o.libDir) !== Boolean(o.backend)) fail("--lib-dir and --backend go together");
   return o;
 }
 const opts = parseArgs(process.argv.slice(2));
@@ -66,17 +74,11 @@ function run(cmd, args, options = {}) {
   return r;
 }
 
-// ---------- 1. headers ----------
 function packageDir(name) {
   return packageDirFrom(root, name);
 }
 
-function bundlePath() {
-  const dir = packageDir("node-llama-cpp");
-  if (!dir) fail("node-llama-cpp is not installed (its llama/gitRelease.bundle holds the llama.cpp headers)");
-  return path.join(dir, "llama", "gitRelease.bundle");
-}
-
+// ---------- 1. headers ----------
 function ensureHeaders() {
   if (opts.headers) {
     if (
@@ -85,20 +87,33 @@ function ensureHeaders() {
     )
       fail(`--headers ${opts.headers}: no include/llama.h and ggml/include/gguf.h there`);
     log(`headers from ${opts.headers}`);
-    return opts.headers;
+    return { dir: opts.headers, nodeLlamaCpp: null };
+  }
+  let version;
+  try {
+    version = llamaPackagesVersion(root);
+  } catch (e) {
+    fail(e.message);
   }
   const dest = path.join(buildDir, "llama-headers");
   const stamp = path.join(dest, "commit.txt");
+  const versionStamp = path.join(dest, "node-llama-cpp-version.txt");
   if (
     fs.existsSync(path.join(dest, "include", "llama.h")) &&
     fs.existsSync(path.join(dest, "ggml", "include", "gguf.h")) &&
-    fs.existsSync(stamp)
+    fs.existsSync(stamp) &&
+    fs.existsSync(versionStamp) &&
+    fs.readFileSync(versionStamp, "utf8").trim() === version
   ) {
     log(`headers present in ${path.relative(root, dest)} (llama.cpp ${fs.readFileSync(stamp, "utf8").trim()})`);
-    return dest;
+    return { dir: dest, nodeLlamaCpp: version };
   }
-  const bundle = bundlePath();
-  if (!fs.existsSync(bundle)) fail(`llama.cpp source bundle not found at ${bundle} (is node-llama-cpp installed?)`);
+  let bundle;
+  try {
+    bundle = llamaBundle(root, log);
+  } catch (e) {
+    fail(e.message);
+  }
   const tmp = path.join(buildDir, `llama-headers.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(buildDir, { recursive: true });
@@ -111,15 +126,24 @@ function ensureHeaders() {
   fs.renameSync(path.join(tmp, "ggml", "include"), path.join(dest, "ggml", "include"));
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.writeFileSync(stamp, commit + "\n");
-  log(`extracted llama.cpp headers (${commit}) into ${path.relative(root, dest)}`);
-  return dest;
+  fs.writeFileSync(versionStamp, version + "\n");
+  log(`extracted llama.cpp headers (${commit}, node-llama-cpp ${version}) into ${path.relative(root, dest)}`);
+  return { dir: dest, nodeLlamaCpp: version };
 }
 
-// ---------- 2. libraries ----------
-// The @node-llama-cpp prebuilt package for this machine. Only linux-x64 is tested here; the other names follow
-// node-llama-cpp's package naming (mac-arm64-metal, mac-x64, linux-arm64, linux-armv7l, win-x64, win-arm64).
-function defaultPrebuiltName(platform = process.platform, arch = process.arch) {
-  if (platform === "linux" && ["x64", "arm64"].includes(arch)) return `linux-${arch}`;
+// ---------- 2. link flags ----------
+// Nothing of llama.cpp is linked. Linux: libdl for dlopen (part of libc since glibc 2.34, a separate library before),
+// and -z now so that a call which bypasses native/llama_api.h's table (an undefined llama_* symbol) makes the addon
+// fail to load in the smoke test below instead of at that call in a user's process.
+function linkArgs() {
+  if (process.platform === "linux") return { libraries: ["-ldl"], ldflags: ["-Wl,-z,now"] };
+  return { libraries: [], ldflags: [] };
+}
+
+// The CPU package of node-llama-cpp for this machine (the smoke test loads the addon against it). Only linux-x64 is
+// tested here; the other names follow node-llama-cpp's package naming.
+function cpuPackageName(platform = process.platform, arch = process.arch) {
+  if (platform === "linux" && ["x64", "arm64", "riscv64"].includes(arch)) return `linux-${arch}`;
   if (platform === "linux" && arch === "arm") return "linux-armv7l";
   if (platform === "darwin" && arch === "arm64") return "mac-arm64-metal";
   if (platform === "darwin" && arch === "x64") return "mac-x64";
@@ -127,57 +151,14 @@ function defaultPrebuiltName(platform = process.platform, arch = process.arch) {
   return null;
 }
 
-function backendOfPrebuilt(name) {
-  for (const b of ["cuda", "vulkan", "metal"]) if (name.includes(b)) return b;
-  return "cpu";
+function installedCpuLibDir() {
+  const name = cpuPackageName();
+  const dir = name && packageDir(`@node-llama-cpp/${name}`);
+  const bins = dir && path.join(dir, "bins", name);
+  return bins && fs.existsSync(bins) ? bins : null;
 }
 
-async function prebuiltBinsDir(name) {
-  const pkg = `@node-llama-cpp/${name}`;
-  let binsDir;
-  try {
-    const mod = await import(pathToFileURL(require.resolve(pkg)).href);
-    binsDir = mod.getBinsDir().binsDir;
-  } catch {
-    const guess = path.join(root, "node_modules", "@node-llama-cpp", name, "bins");
-    if (fs.existsSync(guess)) binsDir = guess;
-  }
-  if (!binsDir) fail(`prebuilt package ${pkg} is not installed (it is an optional dependency of node-llama-cpp)`);
-  // bins/<name>/ holds the libs; search one level down so renamed folders still work.
-  const candidates = [path.join(binsDir, name), binsDir, ...fs.readdirSync(binsDir).map((d) => path.join(binsDir, d))];
-  const dir = candidates.find((d) => fs.existsSync(d) && fs.statSync(d).isDirectory() && findLibs(d, true));
-  if (!dir) fail(`no libllama shared library found under ${binsDir}`);
-  return dir;
-}
-
-// Link inputs for one lib dir: libllama*, libggml* (the backend registry) and libggml-base (gguf, ggml core).
-// Names vary: libllama.v0.4.0.so / libllama.cuda.v0.4.0.so (node-llama-cpp), libllama.so (plain cmake build).
-function findLibs(dir, probe = false) {
-  const files = fs.readdirSync(dir);
-  const ext = process.platform === "darwin" ? "dylib" : process.platform === "win32" ? "lib" : "so";
-  const esc = ext.replace(".", "\\.");
-  const pick = (re) => files.filter((f) => re.test(f)).sort((a, b) => a.length - b.length)[0];
-  const libs = {
-    llama: pick(new RegExp(`^(lib)?llama(\\.[\\w.]+)?\\.${esc}$`)),
-    ggml: pick(new RegExp(`^(lib)?ggml(\\.[\\w.]+)?\\.${esc}$`)),
-    ggmlBase: pick(new RegExp(`^(lib)?ggml-base(\\.[\\w.]+)?\\.${esc}$`)),
-  };
-  if (probe) return libs.llama ? libs : null;
-  for (const [k, v] of Object.entries(libs)) if (!v) fail(`no ${k} library (*.${ext}) in ${dir}`);
-  return libs;
-}
-
-function linkArgs(dir, libs) {
-  const names = [libs.llama, libs.ggml, libs.ggmlBase];
-  if (process.platform === "linux")
-    return { libraries: names.map((n) => `-l:${n}`), ldflags: [`-L${dir}`, `-Wl,-rpath,${dir}`] };
-  if (process.platform === "darwin")
-    return { libraries: names.map((n) => path.join(dir, n)), ldflags: [`-Wl,-rpath,${dir}`] };
-  // Windows (untested): link the import libraries; the DLLs must be on PATH or next to the .node file.
-  return { libraries: names.map((n) => path.join(dir, n)), ldflags: [] };
-}
-
-// ---------- 4. node-gyp ----------
+// ---------- 3. node-gyp ----------
 function nodeGypScript() {
   const cands = [];
   if (process.env.npm_config_node_gyp) cands.push(process.env.npm_config_node_gyp);
@@ -255,29 +236,21 @@ function directBuild(inputs, addon) {
   run(cxx, [...shared, "-o", addon, ...objs, ...inputs.ldflags, ...inputs.libraries]);
 }
 
+// Copies src to dest through a temporary file and a rename: a process that has the old dest loaded (a test run,
+// a running hsd) keeps its mapping; writing into the file in place could crash it.
+function installFile(src, dest) {
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const tmp = `${dest}.tmp-${process.pid}`;
+  fs.copyFileSync(src, tmp);
+  fs.renameSync(tmp, dest);
+}
+
 async function main() {
   const t0 = Date.now();
   const headers = ensureHeaders();
-
-  let libDir, backend, source;
-  if (opts.libDir) {
-    libDir = opts.libDir;
-    backend = opts.backend;
-    source = "build-llama";
-  } else {
-    const name = opts.prebuilt ?? process.env.HSD_PREBUILT ?? defaultPrebuiltName();
-    if (!name) fail(`no prebuilt llama.cpp for ${process.platform}-${process.arch}: run npm run build:llama`);
-    libDir = await prebuiltBinsDir(name);
-    backend = opts.backend ?? backendOfPrebuilt(name);
-    source = `@node-llama-cpp/${name}`;
-  }
-  const libs = findLibs(libDir);
-  log(`linking against ${source}: ${libDir} [${Object.values(libs).join(", ")}] backend=${backend}`);
-
   const buildInputs = {
-    includeDirs: [path.join(headers, "include"), path.join(headers, "ggml", "include")],
-    libDir,
-    ...linkArgs(libDir, libs),
+    includeDirs: [path.join(headers.dir, "include"), path.join(headers.dir, "ggml", "include")],
+    ...linkArgs(),
   };
   fs.mkdirSync(buildDir, { recursive: true });
   fs.writeFileSync(path.join(buildDir, "native-build.json"), JSON.stringify(buildInputs, null, 2) + "\n");
@@ -298,28 +271,62 @@ async function main() {
   }
   if (!fs.existsSync(addon)) fail(`the build finished but ${addon} is missing`);
 
-  // Smoke test in a child process: linking/rpath problems show up here, not in the user's first run.
-  const probe = spawnSync(
-    process.execPath,
-    [
-      "-e",
-      `const a=require(${JSON.stringify(addon)});const d=a.loadBackends(${JSON.stringify(libDir)});console.log(JSON.stringify(d.map(x=>x.name)))`,
-    ],
-    { encoding: "utf8" },
-  );
-  if (probe.status !== 0) fail(`the built addon does not load:\n${probe.stderr || probe.stdout}`);
-  log(`addon loads; ggml devices: ${probe.stdout.trim()}`);
+  // Smoke test in a child process: a missing symbol or a library that does not load shows up here, not in the
+  // user's first run.
+  const libDir = opts.libDir ?? installedCpuLibDir();
+  if (libDir) {
+    const probe = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `const a=require(${JSON.stringify(addon)});const d=a.loadBackends(${JSON.stringify(libDir)});console.log(JSON.stringify(d.map(x=>x.name)))`,
+      ],
+      { encoding: "utf8" },
+    );
+    if (probe.status !== 0) fail(`the built addon does not load:\n${probe.stderr || probe.stdout}`);
+    log(`addon loads llama.cpp from ${libDir}; ggml devices: ${probe.stdout.trim()}`);
+  } else {
+    log(
+      `no llama.cpp libraries installed for ${platformKey} (@node-llama-cpp/${cpuPackageName() ?? "?"}): load test skipped`,
+    );
+  }
 
-  const config = {
-    libDir,
-    backend,
-    source,
-    addon: path.relative(root, addon),
-    llamaCommit: llamaCommit(headers),
+  const meta = {
+    napiVersion: 8,
+    platform: process.platform,
+    arch: process.arch,
+    llamaCommit: llamaCommit(headers.dir),
+    // The @node-llama-cpp/* packages whose libraries match these headers (null: headers from a source tree).
+    nodeLlamaCpp: headers.nodeLlamaCpp,
     builtAt: new Date().toISOString(),
   };
-  fs.writeFileSync(path.join(buildDir, "native-config.json"), JSON.stringify(config, null, 2) + "\n");
-  log(`wrote build/native-config.json (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  if (opts.libDir) {
+    const local = path.join(buildDir, "local", "hsd_native.node");
+    installFile(addon, local);
+    const config = {
+      libDir: opts.libDir,
+      backend: opts.backend,
+      source: "build-llama",
+      addon: path.relative(root, local),
+      llamaCommit: meta.llamaCommit,
+      builtAt: meta.builtAt,
+    };
+    fs.writeFileSync(path.join(buildDir, "native-config.json"), JSON.stringify(config, null, 2) + "\n");
+    log(
+      `wrote ${path.relative(root, local)} and build/native-config.json (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+    );
+    log("back to the installed @node-llama-cpp packages: delete build/native-config.json");
+  } else {
+    const dest = path.join(root, "prebuilds", platformKey, "hsd_native.node");
+    installFile(addon, dest);
+    fs.writeFileSync(path.join(path.dirname(dest), "hsd_native.json"), JSON.stringify(meta, null, 2) + "\n");
+    log(`wrote ${path.relative(root, dest)} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    const config = path.join(buildDir, "native-config.json");
+    if (fs.existsSync(config))
+      log(
+        `note: ${path.relative(root, config)} (a local llama.cpp build) still takes precedence; delete it to use the prebuilt addon`,
+      );
+  }
 }
 
 await main();

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds llama.cpp from the source bundled with node-llama-cpp, for one backend, then rebuilds the addon against it.
+// Builds llama.cpp from the source bundled with node-llama-cpp, for one backend, then points the addon at it.
 //
 //   npm run build:llama -- --backend cuda|vulkan|metal|cpu [--cuda-arch 90] [-j N] [--single-cpu] [--plain-cmake]
 //                          [--configure-only]
@@ -16,7 +16,8 @@
 //   --direct       build the addon without node-gyp (passed on to build-addon.mjs)
 //
 // Output: build/llama-<backend>/lib (libllama, libggml, libggml-base and the backend plugins), then
-// build/Release/hsd_native.node linked against it and build/native-config.json pointing at it.
+// build/local/hsd_native.node compiled against this tree's headers and build/native-config.json pointing at both
+// (the addon loads the libraries at run time; that file makes it take these instead of the installed packages).
 // Only the library targets are built (no common/, tools, examples, tests, server), as shared libraries with
 // dynamically loaded backends (GGML_BACKEND_DL), so the same addon code loads CPU, CUDA, Vulkan or Metal.
 import { spawnSync } from "node:child_process";
@@ -25,6 +26,7 @@ import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { llamaBundle } from "./lib/llama-bundle.mjs";
 import { packageDir as packageDirFrom } from "./lib/package-dir.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -105,10 +107,15 @@ function ensureSource() {
     log(`source present in ${path.relative(root, src)}`);
     return src;
   }
-  const pkg = packageDir("node-llama-cpp");
-  const bundle = opts.bundle || (pkg && path.join(pkg, "llama", "gitRelease.bundle"));
-  if (!bundle || !fs.existsSync(bundle))
-    fail(`llama.cpp source bundle not found (${bundle || "node-llama-cpp is not installed"}); pass --bundle PATH`);
+  let bundle = opts.bundle;
+  if (!bundle) {
+    try {
+      bundle = llamaBundle(root, log); // node-llama-cpp's, or fetched with npm pack in a consumer's project
+    } catch (e) {
+      fail(`${e.message}; or pass --bundle PATH`);
+    }
+  }
+  if (!fs.existsSync(bundle)) fail(`llama.cpp source bundle not found: ${bundle}`);
   fs.rmSync(src, { recursive: true, force: true });
   fs.mkdirSync(buildDir, { recursive: true });
   run("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", bundle, src]);
@@ -235,7 +242,7 @@ function main() {
   log(
     `done: llama.cpp built in ${buildS} s, total ${((Date.now() - t0) / 1000).toFixed(0)} s; build/native-config.json now points at ${path.relative(root, libDir)}`,
   );
-  log("to go back to the prebuilt CPU libs: npm run build:addon");
+  log("to go back to the installed @node-llama-cpp packages: delete build/native-config.json");
 }
 
 main();

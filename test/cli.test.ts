@@ -1,7 +1,7 @@
 // The CLI driven as a user drives it: a spawned process, its exit code, stdout and stderr.
 import { expect } from "chai";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -82,6 +82,7 @@ describe("hsd CLI (spawned process)", function () {
       [
         "run",
         "--json",
+        "--no-adapt",
         "--threads",
         "1",
         "--greedy",
@@ -148,14 +149,47 @@ describe("hsd CLI (spawned process)", function () {
     expect(lookup.kind).to.equal("proposal");
     expect(lookup.drafted).to.be.greaterThan(0);
     expect(lookup.accepted).to.be.greaterThan(0);
-    expect(out.plan.candidates[0].name).to.equal("ngram-lookup");
-    expect(out.plan.policy.states.length).to.be.greaterThan(1);
+    // Planned while generating (the default): the plan at the end runs the lookup.
+    expect(out.plan).to.equal(null);
+    expect(out.online.adapt).to.equal(true);
+    expect(out.online.plan).to.contain("ngram-lookup");
     // The same greedy text as the target alone.
     const alone = hsd(
       ["run", "--json", ...args, "--hierarchy", basename(family.files[family.files.length - 1]!), prompt],
       cache,
     );
     expect(JSON.parse(alone.stdout).tokens).to.deep.equal(out.tokens);
+  });
+
+  it("run plans while generating: from an empty cache it starts at once from a quick calibration, and the next run from what it learned", function () {
+    const empty = mkdtempSync(join(tmpdir(), "hsd-cli-first-run-"));
+    try {
+      const args = ["run", "--json", "--threads", "1", "--max-tokens", "24", "The history of the railroad begins with"];
+      const first = hsd(args, empty);
+      expect(first.code, first.stderr).to.equal(0);
+      const a = JSON.parse(first.stdout);
+      expect(a.plan, "no full calibration").to.equal(null);
+      expect(a.online.adapt).to.equal(true);
+      expect(a.online.prior).to.equal("quick");
+      expect(a.online.prior_ms).to.be.greaterThan(0);
+      expect(a.online.observations).to.be.greaterThan(24);
+      expect(a.online.predicted_ms_per_token).to.be.a("number").greaterThan(0);
+      expect(readdirSync(empty).some((f) => f.startsWith("learned-"))).to.equal(true);
+      const second = hsd(args, empty);
+      expect(second.code, second.stderr).to.equal(0);
+      const b = JSON.parse(second.stdout);
+      expect(b.online.prior).to.equal("learned");
+      // It starts with the plan the first run ended with.
+      expect(b.online.switches.length > 0 ? b.online.switches[0].from : b.online.plan).to.equal(a.online.plan);
+      // Text for people says so too.
+      const people = hsd(
+        args.filter((x) => x !== "--json"),
+        empty,
+      );
+      expect(people.stderr).to.match(/planned while generating from what earlier runs learned/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 
   it("run streams text to stdout and a summary to stderr", function () {

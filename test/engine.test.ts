@@ -148,7 +148,7 @@ describe("HSD recursion on synthetic models", function () {
     }
   });
 
-  describe("vocabularies of different sizes (padding, docs/ALGORITHM.md §10)", function () {
+  describe("vocabularies of different sizes (padding, docs/ALGORITHM.md §11)", function () {
     // Laws over 6 ids; a level "with V ids" has the law restricted to ids < V, renormalised (a model that lacks
     // the others). Id 4 (and 5) play the padding ids only the larger vocabulary has; the synthetic laws put real
     // mass on them, as a random-weight target does.
@@ -249,7 +249,7 @@ describe("HSD recursion on synthetic models", function () {
     });
   });
 
-  describe("sparse rows: the engine's work follows what top-k / top-p / min-p keep (docs/ALGORITHM.md §11)", function () {
+  describe("sparse rows: the engine's work follows what top-k / top-p / min-p keep (docs/ALGORITHM.md §12)", function () {
     /** A synthetic level that counts the rows it wrote sparse and dense. */
     class Probe extends SyntheticLevel {
       sparse = 0;

@@ -6,7 +6,7 @@ import { HsdDecoder } from "../src/engine/hsd.js";
 import { RoutedDecoder } from "../src/engine/routed.js";
 import { generate } from "../src/engine/generate.js";
 import { Rng } from "../src/util/rng.js";
-import type { NativeModel } from "../src/native/index.js";
+import { TIE_GAP, topTwoGap } from "./helpers/ties.js";
 import { chiSquareFit } from "./helpers/stats.js";
 import { bundledFamily } from "./helpers/models.js";
 import { exactTwoTokenLaw } from "./helpers/exact-law.js";
@@ -126,13 +126,13 @@ describe("HSD on the bundled GGUF family", function () {
         // a batched pass and a one-token pass round differently (llama.cpp uses other kernels).
         const gap = await topTwoGap(hsd.target.native, prompt, ref.slice(0, at));
         const label = `${hierarchy.files.join(">")} T=${hierarchy.thresholds} "${prompt}" at token ${at}: ${r.tokens[at]} vs ${ref[at]} (top-2 gap ${gap.toExponential(2)})`;
-        if (gap < 1e-4) ties.push(label);
+        if (gap < TIE_GAP) ties.push(label);
         else mismatches.push(label);
       }
     }
     if (ties.length)
       console.log(
-        `      ${ties.length} divergence(s) at argmax ties (gap < 1e-4), counted separately:\n        ${ties.join("\n        ")}`,
+        `      ${ties.length} divergence(s) at argmax ties (gap < ${TIE_GAP}), counted separately:\n        ${ties.join("\n        ")}`,
       );
     expect(mismatches, mismatches.join("\n")).to.deep.equal([]);
     expect(ties.length, "argmax ties must stay rare").to.be.at.most(Math.ceil(compared * 0.02));
@@ -188,7 +188,7 @@ describe("HSD on the bundled GGUF family", function () {
         if (at < 0 && r.value.tokens.length === ref.length) continue;
         // As above: a divergence is acceptable only at a numerical argmax tie of the target.
         const gap = await topTwoGap(hsd.target.native, prompt, ref.slice(0, at));
-        (gap < 1e-4 ? ties : mismatches).push(
+        (gap < TIE_GAP ? ties : mismatches).push(
           `decoder ${decoders.indexOf(make)} "${prompt}" at token ${at} (top-2 gap ${gap.toExponential(2)})`,
         );
       }
@@ -196,7 +196,7 @@ describe("HSD on the bundled GGUF family", function () {
     expect(mismatches, mismatches.join("\n")).to.deep.equal([]);
     if (ties.length)
       console.log(
-        `      ${ties.length} divergence(s) at argmax ties (gap < 1e-4):\n        ${ties.join("\n        ")}`,
+        `      ${ties.length} divergence(s) at argmax ties (gap < ${TIE_GAP}):\n        ${ties.join("\n        ")}`,
       );
     // A tie is a property of the prompt's reference text (every decoder may flip at it): count distinct places.
     const places = new Set(ties.map((t) => t.replace(/^decoder \d+ /, "")));
@@ -249,20 +249,3 @@ describe("HSD on the bundled GGUF family", function () {
     }
   });
 });
-
-/** Gap between the target's two most probable next tokens after prompt + tokens, one-token path. */
-async function topTwoGap(model: NativeModel, prompt: string, tokens: number[]): Promise<number> {
-  const sequence = Int32Array.from([...model.tokenize(prompt, true, false), ...tokens]);
-  const context = model.createContext({ contextSize: 512, batchSize: 512, threads: 1 });
-  try {
-    context.setSampling({ greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0 });
-    const probs = new Float32Array(model.vocabSize);
-    for (let i = 0; i < sequence.length; i++) {
-      context.evaluateSync(sequence.subarray(i, i + 1), i, 0, { probs, argmax: new Int32Array(1), rowOffset: 0 });
-    }
-    const sorted = Array.from(probs).sort((a, b) => b - a);
-    return sorted[0]! - sorted[1]!;
-  } finally {
-    context.dispose();
-  }
-}

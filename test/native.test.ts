@@ -333,7 +333,7 @@ describe("native layer", function () {
       }
     });
 
-    it("vocabLimit: rows over the first ids only are the distribution restricted to them (docs/ALGORITHM.md §10)", function () {
+    it("vocabLimit: rows over the first ids only are the distribution restricted to them (docs/ALGORITHM.md §11)", function () {
       const base = evalRows(ctx, prompt.subarray(0, 4), 0, V).probs;
       const limit = Math.floor(V / 3);
       for (const s of [T1, { greedy: false, temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 }]) {
@@ -362,7 +362,7 @@ describe("native layer", function () {
         );
     });
 
-    it("sparse rows hold the same distribution as dense ones; rows that do not fit are written dense (docs/ALGORITHM.md §11)", function () {
+    it("sparse rows hold the same distribution as dense ones; rows that do not fit are written dense (docs/ALGORITHM.md §12)", function () {
       const base = evalRows(ctx, prompt.subarray(0, 8), 0, V).probs;
       const cases: { s: SamplingTransform; capacity: number; vocabLimit?: number }[] = [
         { s: { greedy: false, temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 }, capacity: 40 },

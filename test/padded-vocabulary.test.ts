@@ -1,4 +1,4 @@
-// Vocabularies that differ only by padding, on a real tokenizer (docs/ALGORITHM.md §10): small random-weight
+// Vocabularies that differ only by padding, on a real tokenizer (docs/ALGORITHM.md §11): small random-weight
 // qwen2 models carrying llama.cpp's Qwen2 tokenizer, padded as the converter pads to 151,936 ids (Qwen2.5-0.5B's
 // size) and 152,064 (Qwen2.5-7B's), written at test time from the llama.cpp bundle of node-llama-cpp
 // (test/helpers/padded-models.ts). The target puts much of its mass on padding ids only it has.

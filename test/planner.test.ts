@@ -678,17 +678,20 @@ describe("planner: optimiser", function () {
 
   it("chooses over 6 candidates with T <= 16 in under 50 ms", () => {
     const input = randomInstance(makeRng(2024), 6, 16);
+    // CPU time, not wall time: on a shared machine the scheduler can hold the process off the CPU for longer
+    // than the search takes (wall times here ran 1–3x the CPU time under a load average of 6–12).
     const times: number[] = [];
     let r = chooseHierarchy(input);
     for (let k = 0; k < 5; k++) {
-      const t0 = performance.now();
+      const t0 = process.cpuUsage();
       r = chooseHierarchy(input);
-      times.push(performance.now() - t0);
+      const t = process.cpuUsage(t0);
+      times.push((t.user + t.system) / 1000);
     }
     console.log(
-      `    chooseHierarchy, 6 candidates, T <= 16 (${r.method}, ${r.evaluated} states scored): ${times.map((t) => t.toFixed(2)).join(", ")} ms; pick ${r.names.join(" > ")} T=${r.thresholds.join(",")} speed-up ${r.speedupVsAutoregressive.toFixed(3)}x (best single ${r.bestSingleDraft!.speedupVsAutoregressive.toFixed(3)}x)`,
+      `    chooseHierarchy, 6 candidates, T <= 16 (${r.method}, ${r.evaluated} states scored): ${times.map((t) => t.toFixed(2)).join(", ")} ms of CPU; pick ${r.names.join(" > ")} T=${r.thresholds.join(",")} speed-up ${r.speedupVsAutoregressive.toFixed(3)}x (best single ${r.bestSingleDraft!.speedupVsAutoregressive.toFixed(3)}x)`,
     );
-    // The median of the five: a shared machine's scheduler can stall any single call.
+    // The median of the five.
     expect([...times].sort((a, b) => a - b)[2]!).to.be.below(50);
   });
 

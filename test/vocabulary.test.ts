@@ -1,4 +1,4 @@
-// The vocabulary compatibility rule (src/gguf/vocabulary.ts, docs/ALGORITHM.md §10) on hand-made vocabularies:
+// The vocabulary compatibility rule (src/gguf/vocabulary.ts, docs/ALGORITHM.md §11) on hand-made vocabularies:
 // what it accepts (identical, padded to other sizes, padding typed differently) and what it refuses, naming the
 // first difference. The same rule on real tokenizers and models: test/padded-vocabulary.test.ts.
 import { expect } from "chai";

@@ -89,7 +89,7 @@ export class SyntheticAcceptanceLevel implements ModelLevel {
         rows.argmax[row] = draft;
         this.acceptedRows++;
       } else {
-        // Uniform over the other ids of the row (its width: docs/ALGORITHM.md §10): never the draft itself.
+        // Uniform over the other ids of the row (its width: docs/ALGORITHM.md §11): never the draft itself.
         const width = rows.vocabSize;
         rows.argmax[row] = (draft + 1 + Math.floor(this.rng.next() * (width - 1))) % width;
       }

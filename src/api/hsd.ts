@@ -7,32 +7,55 @@
 //   await hsd.dispose();
 
 import { fileURLToPath } from "node:url";
+import { availableParallelism } from "node:os";
 import { basename, resolve } from "node:path";
 import { groupWithTarget, scanModelFolder, type RejectedFile } from "../models/scan.js";
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
-import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
-import { contextOptions, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
-import type { FlashAttention, NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
+import {
+  GgufFormatError,
+  HsdError,
+  InvalidOptionError,
+  ModelFolderError,
+  PromptTooLongError,
+  VocabularyMismatchError,
+} from "../errors.js";
+import {
+  contextOptions,
+  defaultThreads,
+  loadModel,
+  loadNative,
+  nativeBackend,
+  nativeDevices,
+} from "../native/index.js";
+import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
 import { NativeLevel, type EvaluationMode } from "../levels/native-model.js";
-import { HsdDecoder, type Decoder } from "../engine/hsd.js";
-import { RoutedDecoder } from "../engine/routed.js";
+import { AdaptiveDecoder } from "../engine/adaptive.js";
+import type { RoutingStats } from "../engine/routed.js";
 import { ContextLookupLevel, type LookupOptions } from "../levels/ngram-lookup.js";
 import type { NgramTableLevel } from "../levels/ngram-table.js";
 import { openNgramTable } from "./ngram.js";
 import type { Level } from "../levels/level.js";
 import { stateOf } from "../calibration/measure.js";
+import { CalibrationCache, cacheKey } from "../calibration/cache.js";
 import { generate, type GenerationChunk, type GenerationResult } from "../engine/generate.js";
 import { Rng } from "../util/rng.js";
 import { toTransform, type SamplingSettings } from "./sampling.js";
 import {
+  cachedCalibration,
   calibrate,
+  modelIdentities,
   type Calibration,
   type CalibrationOptions,
   type LookupCalibration,
 } from "../calibration/calibrate.js";
+import type { SamplingTransform } from "../native/types.js";
+import { fixedPlan, livePlan, namedPlan, type NamedPlan } from "./adaptive.js";
+import { checkLearned, OnlinePlanner, type OnlineReport } from "./online.js";
+import { replannerFor, type Replanner } from "./replanner.js";
 import { planFromCalibration, plannerInput, type NgramMode, type PlanReport } from "./plan.js";
 import { bestThresholds } from "../planner/index.js";
 import { DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS, SMALL_MODEL_PARAMETERS } from "../defaults.js";
+import { checkGenerateRequest, checkOpenOptions, checkPlanRequest, checkThresholdsFit } from "./options.js";
 
 /** The model family that ships with the package: used when no folder is given. */
 export const BUNDLED_MODELS_DIR = fileURLToPath(new URL("../../models/tiny", import.meta.url));
@@ -69,11 +92,18 @@ export interface OpenOptions {
   ngram?: NgramMode;
   /** The context lookup's match lengths: it proposes after at least `minMatch` tokens (default 1, measured up to `maxMatch`, 8). */
   lookup?: Pick<LookupOptions, "minMatch" | "maxMatch">;
+  /** Where calibrations and what runs learned are kept (default: $HSD_CACHE_DIR, else ~/.cache/hsd-llm). */
+  cacheDir?: string;
   /**
    * A static n-gram table (`hsd ngram build`) as one more model-free level: a file, or null for none. Default: the
    * table `hsd ngram build` stored for the target's tokenizer in the cache folder, if there is one.
    */
   ngramTable?: string | null;
+  /**
+   * Where warnings go: settings that will run badly (more threads than CPUs, GPU layers without a GPU build), a
+   * calibration cache that cannot be read or written. Default: process.emitWarning.
+   */
+  onWarning?: (message: string) => void;
 }
 
 export interface Hierarchy {
@@ -86,13 +116,30 @@ export interface Hierarchy {
 export interface GenerateRequest {
   maxTokens?: number;
   sampling?: SamplingSettings;
-  /** "auto" (default): the optimiser's pick, from the calibration cache or a fresh calibration. */
+  /**
+   * "auto" (default): the latency model's pick — while generating, from estimates that learn from every pass
+   * (`adapt`); or a pinned chain.
+   */
   hierarchy?: "auto" | Hierarchy;
+  /**
+   * Plan while generating (docs/ALGORITHM.md §10; default true with hierarchy "auto"): start from what earlier
+   * runs learned (or a quick prior: no calibration wait), re-plan as the estimates learn, switch when another plan
+   * is predicted faster. false: one plan from a full calibration (`hsd calibrate`), kept for the whole generation.
+   */
+  adapt?: boolean;
+  /**
+   * Feed this generation's passes and verdicts to the instance's online estimates (default: when adapting). A
+   * pinned plan that learns reports what the estimates predict for it (`online.predictedMsPerToken`).
+   */
+  learn?: boolean;
   /** How to plan, when the plan is needed (calibration prompts, T_max, …); the sampling is this request's. */
   plan?: Omit<PlanRequest, "sampling">;
   stop?: string[];
   signal?: AbortSignal;
 }
+
+/** A prompt given as token ids of the models' shared vocabulary. */
+export type PromptTokens = Int32Array | readonly number[];
 
 export interface GenerationReport extends GenerationResult {
   /** The chain that ran (with a routed policy: the chain of its most frequent state; `policy` has them all). */
@@ -100,7 +147,10 @@ export interface GenerationReport extends GenerationResult {
   /** With a routed policy: each state's chain (stats.routing has what each state did in this run). */
   policy: { states: { name: string; files: string[]; thresholds: number[] }[] } | null;
   seed: number;
+  /** The full-calibration plan, when one was made (adapt false, or a pinned chain without thresholds). */
   plan: PlanReport | null;
+  /** Planning while generating: where the estimates started, re-plans and switches, the prediction at the end. */
+  online: OnlineReport | null;
 }
 
 export interface PlanRequest {
@@ -111,6 +161,8 @@ export interface PlanRequest {
   maxThreshold?: number;
   recalibrate?: boolean;
   onProgress?: CalibrationOptions["onProgress"];
+  /** Stops a calibration between passes with an AbortedError (nothing is cached). */
+  signal?: AbortSignal;
 }
 
 interface LoadedModel {
@@ -125,6 +177,13 @@ export class Hsd {
   /** Contexts hold one sequence each, so generations on one instance run one at a time. */
   private busy = false;
   private readonly planCache = new Map<string, PlanReport>();
+  /**
+   * Online estimates and plans (docs/ALGORITHM.md §10), one for greedy decoding and one for sampling, per T_max:
+   * requests at other temperatures share the sampling one (its estimates follow the mix they see), so a server
+   * does not pay a prior per temperature.
+   */
+  private readonly planners = new Map<string, Promise<OnlinePlanner>>();
+  private replanner: Replanner | null = null;
 
   private constructor(
     /** Compatible models, smallest first; the last is the target. */
@@ -140,22 +199,30 @@ export class Hsd {
     readonly lookup: ContextLookupLevel | null,
     /** The static n-gram table and its file (null: none, or ngram "off"). */
     readonly table: { level: NgramTableLevel; path: string; size: number; mtimeMs: number } | null,
+    /** Calibrations and what runs learned. */
+    private readonly cache: CalibrationCache,
+    private readonly warn: (message: string) => void,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
+    checkOpenOptions(options);
     const ngram = options.ngram ?? "auto";
-    if (ngram !== "auto" && ngram !== "on" && ngram !== "off") {
-      throw new InvalidOptionError(`ngram must be "auto", "on" or "off", got ${String(ngram)}`);
-    }
-    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
-      throw new InvalidOptionError(`threads must be a positive integer, got ${options.threads}`);
-    }
+    const warn = options.onWarning ?? ((message: string) => process.emitWarning(message, "HsdWarning"));
     const gpuLayers = options.gpuLayers ?? 0;
-    const flashAttention = options.flashAttention ?? (gpuLayers > 0 ? "auto" : "off");
+    // A CPU-only build of llama.cpp ignores gpuLayers: say so, and plan as the CPU run it is.
+    const offloaded =
+      gpuLayers > 0 && !nativeDevices().some((d) => d.type === "gpu" || d.type === "igpu") ? 0 : gpuLayers;
+    if (offloaded < gpuLayers)
+      warn(
+        `gpuLayers ${gpuLayers} (--gpu-layers): this llama.cpp build (${nativeBackend()}) has no GPU device, so the models run on the CPU; ` +
+          "build one with npm run build:llama -- --backend cuda|vulkan|metal",
+      );
+    const flashAttention = options.flashAttention ?? (offloaded > 0 ? "auto" : "off");
     let infos: ModelInfo[];
     let rejected: RejectedFile[];
-    if (options.files && options.files.length > 0) {
-      infos = await Promise.all(options.files.map((f) => readModelInfo(resolve(f))));
+    const fromFolder = !(options.files && options.files.length > 0);
+    if (!fromFolder) {
+      infos = await Promise.all(options.files!.map((f) => readModelInfo(resolve(f))));
       const target = options.target
         ? infos.find((m) => m.path === resolve(options.target!) || m.file === options.target)
         : infos.reduce((a, b) => (b.parameterCount > a.parameterCount ? b : a));
@@ -177,14 +244,39 @@ export class Hsd {
 
     const threads =
       options.threads ?? (infos.every((m) => m.parameterCount < SMALL_MODEL_PARAMETERS) ? 1 : defaultThreads());
+    const cpus = availableParallelism();
+    if (threads > cpus)
+      warn(
+        `threads ${threads} (--threads) is more than the ${cpus} CPUs here: ggml's threads wait for each other, so every pass gets much slower; use at most ${cpus}`,
+      );
     const loaded: LoadedModel[] = [];
+    const targetInfo = infos[infos.length - 1]!;
     try {
       for (const info of infos) {
-        const native = await loadModel(info.path, { gpuLayers });
+        let native: NativeModel;
         try {
-          const context = native.createContext(
-            contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
+          native = await loadModel(info.path, { gpuLayers });
+        } catch (error) {
+          const failure = new GgufFormatError(
+            info.path,
+            `llama.cpp could not load it: ${nativeReason(error, info.path)}`,
           );
+          // In a folder, a draft llama.cpp refuses is one more file not used; the target and named files are needed.
+          if (!fromFolder || info === targetInfo) throw failure;
+          rejected.push({ path: info.path, reason: failure.message.slice(info.path.length + 2) });
+          continue;
+        }
+        try {
+          let context: NativeContext;
+          try {
+            context = native.createContext(
+              contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
+            );
+          } catch (error) {
+            throw new HsdError(
+              `${info.path}: llama.cpp could not create a context for it (${nativeReason(error, info.path)}); a smaller context size (--context-size) needs less memory`,
+            );
+          }
           loaded.push({
             info,
             native,
@@ -203,13 +295,12 @@ export class Hsd {
       }
       throw error;
     }
-    const device = `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}`;
-    const targetInfo = loaded[loaded.length - 1]!.info;
+    const device = `${nativeBackend()}${offloaded > 0 ? `, ${offloaded} GPU layers` : ", CPU"}`;
     const lookup = ngram === "off" ? null : new ContextLookupLevel(targetInfo.vocabSize, options.lookup ?? {});
     let table: Hsd["table"] = null;
     if (ngram !== "off") {
       try {
-        table = await openNgramTable(options.ngramTable, targetInfo);
+        table = await openNgramTable(options.ngramTable, targetInfo, options.cacheDir);
       } catch (error) {
         for (const m of loaded) {
           m.context.dispose();
@@ -218,7 +309,8 @@ export class Hsd {
         throw error;
       }
     }
-    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table);
+    const cache = new CalibrationCache(options.cacheDir, warn);
+    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table, cache, warn);
   }
 
   get target(): LoadedModel {
@@ -228,7 +320,14 @@ export class Hsd {
   /** Measure (or load from the cache) costs and acceptance for these models and settings. */
   async calibrate(request: PlanRequest = {}): Promise<Calibration> {
     this.checkOpen();
-    return calibrate(this.models, {
+    checkPlanRequest(request);
+    const options = this.calibrationOptions(request);
+    if (request.recalibrate) await this.forgetLearned(options.transform, options.maxThreshold);
+    return calibrate(this.models, options);
+  }
+
+  private calibrationOptions(request: PlanRequest): CalibrationOptions {
+    return {
       transform: toTransform(request.sampling),
       threads: this.threads,
       device: this.device,
@@ -238,8 +337,93 @@ export class Hsd {
       continuationTokens: request.continuationTokens,
       recalibrate: request.recalibrate,
       onProgress: request.onProgress,
+      signal: request.signal,
+      onWarning: this.warn,
       lookup: this.lookupCalibration(),
       otherProposals: this.table ? [this.table.level] : [],
+      cache: this.cache,
+    };
+  }
+
+  /** Every level in candidate order: the model-free ones, then the models, the target last. */
+  private get allLevels(): Level[] {
+    return [this.lookup, this.table?.level ?? null, ...this.models.map((m) => m.level)].filter((l) => l !== null);
+  }
+
+  /** The cache key of what generations learned with these models and settings. */
+  private async learnedKey(transform: SamplingTransform, maxThreshold: number): Promise<string> {
+    return cacheKey({
+      v: 1,
+      files: await modelIdentities(this.models),
+      device: this.device,
+      threads: this.threads,
+      flashAttention: this.flashAttention,
+      greedy: transform.greedy,
+      lookup: this.lookupCalibration(),
+      ngram: this.ngram,
+      maxThreshold,
+    });
+  }
+
+  /** A full recalibration replaces what was learned: drop it from memory and from the cache. */
+  private async forgetLearned(transform: SamplingTransform, maxThreshold: number): Promise<void> {
+    this.planners.delete(plannerKey(transform, maxThreshold));
+    await this.cache.delete("learned", await this.learnedKey(transform, maxThreshold));
+  }
+
+  /**
+   * The online planner for a transform (docs/ALGORITHM.md §10), made on first use from the best prior at hand:
+   * what earlier runs learned (cache), else a full calibration in the cache, else a quick one (about a second).
+   */
+  private onlinePlanner(
+    transform: SamplingTransform,
+    maxThreshold: number,
+    request: Omit<PlanRequest, "sampling">,
+  ): Promise<OnlinePlanner> {
+    const key = plannerKey(transform, maxThreshold);
+    let planner = this.planners.get(key);
+    if (!planner) {
+      planner = this.makeOnlinePlanner(transform, maxThreshold, request);
+      this.planners.set(key, planner);
+      planner.catch(() => this.planners.delete(key)); // a failed prior is retried next time
+    }
+    return planner;
+  }
+
+  private async makeOnlinePlanner(
+    transform: SamplingTransform,
+    maxThreshold: number,
+    request: Omit<PlanRequest, "sampling">,
+  ): Promise<OnlinePlanner> {
+    const cache = this.cache;
+    // The request's prompts, if any, for the cached full calibration looked up and for a quick one.
+    const options = { ...this.calibrationOptions({ ...request, maxThreshold, recalibrate: false }), transform };
+    const levels = this.allLevels;
+    const proposals = levels.filter((l) => l.kind === "proposal").map((l) => l.name);
+    const states = this.lookupCalibration()?.states ?? [0];
+    const learned = checkLearned(
+      // checkLearned checks the entry's shape against these models and settings.
+      await cache.get("learned", await this.learnedKey(transform, maxThreshold), (v): v is unknown => true),
+      this.models.map((m) => m.info),
+      proposals,
+      states,
+    );
+    const prior =
+      learned?.calibration ??
+      (await cachedCalibration(this.models, options)) ??
+      (await calibrate(this.models, { ...options, quick: true }));
+    this.replanner ??= replannerFor(this.threads);
+    return new OnlinePlanner({
+      prior,
+      source: prior.source,
+      ...(learned ? { plan: learned.plan } : {}),
+      infos: this.models.map((m) => m.info),
+      maxThreshold,
+      ngram: this.ngram,
+      levels,
+      lookup: this.lookup,
+      states,
+      replanner: this.replanner,
     });
   }
 
@@ -275,17 +459,35 @@ export class Hsd {
     return report;
   }
 
-  /** Streams text; `await run.result` for the whole report. */
-  generate(prompt: string, request: GenerateRequest = {}): GenerationRun {
+  /**
+   * Streams text; `await run.result` for the whole report. The prompt is text (tokenized as `hsd run` does: the
+   * model's BOS rule, special-token text left as plain text) or token ids, e.g. a rendered chat template tokenized
+   * with `tokenize(text, { parseSpecial: true })`.
+   */
+  generate(prompt: string | PromptTokens, request: GenerateRequest = {}): GenerationRun {
     this.checkOpen();
+    if (typeof prompt !== "string" && !(prompt instanceof Int32Array) && !Array.isArray(prompt))
+      throw new InvalidOptionError(`the prompt must be text or an array of token ids, got ${typeof prompt}`);
+    checkGenerateRequest(request);
     return new GenerationRun(this.runGeneration(prompt, request));
   }
 
+  /**
+   * The target's tokenizer (every model shares it). `addSpecial` (default true) applies the model's BOS/EOS rule;
+   * `parseSpecial` (default false) turns special-token text such as "<|im_end|>" into its id, as a rendered chat
+   * template needs.
+   */
+  tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Int32Array {
+    this.checkOpen();
+    return this.target.native.tokenize(text, options.addSpecial ?? true, options.parseSpecial ?? false);
+  }
+
   private async *runGeneration(
-    prompt: string,
+    prompt: string | PromptTokens,
     request: GenerateRequest,
   ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
-    if (prompt.trim().length === 0) throw new InvalidOptionError("the prompt is empty");
+    if (typeof prompt === "string" ? prompt.trim().length === 0 : prompt.length === 0)
+      throw new InvalidOptionError("the prompt is empty");
     if (this.busy)
       throw new HsdError(
         "another generation is running on this Hsd instance; await it first (or open a second instance)",
@@ -299,7 +501,7 @@ export class Hsd {
   }
 
   private async *generateUnlocked(
-    prompt: string,
+    prompt: string | PromptTokens,
     request: GenerateRequest,
   ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
     const maxTokens = request.maxTokens ?? DEFAULT_MAX_TOKENS;
@@ -307,40 +509,89 @@ export class Hsd {
       throw new InvalidOptionError(`max tokens must be a positive integer, got ${maxTokens}`);
     const transform = toTransform(request.sampling);
     const seed = request.sampling?.seed ?? Math.floor(Math.random() * 2 ** 31);
-    let plan: PlanReport | null = null;
-    let hierarchy: Required<Hierarchy>;
-    let policy: GenerationReport["policy"] = null;
-    if (request.hierarchy === undefined || request.hierarchy === "auto") {
-      plan = await this.plan({ ...request.plan, sampling: request.sampling });
-      hierarchy = { files: plan.best.chain, thresholds: plan.best.thresholds };
-      if (plan.policy) {
-        const states = plan.policy.states.map((s) => ({ name: s.name, files: s.chain, thresholds: s.thresholds }));
-        const chains = new Set(states.map((s) => `${s.files.join(">")}:${s.thresholds.join(",")}`));
-        const busiest = plan.policy.states.reduce((a, b) => (b.frequency > a.frequency ? b : a));
-        hierarchy = { files: busiest.chain, thresholds: busiest.thresholds };
-        if (chains.size > 1) policy = { states };
-      }
-    } else if (request.hierarchy.thresholds === undefined) {
-      // A pinned chain without thresholds: the latency model's best thresholds for it.
-      this.resolveChain({ ...request.hierarchy, thresholds: request.hierarchy.files.slice(1).map(() => 1) });
-      plan = await this.plan({ ...request.plan, sampling: request.sampling });
-      hierarchy = { files: request.hierarchy.files, thresholds: this.bestThresholds(plan, request.hierarchy.files) };
-    } else {
-      hierarchy = { files: request.hierarchy.files, thresholds: request.hierarchy.thresholds };
+    const auto = request.hierarchy === undefined || request.hierarchy === "auto";
+    const adapt = request.adapt ?? auto;
+    if (adapt && !auto)
+      throw new InvalidOptionError(
+        'adapt: a pinned hierarchy does not adapt; leave hierarchy "auto" or set adapt false',
+      );
+    const learn = request.learn ?? adapt;
+    const maxThreshold = request.plan?.maxThreshold ?? DEFAULT_MAX_THRESHOLD;
+
+    let online: OnlinePlanner | null = null;
+    let priorMs = 0;
+    if (learn) {
+      const started = performance.now();
+      const fresh = !this.planners.has(plannerKey(transform, maxThreshold));
+      if (adapt && request.plan?.recalibrate)
+        await this.calibrate({ ...request.plan, sampling: request.sampling, signal: request.signal });
+      online = await this.onlinePlanner(transform, maxThreshold, { ...request.plan, signal: request.signal });
+      if (fresh) priorMs = performance.now() - started;
     }
-    const levels = this.resolveChain(hierarchy);
-    for (const m of this.models) m.context.setSampling(transform);
-    const rng = new Rng(seed);
-    const decoder: Decoder = policy
-      ? this.routedDecoder(policy, transform, rng)
-      : new HsdDecoder(levels, {
-          thresholds: hierarchy.thresholds,
-          greedy: transform.greedy,
-          sampling: transform,
-          rng,
-        });
+    // The plan to run, by level names.
+    let plan: PlanReport | null = null;
+    let named: NamedPlan;
+    if (adapt) {
+      named = online!.plan;
+    } else if (auto) {
+      plan = await this.plan({ ...request.plan, sampling: request.sampling, signal: request.signal });
+      named = namedPlan(plan);
+    } else {
+      const pinned = request.hierarchy as Hierarchy;
+      let thresholds = pinned.thresholds;
+      if (thresholds === undefined && pinned.files.length === 1) thresholds = [];
+      if (thresholds === undefined) {
+        // A pinned chain without thresholds: the latency model's best thresholds for it (a full calibration).
+        this.resolveChain({ files: pinned.files, thresholds: pinned.files.slice(1).map(() => 1) });
+        plan = await this.plan({ ...request.plan, sampling: request.sampling, signal: request.signal });
+        thresholds = this.bestThresholds(plan, pinned.files);
+      }
+      // Checked (order, names, thresholds), and named as the levels name themselves.
+      const chain = this.resolveChain({ files: pinned.files, thresholds });
+      named = fixedPlan(
+        chain.map((l) => l.name),
+        thresholds,
+        Number.NaN,
+      );
+    }
     const target = this.target.native;
-    const tokens = target.tokenize(prompt, true, false);
+    const tokens = typeof prompt === "string" ? target.tokenize(prompt, true, false) : this.checkTokens(prompt);
+    const contextSize = Math.min(...this.models.map((m) => m.context.contextSize));
+    const batchSize = Math.min(...this.models.map((m) => m.context.batchSize));
+    const blockOf = (p: NamedPlan) => Math.max(...p.chains.map((c) => c.thresholds.reduce((a, b) => a + b, 0)));
+    // Draft tokens one target pass can score after this prompt (besides the committed text's last token).
+    const room = Math.min(contextSize - tokens.length, batchSize) - 1;
+    if (adapt) {
+      // The plan is the planner's choice, not the user's: near the context's end it shrinks rather than fails.
+      if (tokens.length + 1 > contextSize) throw new PromptTooLongError(tokens.length, contextSize);
+      if (blockOf(named) > room) named = fixedPlan([this.target.info.file], [], Number.NaN);
+    } else {
+      // A chosen plan must fit: a pass that cannot hold its block would end the generation before its first token.
+      for (const chain of named.chains) checkThresholdsFit(chain.thresholds, tokens.length, contextSize, batchSize);
+    }
+    for (const m of this.models) m.context.setSampling(transform);
+    const all = this.allLevels;
+    const levelOf = (name: string) => all.find((l) => l.name === name)!;
+    // The levels the decoder may run (and reports): all of them when the plan may change, else the plan's own.
+    const used = new Set(named.chains.flatMap((c) => c.names));
+    const levels = adapt ? all : all.filter((l) => used.has(l.name));
+    const bounds = this.lookupCalibration()?.states ?? [0];
+    const state = (sequence: Int32Array, committed: number) =>
+      stateOf(bounds, this.lookup!.match(sequence, committed).length);
+    const initial = online ? online.live(named) : livePlan(named, levelOf, state);
+    const decoder = new AdaptiveDecoder({
+      greedy: transform.greedy,
+      sampling: transform,
+      rng: new Rng(seed),
+      levels,
+      // Room for the blocks of any plan it may switch to (at most two draft levels at T_max, as the policy planner
+      // searches) and for the starting plan's own.
+      maxDraftBlock: Math.max(blockOf(named), adapt ? Math.min(2 * maxThreshold, Math.max(0, room)) : 0),
+      initial,
+      replan: adapt ? online!.replan : null,
+      observer: online?.learner ?? null,
+      budget: this.replanner?.background ? 1 : 100,
+    });
     const vocabulary = {
       isEndOfGeneration: (t: number) => target.isEndOfGeneration(t),
       tokenPiece: (t: number) => target.tokenPiece(t),
@@ -350,31 +601,49 @@ export class Hsd {
       stop: request.stop,
       signal: request.signal,
     });
+    let onlineReport: OnlineReport | null = null;
+    let ran = named;
+    if (online) {
+      if (adapt) {
+        online.remember(decoder.plan.label);
+        ran = online.named(decoder.plan.label) ?? named;
+      }
+      onlineReport = {
+        adapt,
+        prior: online.source,
+        priorMs,
+        replans: decoder.replans,
+        switches: decoder.switches,
+        explorationSteps: decoder.explorationSteps,
+        plan: ran.label,
+        predictedMsPerToken: online.predict(ran),
+        observations: online.learner.observedTotal,
+      };
+      try {
+        await online.save(this.cache, await this.learnedKey(transform, maxThreshold));
+      } catch {
+        // An unwritable cache loses what was learned for the next process, not this generation.
+      }
+    }
+    const busiest = ran.chains.length === 1 ? ran.chains[0]! : busiestChain(ran, result.stats.routing);
+    const distinct = new Set(ran.chains.map((c) => `${c.names.join(">")}:${c.thresholds.join(",")}`));
     return {
       ...result,
-      hierarchy: { files: levels.map((l) => l.name), thresholds: [...hierarchy.thresholds] },
-      policy,
+      hierarchy: { files: busiest.names, thresholds: [...busiest.thresholds] },
+      policy:
+        distinct.size > 1
+          ? {
+              states: ran.states.map((name, s) => ({
+                name,
+                files: ran.chains[s]!.names,
+                thresholds: ran.chains[s]!.thresholds,
+              })),
+            }
+          : null,
       seed,
       plan,
+      online: onlineReport,
     };
-  }
-
-  /** A routed decoder for a policy: the state of a step is the lookup's match on the committed text (§9). */
-  private routedDecoder(
-    policy: NonNullable<GenerationReport["policy"]>,
-    sampling: SamplingTransform,
-    rng: Rng,
-  ): RoutedDecoder {
-    const lookup = this.lookup!;
-    const bounds = this.lookupCalibration()!.states;
-    return new RoutedDecoder(
-      {
-        states: policy.states.map((s) => s.name),
-        state: (sequence, committed) => stateOf(bounds, lookup.match(sequence, committed).length),
-        chains: policy.states.map((s) => ({ levels: this.resolveChain(s), thresholds: s.thresholds })),
-      },
-      { greedy: sampling.greedy, sampling, rng },
-    );
   }
 
   /** The best thresholds for a fixed chain, by the plan's latency model (docs/ALGORITHM.md §6). */
@@ -387,6 +656,18 @@ export class Hsd {
       return i;
     });
     return bestThresholds(input, chain).thresholds;
+  }
+
+  /** A copy of caller-given token ids, each checked against the vocabulary. */
+  private checkTokens(prompt: PromptTokens): Int32Array {
+    const vocabSize = this.target.native.vocabSize;
+    const tokens = Int32Array.from(prompt);
+    for (let i = 0; i < prompt.length; i++) {
+      const t = prompt[i]!;
+      if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
+        throw new InvalidOptionError(`prompt token ${i} is ${t}: token ids are integers in [0, ${vocabSize})`);
+    }
+    return tokens;
   }
 
   /**
@@ -437,29 +718,57 @@ export class Hsd {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.replanner?.close();
     for (const m of this.models) {
       m.context.dispose();
       m.native.dispose();
     }
+    releaseFreedMemory();
   }
+}
+
+/** Which online planner a generation uses (Hsd.planners). */
+function plannerKey(transform: SamplingTransform, maxThreshold: number): string {
+  return JSON.stringify({ greedy: transform.greedy, maxThreshold });
+}
+
+/** The chain of the state where most steps ran (the report's `hierarchy` for a routed plan). */
+function busiestChain(plan: NamedPlan, routing: RoutingStats | undefined): NamedPlan["chains"][number] {
+  if (!routing) return plan.chains[plan.chains.length - 1]!;
+  let best = 0;
+  routing.states.forEach((s, i) => {
+    if (s.steps > (routing.states[best]?.steps ?? -1)) best = i;
+  });
+  return plan.chains[best] ?? plan.chains[0]!;
 }
 
 /** A running generation: iterate it for text chunks, or await `result`. */
 export class GenerationRun implements AsyncIterable<GenerationChunk> {
   private finished: GenerationReport | null = null;
   private started = false;
+  private leftEarly = false;
 
   constructor(private readonly source: AsyncGenerator<GenerationChunk, GenerationReport, void>) {}
 
   async *[Symbol.asyncIterator](): AsyncGenerator<GenerationChunk, void, void> {
     if (this.started) throw new HsdError("a generation can be iterated once");
     this.started = true;
-    let step = await this.source.next();
-    while (!step.done) {
-      yield step.value;
+    let step: IteratorResult<GenerationChunk, GenerationReport> | undefined;
+    try {
       step = await this.source.next();
+      while (!step.done) {
+        yield step.value;
+        step = await this.source.next();
+      }
+      this.finished = step.value;
+    } finally {
+      // The consumer left the loop early (break, return or a throw in its body): end the generation now, so that
+      // its finally blocks release the instance for the next generate().
+      if (step && !step.done) {
+        this.leftEarly = true;
+        await this.source.return(undefined as never);
+      }
     }
-    this.finished = step.value;
   }
 
   /** The drain started by reading `result` before anyone iterated (shared by every later read). */
@@ -474,8 +783,38 @@ export class GenerationRun implements AsyncIterable<GenerationChunk> {
         return this.finished!;
       })();
     }
+    if (this.leftEarly)
+      return Promise.reject(
+        new HsdError(
+          "the loop over this generation was left early, which ended it: there is no result (to stop a generation and keep its result, use request.signal)",
+        ),
+      );
     return (
       this.draining ?? Promise.reject(new HsdError("the generation has not finished: await result after the loop"))
     );
   }
+}
+
+/**
+ * The addon's message for a load or context failure: one line, without the path (the caller names it) or the
+ * function names llama.cpp prefixes.
+ */
+function nativeReason(error: unknown, path: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message
+    .replace(`llama.cpp could not load model file '${path}': `, "")
+    .split(`'${path}'`)
+    .join("the file")
+    .replace(/llama_model_load(_from_file_impl)?: (error loading model: |failed to load model)/g, "")
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, 400);
+}
+
+/**
+ * glibc keeps the memory llama.cpp frees with the models in its heap: without this, RSS grew ~0.4 MiB per
+ * open/dispose cycle of the bundled family (test/memory.test.ts). An addon without trimMemory is skipped.
+ */
+function releaseFreedMemory(): void {
+  (loadNative().addon as { trimMemory?: () => boolean }).trimMemory?.();
 }

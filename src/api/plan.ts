@@ -12,7 +12,9 @@ import {
   predictChain,
   type Acceptance,
   type LevelSpec,
+  MeasuredPassCost,
   type PassCosts,
+  type PassCostSample,
   type PlannerInput,
   type PolicyInput,
 } from "../planner/index.js";
@@ -146,16 +148,34 @@ export function policyChains(plan: PlanReport): { chain: number[]; thresholds: n
   }));
 }
 
-export function planFromCalibration(
+/** What planning reads from a calibration: the candidates (model-free levels first), their acceptance, the workload. */
+export interface PlanningInputs {
+  candidates: PlanCandidate[];
+  acceptance: (Acceptance | null)[][];
+  /** null with ngram "off" or without a lookup. */
+  workload: Workload | null;
+}
+
+/**
+ * The target's costs with the per-step time outside passes added to every pass (each step has exactly one target
+ * pass, so this adds it once per step); its autoregressive cost becomes a steady one-token pass plus it.
+ */
+function withStepOverhead(costs: PassCosts, overheadMs: number): PassCosts {
+  const add = (samples: readonly PassCostSample[]) => samples.map((x) => ({ n: x.n, ms: x.ms + overheadMs }));
+  const hot = add(costs.hot);
+  return { ...costs, hot, cold: add(costs.cold), autoregressiveMs: new MeasuredPassCost(hot).at(1) };
+}
+
+export function planningInputs(
   calibration: Calibration,
   infos: readonly ModelInfo[],
-  maxThreshold: number,
   ngram: NgramMode = "auto",
-): PlanReport {
-  const target = infos[infos.length - 1]!;
+): PlanningInputs {
+  const target = infos.length - 1;
+  const targetInfo = infos[target]!;
   const vocabulary = (info: ModelInfo) => {
-    if (info === target) return "the target";
-    const c = compareVocabularies(info.vocabulary, target.vocabulary, target.file);
+    if (info === targetInfo) return "the target";
+    const c = compareVocabularies(info.vocabulary, targetInfo.vocabulary, targetInfo.file);
     return c.compatible ? c.note : c.reason;
   };
   const models: PlanCandidate[] = infos.map((info, i) => ({
@@ -165,7 +185,10 @@ export function planFromCalibration(
     parameters: info.parameterCount,
     fileSize: info.fileSize,
     quantisation: info.quantisation,
-    costs: calibration.models[i]!.costs,
+    costs:
+      i === target && calibration.stepOverheadMs !== undefined
+        ? withStepOverhead(calibration.models[i]!.costs, calibration.stepOverheadMs)
+        : calibration.models[i]!.costs,
     vocabulary: vocabulary(info),
   }));
   const workload = ngram === "off" ? null : calibration.workload;
@@ -186,6 +209,16 @@ export function planFromCalibration(
       return calibration.acceptance[lo - shift]![hi - shift]!;
     }),
   );
+  return { candidates, acceptance: matrix, workload };
+}
+
+export function planFromCalibration(
+  calibration: Calibration,
+  infos: readonly ModelInfo[],
+  maxThreshold: number,
+  ngram: NgramMode = "auto",
+): PlanReport {
+  const { candidates, acceptance: matrix, workload } = planningInputs(calibration, infos, ngram);
   const input = plannerInput(candidates, matrix, maxThreshold);
   const result = chooseHierarchy(input);
   const autoregressive = plannedChain(input, [candidates.length - 1], []);

@@ -31,6 +31,7 @@ import { feedable, NativeLevel, sparseTarget } from "../levels/native-model.js";
 import { makeRng, Rng, shuffle } from "../util/rng.js";
 import { median, trimmedMean } from "../util/stats.js";
 import { InvalidOptionError } from "../errors.js";
+import { yieldOrAbort } from "../util/yield.js";
 
 export interface DecodeCostOptions {
   /** Largest n measured (the planner's T_max + 2). */
@@ -44,6 +45,10 @@ export interface DecodeCostOptions {
   flashAttention?: FlashAttention;
   transform: SamplingTransform;
   seed?: number;
+  /** Pass sizes to time (default: calibrationSizes(maxN)); others are interpolated. */
+  sizes?: readonly number[];
+  /** Stops the measurement (AbortedError) between passes. */
+  signal?: AbortSignal;
 }
 
 export interface CostTables {
@@ -147,7 +152,7 @@ export function summariseTimes(times: PassTimes): DecodeCosts {
 export class DecodeCostProbe {
   private readonly contexts: NativeContext[];
   private readonly text: Int32Array;
-  /** The text as each model reads it (ids it lacks as ownId, docs/ALGORITHM.md §10). */
+  /** The text as each model reads it (ids it lacks as ownId, docs/ALGORITHM.md §11). */
   private readonly texts: Int32Array[];
   private readonly pos: number[];
   private readonly targets: EvaluateTarget[];
@@ -175,7 +180,7 @@ export class DecodeCostProbe {
         contextOptions(m, { contextSize, threads: options.threads, flashAttention: options.flashAttention }),
       ),
     );
-    // Rows laid out as the engine lays them out (dense or sparse, docs/ALGORITHM.md §11): the transform's cost is
+    // Rows laid out as the engine lays them out (dense or sparse, docs/ALGORITHM.md §12): the transform's cost is
     // part of each pass.
     const t = options.transform;
     const rows = models.map((m) => new DistributionRows(maxN, m.vocabSize, t.greedy, false, rowLayout(t, m.vocabSize)));
@@ -273,7 +278,7 @@ export class DecodeCostProbe {
     const times = Object.fromEntries(
       PASS_KINDS.map((kind) => [kind, this.models.map(() => Array.from({ length: maxN + 1 }, () => [] as number[]))]),
     ) as PassTimes;
-    const ns = calibrationSizes(maxN);
+    const ns = [...(this.options.sizes ?? calibrationSizes(maxN))];
     for (let r = 0; r < rounds; r++) {
       shuffle(ns, this.rng);
       for (const n of ns) {
@@ -295,6 +300,7 @@ export class DecodeCostProbe {
           // Autoregressive decoding: steps 3 … 12 of the engine decoding m alone (ten samples: it is one
           // number per model, and the whole of the no-draft prediction).
           if (n === 1) for (const ms of await this.decodeAlone(m, 12)) record("steady", ms);
+          await yieldOrAbort(this.options.signal, "the pass-cost calibration");
         }
       }
       if (r + 1 >= minRounds && r + 1 < rounds && performance.now() - started > budgetMs) {
@@ -315,11 +321,16 @@ export class DecodeCostProbe {
 /** One calibration's worth: fresh contexts, `rounds` rounds, contexts freed. */
 export async function measureDecodeCosts(
   models: readonly NativeModel[],
-  options: DecodeCostOptions & { rounds: number; budgetMs?: number; onRound?: (done: number, total: number) => void },
+  options: DecodeCostOptions & {
+    rounds: number;
+    budgetMs?: number;
+    minRounds?: number;
+    onRound?: (done: number, total: number) => void;
+  },
 ): Promise<PassTimes> {
   const probe = new DecodeCostProbe(models, options);
   try {
-    return await probe.measure(options.rounds, options.onRound, options.budgetMs);
+    return await probe.measure(options.rounds, options.onRound, options.budgetMs, options.minRounds);
   } finally {
     probe.dispose();
   }

@@ -19,6 +19,7 @@ import { feedable } from "../levels/native-model.js";
 import type { ContextLookupLevel } from "../levels/ngram-lookup.js";
 import type { ProposalLevel } from "../levels/level.js";
 import { sampleRow } from "../engine/sampling.js";
+import { yieldOrAbort } from "../util/yield.js";
 
 export interface AcceptanceMeasureOptions {
   /** Tokens the target generates after each prompt; acceptance is averaged over them. */
@@ -29,6 +30,7 @@ export interface AcceptanceMeasureOptions {
    * other model-free levels to profile by the same states (a static n-gram table).
    */
   lookup?: { level: ContextLookupLevel; states: readonly number[]; maxThreshold: number; others?: ProposalLevel[] };
+  signal?: AbortSignal;
 }
 
 /** What calibration knows about steps that start in one state (or in any, for `overall`). */
@@ -129,11 +131,14 @@ class StateTally {
     );
   }
   profile(name: string, fallback: StateProfile | null, prior: number): StateProfile {
-    const total = Math.max(1, this.positions);
+    const total = this.positions;
+    // A state no position fell in (a short calibration): the overall law, or "never proposes" for the overall.
+    const empty = (a: Float64Array, q: number) =>
+      fallback ? [...fallback.available[q]!] : Array.from(a, (_, n) => (n === 0 ? 1 : 0));
     return {
       name,
       positions: this.positions,
-      available: this.available.map((a) => Array.from(a, (n) => n / total)),
+      available: this.available.map((a, q) => (total > 0 ? Array.from(a, (n) => n / total) : empty(a, q))),
       acceptance: this.pairs.map((row, lo) =>
         row.map((p, hi) => (p ? p.rates(fallback ? fallback.acceptance[lo]![hi]! : null, prior) : null)),
       ),
@@ -148,16 +153,16 @@ const STATE_PRIOR = 4;
  * a[lo][hi] for every ordered pair of models lo < hi (the mean over positions), and with `options.lookup` the
  * per-state profiles of the candidates [lookup, models …].
  */
-export function measureAcceptance(
+export async function measureAcceptance(
   models: readonly NativeModel[],
   contexts: readonly NativeContext[],
   prompts: readonly Int32Array[],
   transform: SamplingTransform,
   options: AcceptanceMeasureOptions,
   onStep?: () => void,
-): AcceptanceMeasurement {
+): Promise<AcceptanceMeasurement> {
   const k = models.length;
-  // Each model's rows cover the ids the target has too (docs/ALGORITHM.md §10: a draft never proposes others; a
+  // Each model's rows cover the ids the target has too (docs/ALGORITHM.md §11: a draft never proposes others; a
   // draft's restriction below a smaller intermediate level is left out here, as padding ids carry next to no mass).
   const widths = models.map((m) => Math.min(m.vocabSize, models[k - 1]!.vocabSize));
   const L = options.continuationTokens;
@@ -267,6 +272,7 @@ export function measureAcceptance(
     }
     for (const c of contexts) c.truncate(0);
     onStep?.();
+    await yieldOrAbort(options.signal, "the acceptance calibration");
   }
   const acceptance = sums.map((row) => Array.from(row, (s) => s / positions));
   if (!lookup) return { acceptance, workload: null };

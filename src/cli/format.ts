@@ -114,6 +114,17 @@ export function formatRunSummary(result: GenerationReport): string {
       `[hsd]   ${st.name}: ${st.steps} steps, ${(st.tokens / st.steps).toFixed(2)} tokens/step via ${chainText({ chain: st.chain, thresholds: st.thresholds })}`,
     );
   }
+  const online = result.online;
+  if (online) {
+    const prior = {
+      learned: "what earlier runs learned",
+      calibrated: "a full calibration",
+      quick: "a quick calibration",
+    }[online.prior];
+    lines.push(
+      `[hsd] ${online.adapt ? "planned while generating" : "learning (plan pinned)"} from ${prior}${online.priorMs > 0 ? ` (${(online.priorMs / 1000).toFixed(2)} s)` : ""}: ${online.replans} re-plans, ${online.switches.length} switches, ${online.explorationSteps} exploration steps; predicted ${online.predictedMsPerToken.toFixed(3)} ms/token now`,
+    );
+  }
   if (result.plan)
     lines.push(
       `[hsd] predicted ${(result.policy && result.plan.policy ? result.plan.policy : result.plan.best).predictedMsPerToken.toFixed(3)} ms/token, measured ${s.msPerToken.toFixed(3)}`,
@@ -122,11 +133,12 @@ export function formatRunSummary(result: GenerationReport): string {
 }
 
 /** A progress bar on stderr when it is a terminal; one line per finished phase otherwise. */
-export function progressReporter(): NonNullable<CalibrationOptions["onProgress"]> {
+/** A calibration progress bar on stderr; `stop()` clears it (and shows the cursor again) when a run is interrupted. */
+export function progressReporter(): NonNullable<CalibrationOptions["onProgress"]> & { stop(): void } {
   const tty = process.stderr.isTTY === true;
   let bar: cliProgress.SingleBar | null = null;
   let phase = "";
-  return (event) => {
+  const report: NonNullable<CalibrationOptions["onProgress"]> = (event) => {
     if (event.phase !== phase) {
       bar?.stop();
       bar = null;
@@ -150,4 +162,10 @@ export function progressReporter(): NonNullable<CalibrationOptions["onProgress"]
       if (!tty) process.stderr.write(`calibrating ${event.phase}: done (${event.total} steps)\n`);
     }
   };
+  return Object.assign(report, {
+    stop() {
+      bar?.stop();
+      bar = null;
+    },
+  });
 }

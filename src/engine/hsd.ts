@@ -12,7 +12,7 @@
 // sequence[at ..], and a verifier overwrites a rejected draft in place with its replacement.
 // Level i's distribution for the j-th token of its current block is row j of rows[i], written
 // there directly by the model's pass (no copies). Levels may have vocabularies of different sizes
-// (§10): the target's rows cover its whole vocabulary, a draft's only the ids every level above it
+// (§11): the target's rows cover its whole vocabulary, a draft's only the ids every level above it
 // has, so that nothing is proposed that a verifier cannot score.
 
 import { DistributionRows, LevelStats, StatsBook, rowLayout, type Level, type ModelLevel } from "../levels/level.js";
@@ -25,7 +25,7 @@ import type { Rng } from "../util/rng.js";
  * Deliberately wrong variants of the algorithm, for tests only: they show that the statistical
  * exactness test can tell a broken verifier from a correct one. "proposal-hands-up-p": a proposal level's
  * tokens are judged as if drawn from the verifier's own p (so always accepted) instead of its point mass.
- * "unrestricted-draft": drafts are not restricted to the ids of the levels above (§10), so a draft may propose an
+ * "unrestricted-draft": drafts are not restricted to the ids of the levels above (§11), so a draft may propose an
  * id its verifier lacks. "residual-within-draft": the residual ignores the verifier's mass on ids the draft lacks.
  */
 export type VerificationMutation =
@@ -42,7 +42,7 @@ export interface DecoderOptions {
   greedy: boolean;
   /**
    * The truncation of the sampling transform (top-k, top-p, min-p): with it, rows are stored sparse where these
-   * leave few non-zero entries (docs/ALGORITHM.md §11); without it, every sampling row is dense.
+   * leave few non-zero entries (docs/ALGORITHM.md §12); without it, every sampling row is dense.
    */
   sampling?: Pick<SamplingTransform, "topK" | "topP" | "minP">;
   /** Most entries of a sparse row when top-k does not bound them (default SPARSE_ROW_ENTRIES; tests lower it). */
@@ -53,6 +53,20 @@ export interface DecoderOptions {
   mutationFrom?: number;
   /** Where the levels' statistics go (shared by the chains of a routed policy); default: this decoder's own. */
   stats?: StatsBook;
+  /** Told of every pass, proposal and verdict (online learning, docs/ALGORITHM.md §10). */
+  observer?: DecoderObserver;
+  /** The clock passes are timed with (tests give a virtual one); default performance.now. */
+  now?: () => number;
+}
+
+/** What a decoder reports as it runs, for a latency model that learns while generating (§10). */
+export interface DecoderObserver {
+  /** A forward pass of `level` fed `tokens` tokens (catch-up included) and took `ms`. */
+  pass(level: Level, tokens: number, ms: number): void;
+  /** A model-free level proposed `proposed` tokens when allowed `max`, in `ms`. */
+  proposal(level: Level, proposed: number, max: number, ms: number): void;
+  /** `verifier` judged a block of `proposed` tokens of `drafter` and accepted the first `accepted`. */
+  verdicts(drafter: Level, verifier: Level, proposed: number, accepted: number): void;
 }
 
 /** What the generation loop needs from a decoder: one target step at a time, and statistics. */
@@ -76,6 +90,8 @@ export class HsdDecoder implements Decoder {
   readonly thresholds: readonly number[];
   readonly greedy: boolean;
   private readonly book: StatsBook;
+  private readonly observer: DecoderObserver | undefined;
+  private readonly now: () => number;
   /** Longest block the top draft level can return (the target scores one more row). */
   readonly maxDraftBlock: number;
   private readonly rows: DistributionRows[];
@@ -110,6 +126,8 @@ export class HsdDecoder implements Decoder {
     this.mutationSpec = options.mutation;
     this.mutationFrom = options.mutationFrom ?? 0;
     this.book = options.stats ?? new StatsBook();
+    this.observer = options.observer;
+    this.now = options.now ?? (() => performance.now());
 
     // Block bounds: level 0 returns exactly T_0; level i stops once it reaches T_i, and its
     // last round adds at most (block below + 1), so it returns at most T_i + maxBlock(i-1).
@@ -121,7 +139,7 @@ export class HsdDecoder implements Decoder {
     }
     capacity.push(maxBlock + 1);
     this.maxDraftBlock = maxBlock;
-    // Row widths (§10): a draft's rows are restricted to the ids of every level above it; the target's are whole.
+    // Row widths (§11): a draft's rows are restricted to the ids of every level above it; the target's are whole.
     const widths = levels.map((level, i) =>
       options.mutation === "unrestricted-draft"
         ? level.vocabSize
@@ -196,13 +214,19 @@ export class HsdDecoder implements Decoder {
         continue;
       }
       this.seq[at + j] = this.replacement(p, rowOffset + j, q, j);
-      this.book.of(this.levels[i - 1]!).recordVerdicts(n, j);
+      this.verdicts(i, n, j);
       return j + 1;
     }
-    if (n > 0) this.book.of(this.levels[i - 1]!).recordVerdicts(n, n);
+    if (n > 0) this.verdicts(i, n, n);
     if (this.mutation === "no-bonus" && n > 0) return n;
     this.seq[at + n] = this.greedy ? p.argmax[rowOffset + n]! : sampleRow(p, rowOffset + n, this.rng);
     return n + 1;
+  }
+
+  private verdicts(i: number, proposed: number, accepted: number): void {
+    const drafter = this.levels[i - 1]!;
+    this.book.of(drafter).recordVerdicts(proposed, accepted);
+    this.observer?.verdicts(drafter, this.levels[i]!, proposed, accepted);
   }
 
   /** Speculative sampling's test: keep x with probability min(1, p(x) / q(x)). Greedy: x must be M_i's argmax. */
@@ -217,20 +241,23 @@ export class HsdDecoder implements Decoder {
   /** A model-free level 0 proposes at most T_0 tokens (point masses) in one call, without a forward pass. */
   private propose(level: Level & { kind: "proposal" }, at: number, max: number): number {
     const stats = this.book.of(level);
-    const started = performance.now();
+    const started = this.now();
     let n = level.propose(this.seq, at, max);
-    stats.scoreMs += performance.now() - started;
+    const ms = this.now() - started;
+    stats.scoreMs += ms;
     stats.passes++;
     const rows = this.rows[0]!;
     for (let j = 0; j < n; j++) {
       const x = this.seq[at + j]!;
-      // A proposal ends before an id the levels above lack (§10): a deterministic cut keeps it a point mass.
+      // A proposal ends before an id the levels above lack (§11): a deterministic cut keeps it a point mass.
       if (x >= rows.vocabSize) {
         n = j;
         break;
       }
       rows.argmax[j] = x;
     }
+    // What the level really offers (after the cut) is what the online estimates learn from.
+    this.observer?.proposal(level, n, max, ms);
     return n;
   }
 
@@ -245,12 +272,15 @@ export class HsdDecoder implements Decoder {
   private async score(i: number, length: number, rows: number, rowOffset: number): Promise<void> {
     const level = this.levels[i] as ModelLevel;
     const stats = this.book.of(level);
-    const started = performance.now();
+    const started = this.now();
     const evaluatedBefore = level.tokensEvaluated;
     const pending = level.score(this.seq, length, length - rows, this.rows[i]!, rowOffset);
     if (pending) await pending;
-    stats.scoreMs += performance.now() - started;
+    const ms = this.now() - started;
+    const fed = level.tokensEvaluated - evaluatedBefore;
+    stats.scoreMs += ms;
     stats.passes++;
-    stats.tokensEvaluated += level.tokensEvaluated - evaluatedBefore;
+    stats.tokensEvaluated += fed;
+    this.observer?.pass(level, fed, ms);
   }
 }

@@ -6,7 +6,7 @@
 // tokens it missed in its next pass, through its KV-cache prefix check, §4), the random stream, and one statistics
 // record per level.
 
-import type { Decoder, DecoderOptions } from "./hsd.js";
+import type { Decoder, DecoderObserver, DecoderOptions } from "./hsd.js";
 import { HsdDecoder } from "./hsd.js";
 import { StatsBook, type Level, type LevelStats } from "../levels/level.js";
 import { InvalidOptionError } from "../errors.js";
@@ -43,7 +43,7 @@ export type RoutingMutation = "route-after-draft";
 export class RoutedDecoder implements Decoder {
   readonly levels: readonly Level[];
   readonly maxDraftBlock: number;
-  private readonly book = new StatsBook();
+  private readonly book: StatsBook;
   /** decoders[c] runs chain c; byState[s] = c. */
   private readonly decoders: HsdDecoder[] = [];
   private readonly byState: number[];
@@ -53,9 +53,16 @@ export class RoutedDecoder implements Decoder {
 
   constructor(
     readonly policy: RoutingPolicy,
-    options: Pick<DecoderOptions, "greedy" | "rng" | "sampling"> & { mutation?: RoutingMutation },
+    options: Pick<DecoderOptions, "greedy" | "rng" | "sampling"> & {
+      mutation?: RoutingMutation;
+      /** Shared statistics (an adaptive decoder keeps one record per level across the policies it runs). */
+      stats?: StatsBook;
+      observer?: DecoderObserver;
+      now?: () => number;
+    },
   ) {
     this.mutation = options.mutation;
+    this.book = options.stats ?? new StatsBook();
     if (policy.chains.length !== policy.states.length) {
       throw new InvalidOptionError(
         `a policy needs one chain per state: ${policy.states.length} states, ${policy.chains.length} chains`,
@@ -75,6 +82,8 @@ export class RoutedDecoder implements Decoder {
             sampling: options.sampling,
             rng: options.rng,
             stats: this.book,
+            observer: options.observer,
+            now: options.now,
           }),
         );
       }
@@ -109,7 +118,11 @@ export class RoutedDecoder implements Decoder {
   }
 
   async step(sequence: Int32Array, committed: number): Promise<number> {
-    const s = this.policy.state(sequence, committed);
+    return this.stepIn(this.policy.state(sequence, committed), sequence, committed);
+  }
+
+  /** One step in state `s` (which the caller computed from the committed text with `policy.state`). */
+  async stepIn(s: number, sequence: Int32Array, committed: number): Promise<number> {
     const c = this.byState[s]!;
     let emitted = await this.decoders[c]!.step(sequence, committed);
     if (this.mutation === "route-after-draft" && emitted === 1 && this.decoders.length > 1) {

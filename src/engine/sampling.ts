@@ -1,5 +1,5 @@
 // Drawing tokens from distribution rows: plain sampling, and the residual of speculative sampling. Each runs over
-// a row's non-zero entries: all of a dense row's ids, or a sparse row's entries (docs/ALGORITHM.md §11), so that
+// a row's non-zero entries: all of a dense row's ids, or a sparse row's entries (docs/ALGORITHM.md §12), so that
 // the work follows what the sampling settings keep, not the vocabulary's size. The residual is drawn at most once
 // per verification pass.
 
@@ -46,7 +46,7 @@ let scatter = new Float32Array(0);
  * y ~ norm(max(0, P[pRow] - Q[qRow])): the replacement token after a rejection. It is what
  * makes speculative sampling exact; sampling from P instead over-weights the tokens Q favours.
  * It runs over P's non-zero entries (max(0, P - Q) is 0 elsewhere) within P's whole width: Q may be
- * narrower (a draft restricted to fewer ids, §10), and P's mass on the ids beyond Q's width is
+ * narrower (a draft restricted to fewer ids, §11), and P's mass on the ids beyond Q's width is
  * reachable only here and in the bonus token. A sparse Q is scattered into a dense scratch row for
  * the lookups. `width` < P's width is the "residual-within-draft" test mutant.
  */

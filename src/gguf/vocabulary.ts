@@ -1,4 +1,4 @@
-// Which GGUF vocabularies can verify each other's tokens (docs/ALGORITHM.md §10). Model families often differ only
+// Which GGUF vocabularies can verify each other's tokens (docs/ALGORITHM.md §11). Model families often differ only
 // by padding: llama.cpp's converter pads a vocabulary to the model's embedding size with "[PAD<n>]" tokens, so
 // Qwen2.5-0.5B/1.5B/3B carry 151,936 ids and Qwen2.5-7B and up 152,064, with identical tokens below 151,936. Such
 // models are compatible: ids mean the same text wherever both have them, and the ids only one of them has are

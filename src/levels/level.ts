@@ -13,7 +13,7 @@
 import type { SamplingTransform } from "../native/types.js";
 
 /**
- * How sampling rows are stored (docs/ALGORITHM.md §11): dense (a probability per id) or sparse (the non-zero
+ * How sampling rows are stored (docs/ALGORITHM.md §12): dense (a probability per id) or sparse (the non-zero
  * entries as ids and probabilities), so that the per-position work follows what the sampling settings leave
  * non-zero, not the vocabulary's size.
  */
@@ -50,8 +50,8 @@ const DENSE: RowLayout = { sparse: 0, dense: true };
  * Rows of next-token distributions, allocated once per level and reused for every pass.
  * Row r holds a whole distribution (sampling mode), or only its argmax (greedy mode), or a point mass (a proposal
  * level: probability 1 on argmax[r]). A row covers ids [0, vocabSize): the level's vocabulary, or for a draft the
- * ids every level above it has (docs/ALGORITHM.md §10); ids beyond have probability 0. A sampling row is dense
- * (probs) or sparse (sparseCounts[r] >= 0 entries in sparseIds / sparseProbs), as `layout` allows (§11).
+ * ids every level above it has (docs/ALGORITHM.md §11); ids beyond have probability 0. A sampling row is dense
+ * (probs) or sparse (sparseCounts[r] >= 0 entries in sparseIds / sparseProbs), as `layout` allows (§12).
  */
 export class DistributionRows {
   /** [capacity][vocabSize] probabilities of dense rows; null in greedy mode, for point masses and sparse-only rows. */
@@ -93,7 +93,7 @@ export class DistributionRows {
   /** Probability of `token` in row `row` (sampling mode only); a sparse row looks it up among its entries. */
   prob(row: number, token: number): number {
     if (this.pointMass) return token === this.argmax[row] ? 1 : 0;
-    if (token >= this.vocabSize) return 0; // an id this row does not cover (§10)
+    if (token >= this.vocabSize) return 0; // an id this row does not cover (§11)
     if (this.isSparse(row)) {
       const base = row * this.sparseCapacity;
       const end = base + this.sparseCounts![row]!;
@@ -152,7 +152,7 @@ export interface ModelLevel {
    * The level reuses whatever prefix of `sequence` its KV cache already holds.
    * Rows narrower than the vocabulary (rows.vocabSize < vocabSize: a draft under a verifier with fewer ids) get
    * the distribution restricted to ids [0, rows.vocabSize), renormalised. `sequence` may hold ids the level lacks
-   * (tokens committed by a larger vocabulary above it): the level reads each as `ownId` says (§10).
+   * (tokens committed by a larger vocabulary above it): the level reads each as `ownId` says (§11).
    * Returns a Promise when the work runs off the JS thread, nothing when it ran synchronously.
    */
   score(
@@ -181,7 +181,7 @@ export type Level = ModelLevel | ProposalLevel;
 
 /**
  * A token id as a level with `vocabSize` ids reads it: an id it lacks is read as its own last id. Only tokens that
- * a level with a larger vocabulary committed can be such ids — padding, in a compatible family (§10) — and any
+ * a level with a larger vocabulary committed can be such ids — padding, in a compatible family (§11) — and any
  * fixed reading keeps the output exact: a draft's distribution may depend on its context in any way, as long as
  * it hands up the distribution it drew from (§3).
  */

@@ -2,8 +2,8 @@
 // KV cache is cut back to the longest common prefix of what it holds and the sequence it is
 // asked to score, and the missing tokens (catch-up: replacements and bonus tokens chosen above)
 // go into the same pass as the drafts. Rows narrower than the vocabulary are the distribution
-// restricted to their ids (the addon's vocabLimit), and ids the model lacks are fed as ownId (§10).
-// Sparse rows are written by the addon as their non-zero entries (§11).
+// restricted to their ids (the addon's vocabLimit), and ids the model lacks are fed as ownId (§11).
+// Sparse rows are written by the addon as their non-zero entries (§12).
 
 import { ownId, type DistributionRows, type ModelLevel } from "./level.js";
 import type { EvaluateTarget, NativeContext } from "../native/types.js";

@@ -1,30 +1,46 @@
-// Locates and loads the compiled addon (build/Release/hsd_native.node) and the ggml backends it needs.
+// Locates and loads the compiled addon and the llama.cpp build it runs on.
 //
-// scripts/build-addon.mjs (npm run build:addon, also run by `npm install`) or scripts/build-llama.mjs write
-// build/native-config.json: which llama.cpp shared libs the addon was linked against (libDir) and their backend.
-// The ggml backend plugins (CPU variants, CUDA, Vulkan, Metal) live in that same folder and are loaded from it
-// once per process: ggml's own search looks next to the node executable and would find nothing.
+// The addon: prebuilds/<platform>-<arch>/hsd_native.node, shipped in the npm package (built by `npm pack` /
+// `npm publish` through the `prepare` script, by `npm ci` in a checkout, or by `npx hsd-build-addon` in a
+// consumer's project on a platform without one). It does not link llama.cpp; it loads the libraries at run time.
+// llama.cpp: an explicit local build wins (build/native-config.json, written by `npm run build:llama`: {libDir,
+// backend, addon}); otherwise the installed @node-llama-cpp packages, chosen by ./backends.ts (CUDA, Vulkan, CPU;
+// HSD_BACKEND forces one). Nothing is compiled at run time. The ggml backend plugins are loaded from the chosen
+// folders once per process: ggml's own search looks next to the node executable and would find nothing.
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { packageResolver, selectBackend, type PluginResult } from "./backends.js";
 import type { SamplingTransform, EvaluateTarget } from "./types.js";
 
 /** The repository / package root (this file is src/native/load.ts or ts-lib/native/load.js). */
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const nativeConfigPath = path.join(packageRoot, "build", "native-config.json");
+/** The prebuilt addon for this platform, and its build record (hsd_native.json). */
+export const prebuildDir = path.join(packageRoot, "prebuilds", `${process.platform}-${process.arch}`);
 
+/** What the loader settled on. */
 export interface NativeConfig {
-  /** Folder of libllama / libggml* and the backend plugins the addon was linked against. */
+  /** Folder of libllama / libggml* and the CPU backend plugins. */
   libDir: string;
-  /** "cpu" | "cuda" | "vulkan" | "metal" (what the libs were built for). */
+  /** "cpu" | "cuda" | "vulkan" | "metal": the backend in use (a GPU one only when it found a device). */
   backend: string;
-  /** "@node-llama-cpp/<package>" (prebuilt) or "build-llama" (built from source). */
+  /** "@node-llama-cpp/<package>[ + <package>]" (prebuilt) or "build-llama" (built from source). */
   source?: string;
   /** The addon, relative to the package root. */
   addon?: string;
   llamaCommit?: string;
+  builtAt?: string;
+}
+
+/** The build record next to a prebuilt addon (scripts/build-addon.mjs). */
+interface PrebuildMeta {
+  napiVersion?: number;
+  llamaCommit?: string;
+  /** The version of the @node-llama-cpp packages whose headers it was compiled against; null: a source tree's. */
+  nodeLlamaCpp?: string | null;
   builtAt?: string;
 }
 
@@ -79,6 +95,8 @@ export interface RawContextHandle {
   isDisposed(): boolean;
 }
 export interface RawAddon {
+  openLibraries(libDir: string): { ggmlBase: string; ggml: string; llama: string };
+  loadBackendPlugin(path: string): PluginResult;
   loadBackends(libDir: string): NativeDevice[];
   devices(): NativeDevice[];
   systemInfo(): string;
@@ -91,39 +109,83 @@ export interface LoadedNative {
   /** Devices found when the backends were loaded. */
   devices: NativeDevice[];
   addonPath: string;
+  /** Why each GPU backend that was tried is not in use (empty when one is, or none is installed). */
+  gpuNotes: string[];
 }
 
-const BUILD_HINT = "Run `npm run build:addon` (or `npm run build:llama -- --backend <cpu|cuda|vulkan|metal>`).";
+const BUILD_HINT =
+  "Build it from source: in a project that depends on hsd-llm, `npx hsd-build-addon` (a C++17 compiler, Python 3 " +
+  "and git needed); in a checkout of hsd-llm, `npm run build:addon`.";
 let loaded: LoadedNative | undefined;
 
-/** Loads the addon and its backends once per process; throws an Error that says how to build it. */
+function readJson<T>(file: string): T {
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8")) as T;
+  } catch (e) {
+    throw new Error(`Cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+function requireAddon(addonPath: string, hint: string): RawAddon {
+  try {
+    return createRequire(import.meta.url)(addonPath) as RawAddon;
+  } catch (e) {
+    throw new Error(`Cannot load the hsd native addon ${addonPath}: ${(e as Error).message}. ${hint}`);
+  }
+}
+
+/** An explicit local llama.cpp build (npm run build:llama): its libraries, with the addon it names. */
+function loadLocalBuild(): LoadedNative {
+  const hint =
+    "Rebuild it (npm run build:llama -- --backend …) or delete build/native-config.json to use the installed packages.";
+  const config = readJson<NativeConfig>(nativeConfigPath);
+  if (typeof config.libDir !== "string" || typeof config.backend !== "string")
+    throw new Error(`${nativeConfigPath} lacks libDir/backend. ${hint}`);
+  const addonPath = config.addon ? path.resolve(packageRoot, config.addon) : path.join(prebuildDir, "hsd_native.node");
+  if (!fs.existsSync(addonPath))
+    throw new Error(`The hsd native addon ${addonPath} (${nativeConfigPath}) is missing. ${hint}`);
+  if (!fs.existsSync(config.libDir))
+    throw new Error(`The llama.cpp libraries named in ${nativeConfigPath} are gone (${config.libDir}). ${hint}`);
+  const addon = requireAddon(addonPath, hint);
+  const devices = addon.loadBackends(config.libDir);
+  return { addon, config, devices, addonPath, gpuNotes: [] };
+}
+
+/** The prebuilt addon, on the llama.cpp packages ./backends.ts picks. */
+function loadPrebuilt(): LoadedNative {
+  const addonPath = path.join(prebuildDir, "hsd_native.node");
+  if (!fs.existsSync(addonPath))
+    throw new Error(
+      `hsd-llm has no native addon for ${process.platform}-${process.arch} (${addonPath} is missing). ${BUILD_HINT}`,
+    );
+  const metaPath = path.join(prebuildDir, "hsd_native.json");
+  const meta = fs.existsSync(metaPath) ? readJson<PrebuildMeta>(metaPath) : {};
+  const addon = requireAddon(addonPath, BUILD_HINT);
+  const selection = selectBackend({
+    platform: process.platform,
+    arch: process.arch,
+    forced: process.env.HSD_BACKEND,
+    expectedVersion: meta.nodeLlamaCpp ?? null,
+    resolve: packageResolver(fileURLToPath(import.meta.url)),
+    openLibraries: (dir) => void addon.openLibraries(dir),
+    loadPlugin: (file) => addon.loadBackendPlugin(file),
+  });
+  const devices = addon.loadBackends(selection.libDir);
+  const config: NativeConfig = {
+    libDir: selection.libDir,
+    backend: selection.backend,
+    source: selection.source,
+    addon: path.relative(packageRoot, addonPath),
+    ...(meta.llamaCommit ? { llamaCommit: meta.llamaCommit } : {}),
+    ...(meta.builtAt ? { builtAt: meta.builtAt } : {}),
+  };
+  return { addon, config, devices, addonPath, gpuNotes: selection.gpuNotes };
+}
+
+/** Loads the addon and its backends once per process; throws an Error that says what to do. */
 export function loadNative(): LoadedNative {
   if (loaded) return loaded;
-  if (!fs.existsSync(nativeConfigPath))
-    throw new Error(`The hsd native addon is not built: ${nativeConfigPath} is missing. ${BUILD_HINT}`);
-  let config: NativeConfig;
-  try {
-    config = JSON.parse(fs.readFileSync(nativeConfigPath, "utf8")) as NativeConfig;
-  } catch (e) {
-    throw new Error(`Cannot read ${nativeConfigPath}: ${(e as Error).message}. ${BUILD_HINT}`);
-  }
-  if (typeof config.libDir !== "string" || typeof config.backend !== "string")
-    throw new Error(`${nativeConfigPath} lacks libDir/backend. ${BUILD_HINT}`);
-  const addonPath = path.resolve(packageRoot, config.addon ?? path.join("build", "Release", "hsd_native.node"));
-  if (!fs.existsSync(addonPath))
-    throw new Error(`The hsd native addon is not built: ${addonPath} is missing. ${BUILD_HINT}`);
-  if (!fs.existsSync(config.libDir))
-    throw new Error(`The llama.cpp libraries the addon was built against are gone (${config.libDir}). ${BUILD_HINT}`);
-
-  const require = createRequire(import.meta.url);
-  let addon: RawAddon;
-  try {
-    addon = require(addonPath) as RawAddon;
-  } catch (e) {
-    throw new Error(`Cannot load the hsd native addon ${addonPath}: ${(e as Error).message}. ${BUILD_HINT}`);
-  }
-  const devices = addon.loadBackends(config.libDir);
-  loaded = { addon, config, devices, addonPath };
+  loaded = fs.existsSync(nativeConfigPath) ? loadLocalBuild() : loadPrebuilt();
   return loaded;
 }
 
@@ -132,7 +194,7 @@ export function nativeDevices(): NativeDevice[] {
   return loadNative().addon.devices();
 }
 
-/** The backend the llama.cpp libs were built for: "cpu", "cuda", "vulkan" or "metal" (build/native-config.json). */
+/** The backend in use: "cpu", "cuda", "vulkan" or "metal". */
 export function nativeBackend(): string {
   return loadNative().config.backend;
 }

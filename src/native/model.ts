@@ -1,6 +1,6 @@
 // NativeModel over the addon: loading (async, off the JS thread), vocabulary, metadata, contexts.
 import { LlamaContext } from "./context.js";
-import { loadNative, type RawModelHandle } from "./load.js";
+import { loadNative, type LoadedNative, type RawModelHandle } from "./load.js";
 import type { ContextOptions, FlashAttention, ModelLoadOptions, NativeModel } from "./types.js";
 import { BATCH_SIZE, MAX_DEFAULT_CONTEXT_SIZE } from "../defaults.js";
 
@@ -113,6 +113,26 @@ export class LlamaModel implements NativeModel {
   }
 }
 
+let warnedNoGpu = false;
+
+/**
+ * gpuLayers > 0 with no GPU device: llama.cpp would quietly run on the CPU. Say so once per process, with the reason
+ * each GPU backend was not used, as a process warning (stderr by default; a program can listen for "warning").
+ */
+function warnIfNoGpu(native: LoadedNative, gpuLayers: number): void {
+  if (gpuLayers === 0 || warnedNoGpu) return;
+  if (native.devices.some((d) => d.type === "gpu" || d.type === "igpu")) return;
+  warnedNoGpu = true;
+  const why = native.gpuNotes.length > 0 ? ` (${native.gpuNotes.join("; ")})` : "";
+  process.emitWarning(
+    `gpuLayers ${gpuLayers}: no GPU backend is loaded${why}, so the model runs on the CPU (llama.cpp from ` +
+      `${native.config.source ?? native.config.libDir}). CUDA needs the NVIDIA driver (libcuda.so.1) and the CUDA ` +
+      "runtime (libcudart, libcublas) on the library path; Vulkan needs libvulkan.so.1. HSD_LLAMA_LOG=1 prints " +
+      "llama.cpp's log.",
+    { type: "HsdWarning", code: "HSD_NO_GPU" },
+  );
+}
+
 /**
  * Loads a GGUF model. Rejects (never crashes) on a missing, non-GGUF, truncated or otherwise unloadable file,
  * with an Error naming the path. gpuLayers: 0 (default) = CPU only, n = offload n layers, a large number = all.
@@ -122,7 +142,8 @@ export async function loadModel(path: string, options: ModelLoadOptions = {}): P
   const gpuLayers = options.gpuLayers === undefined ? 0 : checkInt("gpuLayers", options.gpuLayers, 0);
   const vocabOnly = options.vocabOnly ?? false;
   if (typeof vocabOnly !== "boolean") throw new TypeError("vocabOnly must be a boolean");
-  const { addon } = loadNative();
-  const handle = await addon.loadModel(path, { gpuLayers, vocabOnly });
+  const native = loadNative();
+  warnIfNoGpu(native, gpuLayers);
+  const handle = await native.addon.loadModel(path, { gpuLayers, vocabOnly });
   return new LlamaModel(handle, path);
 }

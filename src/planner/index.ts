@@ -53,5 +53,5 @@ export {
   choosePolicy,
   predictPolicy,
 } from "./policy.js";
-export { type ChainStep, enumerateChains } from "./optimizer.js";
+export { type ChainStep, chainStep, enumerateChains } from "./optimizer.js";
 export { type SimulationInput, type SimulationResult, type SimulatedLevel, simulate } from "./simulate.js";

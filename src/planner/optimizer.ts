@@ -331,6 +331,27 @@ export function enumerateChains(input: PlannerInput): ChainStep[] {
   return out;
 }
 
+/**
+ * One chain's step figures (what enumerateChains lists for it): the same formula, for one chain and thresholds
+ * only (predicting a given policy without enumerating every option).
+ */
+export function chainStep(input: PlannerInput, chain: readonly number[], thresholds: readonly number[]): ChainStep {
+  const p = prepare(input);
+  checkChain(p, chain, "chainStep");
+  const depth = chain.length - 1;
+  if (thresholds.length !== depth)
+    throw new InvalidOptionError(`chainStep: ${depth} draft levels need ${depth} thresholds, got ${thresholds.length}`);
+  if (depth === 0) return { chain: [p.target], thresholds: [], ms: p.autoregressiveMs, tokens: 1 };
+  let state = bottomLevel(p.levels[chain[0]!]!, thresholds[0]!);
+  for (let j = 1; j < depth; j++) {
+    const round = roundLaw(state, p.a(chain[j - 1]!, chain[j]!));
+    state = raiseLevel(round, new FirstPass(p.levels[chain[j]!]!.tables.cold, state.law), thresholds[j]!);
+  }
+  const last = chain[depth - 1]!;
+  const step = topStep(state, targetTable(p, last, depth), p.a(last, p.target));
+  return { chain: [...chain], thresholds: [...thresholds], ms: step.ms, tokens: step.tokens };
+}
+
 /** A kept sub-chain ending at some (model, T, depth), with its exact state. */
 interface Entry {
   model: number;

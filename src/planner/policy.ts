@@ -19,7 +19,7 @@
 
 import { levelTables, type LevelTables } from "./costs.js";
 import type { Acceptance, LevelSpec } from "./chain.js";
-import { enumerateChains, type ChainStep, type PlannerInput } from "./optimizer.js";
+import { chainStep, enumerateChains, type ChainStep, type PlannerInput } from "./optimizer.js";
 import { InvalidOptionError } from "../errors.js";
 
 /** What calibration measured for steps that start in one state. */
@@ -93,7 +93,14 @@ interface PolicyModel {
   ratio: (w: Walk, choice: readonly number[]) => number;
 }
 
-function policyModel(input: PolicyInput): PolicyModel {
+/**
+ * The policy instance of an input. `enumerate` lists a state's options (default: every chain and thresholds
+ * within the search; predictPolicy lists only the ones it prices). The first option must be the target alone.
+ */
+function policyModel(
+  input: PolicyInput,
+  enumerate: (planner: PlannerInput, state: number) => ChainStep[] = (planner) => enumerateChains(planner),
+): PolicyModel {
   const S = input.states.length;
   if (S === 0) throw new InvalidOptionError("a policy needs at least one state");
   if (!Array.isArray(input.paths) || input.paths.every((p) => p.length === 0)) {
@@ -106,7 +113,7 @@ function policyModel(input: PolicyInput): PolicyModel {
   // proposalOrder[i]: the rank of proposal candidate i among the proposal candidates (its index in `available`).
   let proposals = 0;
   const proposalOrder = input.candidates.map((c) => (c.kind === "proposal" ? proposals++ : -1));
-  const options: StateOptions[] = input.states.map((state) => {
+  const options: StateOptions[] = input.states.map((state, s) => {
     const planner: PlannerInput = {
       candidates: input.candidates.map((c, i) =>
         c.kind === "proposal"
@@ -117,7 +124,7 @@ function policyModel(input: PolicyInput): PolicyModel {
       maxThreshold: input.maxThreshold,
       maxDepth: Math.min(input.maxDepth ?? 2, K),
     };
-    const steps = enumerateChains(planner);
+    const steps = enumerate(planner, s);
     // A step of the target alone inside a policy follows other steps' passes, not a long run of its own: priced as
     // one hot pass (as a lookup chain that abstains is), not at the steady autoregressive rate.
     steps[0] = { ...steps[0]!, ms: tables[K]!.hot.at(1) };
@@ -174,14 +181,17 @@ export function predictPolicy(
   input: PolicyInput,
   chains: readonly { chain: number[]; thresholds: number[] }[],
 ): number {
-  const m = policyModel(input);
-  const choice = chains.map((c, s) => {
-    const o = m.options[s]!.steps.findIndex(
-      (x) => x.chain.join() === c.chain.join() && x.thresholds.join() === c.thresholds.join(),
+  if (chains.length !== input.states.length)
+    throw new InvalidOptionError(
+      `predictPolicy: ${input.states.length} states need a chain each, got ${chains.length}`,
     );
-    if (o < 0) throw new InvalidOptionError(`predictPolicy: state ${s} runs a chain outside the planner's search`);
-    return o;
-  });
+  const K = input.candidates.length - 1;
+  // Only the chains priced: the target alone first (as enumerateChains lists it), then the state's own chain.
+  const m = policyModel(input, (planner, s) => [
+    chainStep(planner, [K], []),
+    chainStep(planner, chains[s]!.chain, chains[s]!.thresholds),
+  ]);
+  const choice = chains.map((c) => (c.chain.length === 1 ? 0 : 1));
   return m.ratio(m.walk(choice), choice);
 }
 
@@ -189,9 +199,23 @@ export function choosePolicy(input: PolicyInput): PolicyPlan {
   const { S, options, walk, msOf, ratio } = policyModel(input);
   const allowed = (s: number, o: number) => !input.allowed || input.allowed(s, options[s]!.steps[o]!.chain);
   // The best fixed chain: the same option (same chain and thresholds: options are enumerated in one order for
-  // every state) everywhere, each scored under its own walk.
+  // every state) everywhere, each scored under its own walk. Walking every option costs a walk per option; the
+  // options are ranked first by their ratio under the states' shares of the text (no walk), and the best
+  // FIXED_CANDIDATES of that ranking are walked.
+  const share = new Array<number>(S).fill(0);
+  for (const path of input.paths) for (const s of path) share[s]!++;
+  const proxy = (o: number) => {
+    let ms = 0;
+    let tokens = 0;
+    for (let s = 0; s < S; s++) {
+      ms += share[s]! * options[s]!.steps[o]!.ms;
+      tokens += share[s]! * options[s]!.steps[o]!.tokens;
+    }
+    return ms / tokens;
+  };
+  const ranked = options[0]!.steps.map((_, o) => o).sort((a, b) => proxy(a) - proxy(b));
   let fixed = { option: 0, ms: Number.POSITIVE_INFINITY };
-  for (let o = 0; o < options[0]!.steps.length; o++) {
+  for (const o of ranked.slice(0, FIXED_CANDIDATES)) {
     const choice = new Array<number>(S).fill(o);
     const r = ratio(walk(choice), choice);
     if (r < fixed.ms * (1 - 1e-12)) fixed = { option: o, ms: r };
@@ -296,6 +320,9 @@ export function choosePolicy(input: PolicyInput): PolicyPlan {
     rounds: rounds + 1,
   };
 }
+
+/** Fixed chains walked when looking for the best one (the best by the states' shares of the text). */
+const FIXED_CANDIDATES = 24;
 
 /** Options per state tried by the final polish (the closest to optimal at the current ratio). */
 const POLISH_OPTIONS = 32;

@@ -1,4 +1,4 @@
-// Test material for vocabularies that differ only by padding (docs/ALGORITHM.md §10), written at test time from
+// Test material for vocabularies that differ only by padding (docs/ALGORITHM.md §11), written at test time from
 // llama.cpp's own tokenizer files (extracted from node-llama-cpp's bundle; nothing of them is committed): small
 // random-weight qwen2 models carrying the real Qwen2 tokenizer, padded as the converter pads, as Qwen2.5-0.5B
 // (151,936 ids) and Qwen2.5-7B (152,064 ids) are.

@@ -10,7 +10,7 @@ export type NextTokenLaw = (context: Int32Array, length: number, out: Float32Arr
 /**
  * A model whose next-token law is `law`, read as llama.cpp models are read by NativeLevel: ids it lacks in the
  * context are read as ownId (those at the positions it judges are counted in `foreignDraftsRead`), and rows narrower than its vocabulary get the law
- * restricted to their ids, renormalised (the addon's vocabLimit; docs/ALGORITHM.md §10).
+ * restricted to their ids, renormalised (the addon's vocabLimit; docs/ALGORITHM.md §11).
  */
 export class SyntheticLevel implements ModelLevel {
   readonly kind = "model";
