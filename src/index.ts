@@ -27,6 +27,8 @@ export {
   PromptTooLongError,
   ContextOverflowError,
   ChatTemplateError,
+  AbortedError,
+  NativeLoadError,
 } from "./errors.js";
 // Lower layers, for people who build their own loops.
 export { HsdDecoder } from "./engine/hsd.js";
