@@ -302,21 +302,13 @@ void AddonContext::parseRequest(const Napi::CallbackInfo& info, EvalRequest& r, 
   r.argmax = argmax.Data();
   r.rowOffset = static_cast<int32_t>(rowOffset);
   Napi::Value vl = target.Get("vocabLimit");  // optional: rows over ids [0, vocabLimit) only
-  if (!vl.IsUndefined()) {
-    const double limit = vl.IsNumber() ? vl.As<Napi::Number>().DoubleValue() : -1;
-    if (!isIntegerIn(limit, 1, h.nVocab))
-      throw Napi::RangeError::New(env, "target.vocabLimit must be an integer in [1, " + std::to_string(h.nVocab) + "]");
-    r.vocabLimit = static_cast<int32_t>(limit);
-  }
+  if (!vl.IsUndefined()) r.vocabLimit = static_cast<int32_t>(integerValue(env, vl, "target.vocabLimit", 1, h.nVocab));
   Napi::Value sv = target.Get("sparse");  // optional: { capacity, ids, probs, counts }, docs/ALGORITHM.md §12
   if (!sv.IsUndefined() && !sv.IsNull() && !transform_.greedy) {
     if (!sv.IsObject()) throw Napi::TypeError::New(env, "target.sparse must be an object { capacity, ids, probs, counts }");
     Napi::Object sparse = sv.As<Napi::Object>();
-    Napi::Value cv = sparse.Get("capacity");
-    const double capacity = cv.IsNumber() ? cv.As<Napi::Number>().DoubleValue() : -1;
-    if (!isIntegerIn(capacity, 1, r.vocabLimit))
-      throw Napi::RangeError::New(env, "target.sparse.capacity must be an integer in [1, " + std::to_string(r.vocabLimit) + "]");
-    const int64_t entries = needRows * static_cast<int64_t>(capacity);
+    const int64_t capacity = integerValue(env, sparse.Get("capacity"), "target.sparse.capacity", 1, r.vocabLimit);
+    const int64_t entries = needRows * capacity;
     Napi::Value ids = sparse.Get("ids"), sp = sparse.Get("probs"), counts = sparse.Get("counts");
     if (!isTyped<int32_t>(ids, napi_int32_array) || !isTyped<float>(sp, napi_float32_array) || !isTyped<int32_t>(counts, napi_int32_array))
       throw Napi::TypeError::New(env, "target.sparse needs ids (Int32Array), probs (Float32Array) and counts (Int32Array)");
