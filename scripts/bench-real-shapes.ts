@@ -6,7 +6,7 @@
  * committed). Their weights are noise: only the cost of a pass, and of the engine around it, means anything.
  *
  *  1. c(n), n = 1 … 16: a pass over n tokens after a 64-token prefix (greedy rows), sizes interleaved, the median
- *     of --reps (default 5) passes; and the one-token pass with llama.cpp's default sampling (sparse rows), whose
+ *     of --reps (default 3) passes; and the one-token pass with llama.cpp's default sampling (sparse rows), whose
  *     difference to the greedy one is the addon's transform.
  *  2. The engine's overhead share in a draft -> target run, 0.5B-shaped -> 1.5B-shaped at V = 151,936: everything
  *     but llama.cpp's passes, i.e. the time outside the levels' score() calls (RunStats.engineMs) plus the addon's
@@ -17,7 +17,9 @@
  *     --acceptance, default 0.7), since two random models agree by chance only; sampling runs (llama.cpp's
  *     defaults) use the models' own acceptance, which is ~0: every step ends in a residual draw — the most engine
  *     work per generated token.
- * Writes bench-out/real-shapes.json and prints tables.
+ * Writes bench-out/real-shapes.json and prints tables. With --reps 5 and every model it took 18 minutes on the shared
+ * 2-core box under a load average of 5–7 (the default of 3 repetitions keeps a run near 10 minutes there); the
+ * models themselves are written once (about 9 GB in all).
  */
 
 import { existsSync, mkdirSync } from "node:fs";
@@ -40,9 +42,16 @@ function arg(name: string): string | undefined {
   return i > 0 ? process.argv[i + 1] : undefined;
 }
 const threads = Number(arg("--threads") ?? 2);
-const reps = Number(arg("--reps") ?? 5);
+const reps = Number(arg("--reps") ?? 3);
 const tokens = Number(arg("--tokens") ?? 24);
 const acceptance = Number(arg("--acceptance") ?? 0.7);
+for (const [name, v] of [
+  ["--threads", threads],
+  ["--reps", reps],
+  ["--tokens", tokens],
+] as const)
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
+if (!(acceptance >= 0 && acceptance <= 1)) throw new Error(`--acceptance must be in [0, 1], got ${acceptance}`);
 const out = arg("--out") ?? "bench-out";
 const DIR = "build/real-shapes";
 
