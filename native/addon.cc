@@ -12,15 +12,19 @@
 //   devices() -> [{name, description, type, memoryFree, memoryTotal}]
 //   systemInfo() -> string            llama_print_system_info()
 //   loadModel(path, options) -> Promise<NativeModelHandle>
+//   rpcAvailable(), rpcProtocolVersion(), probeRpcServer[Sync](host, port, timeoutMs)   native/rpc.h
+//   socketPair() -> [fd, fd], Channel  the link to a child process (native/channel.h)
 #include <napi.h>
 
 #include <string>
 
 #include "addon.h"
+#include "channel.h"
 #include "context.h"
 #include "llama_api.h"
 #include "logging.h"
 #include "model.h"
+#include "rpc.h"
 
 namespace hsd {
 namespace {
@@ -158,6 +162,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("loadModel", Napi::Function::New(env, AddonModel::Load, "loadModel"));
+  registerRpcFunctions(env, exports);
+  exports.Set("socketPair", Napi::Function::New(env, AddonChannel::SocketPair, "socketPair"));
+  exports.Set("Channel", AddonChannel::DefineClass(env));
   return exports;
 }
 
