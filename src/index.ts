@@ -22,6 +22,8 @@ export {
   InvalidOptionError,
   PromptTooLongError,
   ContextOverflowError,
+  RpcServerError,
+  RpcUnavailableError,
 } from "./errors.js";
 // Lower layers, for people who build their own loops.
 export { HsdDecoder } from "./engine/hsd.js";
