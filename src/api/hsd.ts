@@ -40,6 +40,8 @@ import { replannerFor, type Replanner } from "./replanner.js";
 import { planFromCalibration, plannerInput, type NgramMode, type PlanReport } from "./plan.js";
 import { bestThresholds } from "../planner/index.js";
 import { DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS, SMALL_MODEL_PARAMETERS } from "../defaults.js";
+import { parseRpcEndpoints } from "../rpc/endpoints.js";
+import { RemoteModelHost } from "../rpc/remote-model.js";
 
 /** The model family that ships with the package: used when no folder is given. */
 export const BUNDLED_MODELS_DIR = fileURLToPath(new URL("../../models/tiny", import.meta.url));
@@ -81,6 +83,20 @@ export interface OpenOptions {
    * table `hsd ngram build` stored for the target's tokenizer in the cache folder, if there is one.
    */
   ngramTable?: string | null;
+  /**
+   * rpc-servers ("host:port", llama.cpp's RPC backend: ggml-rpc-server on other machines) whose devices run the
+   * target's layers; the drafts stay on this machine (README, "A remote target over RPC"). Needs a llama.cpp with
+   * RPC (`npm run build:llama -- --rpc-only`). The servers are checked first: one that refuses, does not answer or
+   * speaks another protocol version is an RpcServerError naming it, within a few seconds.
+   */
+  rpc?: string | string[];
+  /** Which models run on the rpc-servers: "target" (default), "all", or model file names. */
+  rpcLevels?: "target" | "all" | string[];
+  /**
+   * How long one pass on the rpc-servers may take before they count as not answering, ms (default 30000). A fault
+   * (a server that dies, stops answering or breaks the connection mid-generation) is an RpcServerError naming it.
+   */
+  rpcTimeoutMs?: number;
 }
 
 export interface Hierarchy {
@@ -167,6 +183,8 @@ export class Hsd {
     readonly lookup: ContextLookupLevel | null,
     /** The static n-gram table and its file (null: none, or ngram "off"). */
     readonly table: { level: NgramTableLevel; path: string; size: number; mtimeMs: number } | null,
+    /** The rpc-servers and the models that run on them (null: every model is local). */
+    readonly rpc: { servers: string[]; files: string[] } | null = null,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
@@ -205,10 +223,16 @@ export class Hsd {
 
     const threads =
       options.threads ?? (infos.every((m) => m.parameterCount < SMALL_MODEL_PARAMETERS) ? 1 : defaultThreads());
+    const rpc = rpcPlacement(options, infos);
     const loaded: LoadedModel[] = [];
+    // Models on RPC devices run in a child process (src/rpc/remote-model.ts), started after the servers answered.
+    const host = rpc ? await RemoteModelHost.start({ servers: rpc.servers, timeoutMs: options.rpcTimeoutMs }) : null;
     try {
       for (const info of infos) {
-        const native = await loadModel(info.path, { gpuLayers });
+        const native =
+          host && rpc!.files.includes(info.file)
+            ? await host.loadModel(info.path)
+            : await loadModel(info.path, { gpuLayers });
         try {
           const context = native.createContext(
             contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
@@ -229,9 +253,14 @@ export class Hsd {
         m.context.dispose();
         m.native.dispose();
       }
+      host?.close();
       throw error;
     }
-    const device = `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}`;
+    // The device string keys the calibration cache: passes over RPC cost what those servers (and the network to
+    // them) cost, so they are part of it.
+    const device =
+      `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}` +
+      (rpc ? `; over RPC (${rpc.files.join(", ")}): ${rpc.servers.map((s) => s.label).join(", ")}` : "");
     const targetInfo = loaded[loaded.length - 1]!.info;
     const lookup = ngram === "off" ? null : new ContextLookupLevel(targetInfo.vocabSize, options.lookup ?? {});
     let table: Hsd["table"] = null;
@@ -246,7 +275,8 @@ export class Hsd {
         throw error;
       }
     }
-    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table);
+    const remote = rpc ? { servers: rpc.servers.map((s) => s.label), files: rpc.files } : null;
+    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table, remote);
   }
 
   get target(): LoadedModel {
@@ -608,6 +638,36 @@ export class Hsd {
       m.native.dispose();
     }
   }
+}
+
+/** Which rpc-servers, and which models run on them (the target unless rpcLevels says otherwise); null without rpc. */
+function rpcPlacement(
+  options: OpenOptions,
+  infos: readonly ModelInfo[],
+): { servers: ReturnType<typeof parseRpcEndpoints>; files: string[] } | null {
+  if (options.rpc === undefined) {
+    if (options.rpcLevels !== undefined) throw new InvalidOptionError("rpcLevels needs rpc (the rpc-servers)");
+    return null;
+  }
+  const servers = parseRpcEndpoints(options.rpc, "rpc");
+  if (options.rpcTimeoutMs !== undefined && !(Number.isFinite(options.rpcTimeoutMs) && options.rpcTimeoutMs >= 100))
+    throw new InvalidOptionError(`rpcTimeoutMs must be at least 100 ms, got ${options.rpcTimeoutMs}`);
+  const levels = options.rpcLevels ?? "target";
+  const target = infos[infos.length - 1]!;
+  let files: string[];
+  if (levels === "target") files = [target.file];
+  else if (levels === "all") files = infos.map((m) => m.file);
+  else if (Array.isArray(levels)) {
+    files = levels.map((name) => {
+      const m = infos.find((x) => x.file === name || x.path === resolve(name) || x.file === basename(name));
+      if (!m)
+        throw new InvalidOptionError(
+          `rpcLevels: ${name} is not one of the models (${infos.map((x) => x.file).join(", ")})`,
+        );
+      return m.file;
+    });
+  } else throw new InvalidOptionError(`rpcLevels must be "target", "all" or model file names, got ${String(levels)}`);
+  return { servers, files };
 }
 
 /** The chain of the state where most steps ran (the report's `hierarchy` for a routed plan). */

@@ -11,6 +11,7 @@ import type { NgramMode } from "../api/plan.js";
 import { InvalidOptionError } from "../errors.js";
 import { toSnakeCaseJson } from "./json.js";
 import { buildNgramTable } from "../api/ngram.js";
+import { parseRpcEndpoints } from "../rpc/endpoints.js";
 import { DEFAULT_CALIBRATION_TOKENS, DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS } from "../defaults.js";
 import type { SamplingSettings } from "../api/sampling.js";
 import { formatPlan, formatRunSummary, progressReporter } from "./format.js";
@@ -48,6 +49,9 @@ interface CommonOptions extends Omit<SamplingSettings, "seed"> {
   ngramMin?: number;
   ngramMax?: number;
   ngramTable?: string;
+  rpc?: string;
+  rpcLevels?: string;
+  rpcTimeout?: number;
 }
 
 function withCommon(command: Command): Command {
@@ -109,6 +113,16 @@ function withCommon(command: Command): Command {
       int("--ngram-min", 1),
     )
     .option("--ngram-max <n>", "matches are measured up to n tokens (default 8)", int("--ngram-max", 1))
+    .option(
+      "--rpc <servers>",
+      "run the target on llama.cpp rpc-servers, HOST:PORT[,HOST:PORT…]; the drafts stay local (needs npm run build:llama -- --rpc-only)",
+    )
+    .option("--rpc-levels <which>", "with --rpc: target (default), all, or comma-separated model files to run there")
+    .option(
+      "--rpc-timeout <ms>",
+      "with --rpc: how long one remote pass may take before the servers count as not answering (default 30000)",
+      int("--rpc-timeout", 100),
+    )
     .option("--json", "print one JSON object instead of text for people");
 }
 
@@ -130,6 +144,7 @@ async function planRequest(o: CommonOptions, onProgress?: PlanRequest["onProgres
 }
 
 async function open(o: CommonOptions): Promise<Hsd> {
+  if (o.rpc !== undefined) parseRpcEndpoints(o.rpc, "--rpc"); // its errors name the flag; Hsd.open parses again
   return Hsd.open({
     models: o.models,
     target: o.target,
@@ -140,6 +155,10 @@ async function open(o: CommonOptions): Promise<Hsd> {
     ngram: o.ngram,
     lookup: { minMatch: o.ngramMin, maxMatch: o.ngramMax },
     ngramTable: o.ngramTable,
+    rpc: o.rpc,
+    rpcLevels:
+      o.rpcLevels === undefined || o.rpcLevels === "target" || o.rpcLevels === "all" ? o.rpcLevels : list(o.rpcLevels),
+    rpcTimeoutMs: o.rpcTimeout,
   });
 }
 
