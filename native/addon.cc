@@ -14,9 +14,14 @@
 //   loadModel(path, options) -> Promise<NativeModelHandle>
 //   rpcAvailable(), rpcProtocolVersion(), probeRpcServer[Sync](host, port, timeoutMs)   native/rpc.h
 //   socketPair() -> [fd, fd], Channel  the link to a child process (native/channel.h)
+//   trimMemory() -> bool               hand freed heap memory back to the OS (glibc's malloc_trim; false elsewhere)
 #include <napi.h>
 
 #include <string>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "addon.h"
 #include "channel.h"
@@ -148,6 +153,17 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), api::llama_print_system_info());
 }
 
+// glibc keeps what llama.cpp frees when a model or context goes (weights' host copies, KV caches, compute buffers)
+// in its heap instead of returning it: RSS grew by ~0.4 MiB per open/dispose cycle of the bundled family with no
+// leak behind it (flat with MALLOC_TRIM_THRESHOLD_=0, or with this called after each dispose).
+Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -165,6 +181,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerRpcFunctions(env, exports);
   exports.Set("socketPair", Napi::Function::New(env, AddonChannel::SocketPair, "socketPair"));
   exports.Set("Channel", AddonChannel::DefineClass(env));
+  exports.Set("trimMemory", Napi::Function::New(env, TrimMemory, "trimMemory"));
   return exports;
 }
 

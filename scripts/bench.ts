@@ -15,7 +15,7 @@
  * Micro-benchmarks of the hot paths: scripts/bench-micro.ts.
  */
 
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Hsd, type GenerateRequest } from "../src/api/hsd.js";
 import { defaultContextSize } from "../src/native/model.js";
@@ -61,6 +61,18 @@ const hsd = await Hsd.open({
   threads: options.threads,
   gpuLayers: options.gpuLayers,
 });
+// The product's default as a new user gets it: an instance of its own whose cache starts empty (a quick prior),
+// learning from its own runs only (the pinned methods' runs feed the first instance's estimates).
+const adaptiveCache = join(resolve(options.out), "adaptive-cache");
+await rm(adaptiveCache, { recursive: true, force: true });
+const fresh = options.adaptive
+  ? await Hsd.open({
+      models: options.models ?? undefined,
+      threads: options.threads,
+      gpuLayers: options.gpuLayers,
+      cacheDir: adaptiveCache,
+    })
+  : null;
 const infos = hsd.models.map((m) => m.info);
 if (infos.length < 2) log(`note: ${infos.length} compatible model(s) found: only autoregressive decoding can run`);
 for (const r of hsd.rejected) log(`skipped ${r.path}: ${r.reason}`);
@@ -113,6 +125,10 @@ async function runOne(
     const models = { target: pathOf(method.chain[method.chain.length - 1]!), draft: pathOf(method.chain[0]!) };
     return runLlamaCppRecord(llamaCpp!, method, models, text, mode, seed, maxTokens, options.threads, contextSize);
   }
+  if (method.kind === "hsd-adaptive") {
+    await primeCaches(fresh!, text, mode);
+    return runHsd(fresh!, method, text, mode, seed, maxTokens, plan, null);
+  }
   await primeCaches(hsd, text, mode);
   return runHsd(hsd, method, text, mode, seed, maxTokens, plan, record ? recorder : null);
 }
@@ -155,6 +171,7 @@ try {
         others: options.others,
         llama: baseline !== null,
         llamaCpp: llamaCpp !== null,
+        adaptive: fresh !== null,
       });
       methodsByCell[cell] = methods;
       log(`[${cell}] ${methods.length} methods:`);
@@ -282,6 +299,7 @@ try {
   }
 } finally {
   await baseline?.dispose();
+  await fresh?.dispose();
   await hsd.dispose();
 }
 

@@ -27,6 +27,12 @@ export class VocabularyMismatchError extends HsdError {}
 /** A bad option value (CLI flag or API field). */
 export class InvalidOptionError extends HsdError {}
 
+/**
+ * The caller's AbortSignal (the CLI: Ctrl-C) stopped work that has no partial result to return, such as a
+ * calibration; nothing of it was cached. (A generation that is stopped returns its text with stopReason "aborted".)
+ */
+export class AbortedError extends HsdError {}
+
 export class PromptTooLongError extends HsdError {
   constructor(
     readonly promptTokens: number,
@@ -65,3 +71,6 @@ export class RpcServerError extends HsdError {
 
 /** RPC was asked for, but the llama.cpp build in use has no RPC backend. */
 export class RpcUnavailableError extends HsdError {}
+
+/** A chat needs the model's chat template: it has none, or the template refused the conversation. */
+export class ChatTemplateError extends HsdError {}

@@ -8,7 +8,11 @@ export {
   type GenerateRequest,
   type GenerationReport,
   type PlanRequest,
+  type PromptTokens,
 } from "./api/hsd.js";
+export { ChatTemplate, ChatFormat, type ChatMessage, type RenderOptions } from "./chat/template.js";
+export { ChatSession, type ChatTurn } from "./chat/session.js";
+export { HsdServer, type ServeOptions } from "./server/server.js";
 export { DEFAULT_SAMPLING, type SamplingSettings } from "./api/sampling.js";
 export type { PlanReport, PlannedChain } from "./api/plan.js";
 export type { GenerationChunk, GenerationResult, RunStats, StopReason } from "./engine/generate.js";
@@ -22,6 +26,7 @@ export {
   InvalidOptionError,
   PromptTooLongError,
   ContextOverflowError,
+  ChatTemplateError,
   RpcServerError,
   RpcUnavailableError,
 } from "./errors.js";

@@ -160,6 +160,7 @@ function adaptive(greedy: boolean, seed: number, clock: Clock, replanEvery = 8, 
     lookup: s.lookup,
     states: BOUNDS,
     replanner: inThreadReplanner,
+    now: clock.now,
   });
   const initial = planner.live(planner.plan);
   const decoder = new AdaptiveDecoder({

@@ -65,9 +65,6 @@ describe("planning while generating (API, bundled family)", function () {
         else expect(r.online!.priorMs).to.equal(0);
         first = false;
         expect(r.online!.predictedMsPerToken).to.be.greaterThan(0);
-        // On the repetitive prompt the lookup (nearly free, nearly always right there) drafts.
-        if (prompt.startsWith("one two"))
-          expect(r.stats.levels.find((l) => l.name === "ngram-lookup")!.accepted).to.be.greaterThan(0);
       }
       expect(learnedFiles()).to.have.length(1);
     } finally {
@@ -142,7 +139,10 @@ describe("planning while generating (API, bundled family)", function () {
       const there = await worker.replan(input);
       expect(worker.background).to.equal(true);
       expect(there).to.deep.equal(here);
-      expect(here.explore?.chains[0]!.names).to.deep.equal([basename(family.files[0]!), target]);
+      // Exploration offers the first draft candidate alone over the target, unless that is already the best plan
+      // (which the quick estimates of a fast machine can make it).
+      const offered = here.explore ?? here.best;
+      expect(offered.chains[0]!.names).to.deep.equal([basename(family.files[0]!), target]);
     } finally {
       await worker.close();
       await hsd.dispose();

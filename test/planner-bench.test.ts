@@ -157,7 +157,7 @@ describe("bench: methods from a calibration", () => {
   });
 
   it("runs autoregressive, each single draft at its best T, the optimiser's pick, others, and node-llama-cpp once each", () => {
-    const methods = buildMethods(model, { maxThreshold: 8, others: 2, llama: true, llamaCpp: false });
+    const methods = buildMethods(model, { maxThreshold: 8, others: 2, llama: true, llamaCpp: false, adaptive: false });
     const roles = methods.flatMap((m) => m.roles);
     expect(roles.filter((r) => r === "autoregressive")).to.have.length(1);
     expect(roles.filter((r) => r === "single")).to.have.length(3);
@@ -196,7 +196,7 @@ describe("bench: methods from a calibration", () => {
         thresholds: [model.bestThresholds([0, 3], 8).thresholds[0]!],
       },
     });
-    const m2 = buildMethods(samePick, { maxThreshold: 8, others: 0, llama: false, llamaCpp: false });
+    const m2 = buildMethods(samePick, { maxThreshold: 8, others: 0, llama: false, llamaCpp: false, adaptive: false });
     expect(m2).to.have.length(4);
     expect(m2.find((m) => m.roles.includes("optimiser"))!.roles).to.deep.equal(["single", "optimiser"]);
   });
@@ -205,7 +205,7 @@ describe("bench: methods from a calibration", () => {
 describe("bench: analysis, report and plot", () => {
   const plan = fakePlan();
   const model = new CalibratedModel(plan);
-  const methods = buildMethods(model, { maxThreshold: 8, others: 1, llama: true, llamaCpp: true });
+  const methods = buildMethods(model, { maxThreshold: 8, others: 1, llama: true, llamaCpp: true, adaptive: false });
 
   function records(): RunRecord[] {
     const out: RunRecord[] = [];

@@ -107,6 +107,21 @@ export interface MethodResult {
   llamaAcceptance: number | null;
   /** Against llama.cpp's best ngram-simple,draft-simple (its fastest lookup size), measured in the same run. */
   speedupVsLlamaCppBest: number | null;
+  /**
+   * hsd methods: what the online estimates (docs/ALGORITHM.md §10) predicted for the method's plan at the end of
+   * its last run in the cell, and measured median / that - 1; the plan then, where the estimates started from,
+   * and the switches and exploration steps over the cell's runs.
+   */
+  online: {
+    predictedMsPerToken: number;
+    error: number;
+    plan: string;
+    prior: string;
+    switches: number;
+    explorationSteps: number;
+  } | null;
+  /** The adaptive default: its median over the fastest pinned hsd method's (hsd and policy kinds). */
+  vsBestPinned: { ratio: number; best: string } | null;
 }
 
 interface Pooled {
@@ -327,7 +342,20 @@ export function analyse(
       greedyMatches: null,
       llamaAcceptance: null,
       speedupVsLlamaCppBest: null,
+      online: null,
+      vsBestPinned: null,
     };
+    const last = mine[mine.length - 1]!.online;
+    if (last) {
+      result.online = {
+        predictedMsPerToken: last.predictedMsPerToken,
+        error: decodeSummary.median / last.predictedMsPerToken - 1,
+        plan: last.plan,
+        prior: mine[0]!.online!.prior,
+        switches: mine.reduce((a, r) => a + (r.online?.switches ?? 0), 0),
+        explorationSteps: mine.reduce((a, r) => a + (r.online?.explorationSteps ?? 0), 0),
+      };
+    }
     if (result.predictedMsPerToken !== null)
       result.predictionError = decodeSummary.median / result.predictedMsPerToken - 1;
     if (mode === "greedy" && ar && m.id !== ar.id && m.kind !== "llama.cpp") {
@@ -352,7 +380,7 @@ export function analyse(
         result.workloadError = decodeSummary.median / result.workloadMsPerToken - 1;
       }
     }
-    if (m.kind === "hsd-policy") {
+    if (m.kind === "hsd-policy" || m.kind === "hsd-adaptive") {
       const overhead = m.overheadMsPerToken ?? 0;
       if (m.policyDecodeMsPerToken) {
         result.modelledParts = { formula: m.policyDecodeMsPerToken, overhead };
@@ -441,6 +469,14 @@ export function analyse(
     if (bestSingle) r.speedupVsBestSingle = bestSingle.decodeMsPerToken.median / r.decodeMsPerToken.median;
     if (combo) r.speedupVsLlamaCppBest = combo.decodeMsPerToken.median / r.decodeMsPerToken.median;
   }
+  const pinned = results.filter((r) => r.kind === "hsd" || r.kind === "hsd-policy");
+  const fastest = pinned.reduce<MethodResult | null>(
+    (a, b) => (a === null || b.decodeMsPerToken.median < a.decodeMsPerToken.median ? b : a),
+    null,
+  );
+  for (const r of results)
+    if (r.kind === "hsd-adaptive" && fastest)
+      r.vsBestPinned = { ratio: r.decodeMsPerToken.median / fastest.decodeMsPerToken.median, best: fastest.label };
   return results;
 }
 

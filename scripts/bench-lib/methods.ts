@@ -4,7 +4,9 @@
 //   autoregressive        the target alone
 //   single <model> T      every model draft at its best threshold by the formula
 //   model-free T          each model-free level (the context lookup, a static n-gram table) as the only draft
-//   optimiser             the product's pick: the routed policy (a chain per lookup state) when the plan has one
+//   adaptive              the product's default: planning while generating (docs/ALGORITHM.md §10), on an instance of
+//                         its own that starts from an empty cache (a quick prior) and learns from its own runs only
+//   optimiser             the product's pick from a full calibration: the routed policy when the plan has one
 //   fixed                 the best fixed chain of the plan
 //   other                 the best multi-draft model chains the optimiser did not pick
 //   node-llama-cpp        its DraftSequenceTokenPredictor (the best single model draft and its T) and its
@@ -29,14 +31,22 @@ import { llamaCppConfigs, type LlamaCppConfig } from "./llama-cpp.js";
 type CostKind = "hot" | "cold" | "reshape";
 
 export type Role =
-  "autoregressive" | "single" | "model-free" | "optimiser" | "fixed" | "other" | "node-llama-cpp" | "llama.cpp";
+  | "autoregressive"
+  | "single"
+  | "model-free"
+  | "adaptive"
+  | "optimiser"
+  | "fixed"
+  | "other"
+  | "node-llama-cpp"
+  | "llama.cpp";
 
 export interface BenchMethod {
-  /** Stable key: "hsd:<chain>:<thresholds>", "policy", "nlc:draft", "nlc:lookup" or "llama.cpp:<label>". */
+  /** Stable key: "hsd:<chain>:<thresholds>", "policy", "adaptive", "nlc:draft", "nlc:lookup" or "llama.cpp:<label>". */
   id: string;
   label: string;
   roles: Role[];
-  kind: "hsd" | "hsd-policy" | "node-llama-cpp" | "node-llama-cpp-lookup" | "llama.cpp";
+  kind: "hsd" | "hsd-policy" | "hsd-adaptive" | "node-llama-cpp" | "node-llama-cpp-lookup" | "llama.cpp";
   /** Candidate indices (into the plan's candidates), smallest first, ending at the target ([] for a policy). */
   chain: number[];
   /** Level names of the chain. */
@@ -209,6 +219,8 @@ export interface MethodOptions {
   llama: boolean;
   /** llama.cpp's speculative-simple configurations. */
   llamaCpp: boolean;
+  /** The product's default, planning while generating. */
+  adaptive: boolean;
 }
 
 export function buildMethods(model: CalibratedModel, options: MethodOptions): BenchMethod[] {
@@ -257,6 +269,19 @@ export function buildMethods(model: CalibratedModel, options: MethodOptions): Be
     add(bestChain, [...plan.best.thresholds], "fixed");
   } else {
     add(bestChain, [...plan.best.thresholds], "optimiser");
+  }
+  if (options.adaptive) {
+    byId.set("adaptive", {
+      id: "adaptive",
+      label: "adaptive (the default)",
+      roles: ["adaptive"],
+      kind: "hsd-adaptive",
+      chain: [],
+      files: [],
+      thresholds: [],
+      predicted: null,
+      calibratedAcceptance: [],
+    });
   }
   if (options.others > 0) {
     const multi = modelChainsWith(model.firstModel, K, 2)

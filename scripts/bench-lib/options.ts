@@ -26,6 +26,8 @@ export interface BenchOptions {
   llama: boolean;
   /** Run llama.cpp's speculative-simple example (built from the bundled source on first use) with draft and n-gram modes. */
   llamaCpp: boolean;
+  /** Run the product's default (planning while generating) on an instance of its own with an empty cache. */
+  adaptive: boolean;
   out: string;
   /** Calibrate afresh (default) rather than take the planner's calibration from the cache. */
   recalibrate: boolean;
@@ -115,6 +117,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     )
     .option("--no-llama", "skip the node-llama-cpp baselines (draft sequence and input lookup)")
     .option("--no-llama-cpp", "skip llama.cpp's speculative-simple (built from the bundled source on first use)")
+    .option("--no-adaptive", "skip the product's default (planning while generating, from an empty cache)")
     .option("--out <folder>", "where bench.json, bench.md and bench.svg go", "bench-out")
     .option(
       "--use-cache",
@@ -138,6 +141,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     others: o.others as number,
     llama: o.llama as boolean,
     llamaCpp: o.llamaCpp as boolean,
+    adaptive: o.adaptive as boolean,
     out: o.out as string,
     recalibrate: !(o.useCache as boolean),
     seed: o.seed as number,

@@ -55,7 +55,7 @@ function acceptanceTable(results: readonly MethodResult[]): string[] {
     "|---|---|---|---|",
   ];
   for (const r of results) {
-    if (r.kind !== "hsd" && r.kind !== "hsd-policy") {
+    if (r.kind !== "hsd" && r.kind !== "hsd-policy" && r.kind !== "hsd-adaptive") {
       const what = r.kind === "llama.cpp" ? "accepted/drafted" : "validated/(validated+refuted)";
       lines.push(
         `| ${r.label} | ${what} ${f(r.llamaAcceptance)} | — | ${r.greedyMatches ? `${r.greedyMatches.same}/${r.greedyMatches.of}` : "—"} |`,
@@ -137,6 +137,36 @@ function summaryTable(ctx: ReportContext, byCell: Record<string, MethodResult[]>
   return lines;
 }
 
+/**
+ * Planning while generating (docs/ALGORITHM.md §10), per cell: every hsd method's measured ms/token against what the
+ * online estimates predicted for its plan at the end of its runs, and the adaptive default against the fastest
+ * pinned method and autoregressive decoding.
+ */
+function onlineTable(results: readonly MethodResult[]): string[] {
+  const rows = results.filter((r) => r.online !== null);
+  if (rows.length === 0) return [];
+  const lines = [
+    "| method | ms/token median | online prediction at the end | measured vs it | plan at the end | switches | exploration steps |",
+    "|---|---:|---:|---:|---|---:|---:|",
+  ];
+  for (const r of rows) {
+    const o = r.online!;
+    const off = Math.abs(o.error) > PREDICTION_TOLERANCE ? " **!**" : "";
+    lines.push(
+      `| ${r.label} | ${f(r.decodeMsPerToken.median)} | ${f(o.predictedMsPerToken)} | ${pct(o.error)}${off} | ${o.plan.length > 80 ? `${o.plan.slice(0, 77)}…` : o.plan} | ${o.switches} | ${o.explorationSteps} |`,
+    );
+  }
+  const within = rows.filter((r) => Math.abs(r.online!.error) <= PREDICTION_TOLERANCE).length;
+  lines.push("", `Within ${100 * PREDICTION_TOLERANCE}% of the online estimates: ${within} of ${rows.length} methods.`);
+  const adaptive = results.find((r) => r.kind === "hsd-adaptive");
+  if (adaptive?.vsBestPinned)
+    lines.push(
+      "",
+      `The adaptive default (prior: ${adaptive.online?.prior ?? "—"}): ${f(adaptive.decodeMsPerToken.median)} ms/token, ${f(adaptive.vsBestPinned.ratio, 3)}× the fastest pinned method's time (${adaptive.vsBestPinned.best}), ${f(adaptive.speedupVsAutoregressive, 3)}× autoregressive's speed.`,
+    );
+  return lines;
+}
+
 /** The policy of a cell: a chain per lookup state, with its share of steps. */
 function policyTable(policy: NonNullable<PlanReport["policy"]>): string[] {
   return [
@@ -194,6 +224,8 @@ export function markdownReport(
     if (plan?.policy) out.push("The routed policy", "", ...policyTable(plan.policy), "");
     out.push(...mainTable(results), "");
     out.push("Acceptance per level", "", ...acceptanceTable(results), "");
+    const online = onlineTable(results);
+    if (online.length > 0) out.push("Planning while generating: the online estimates", "", ...online, "");
     out.push(
       "Diagnostics (ms per token; see BENCHMARKS.md for how to read them)",
       "",

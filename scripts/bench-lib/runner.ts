@@ -113,6 +113,15 @@ export interface RunRecord {
   predictions: { used: number; unused: number; validated: number; refuted: number } | null;
   /** hsd runs: every pass's time by model (index into the candidates), size and cold/hot (PassRecorder). */
   passTimes?: PassTimeRow[];
+  /** hsd runs: the online estimates at the end of the run (prediction for the plan that ran, switches). */
+  online?: {
+    predictedMsPerToken: number;
+    plan: string;
+    prior: string;
+    replans: number;
+    switches: number;
+    explorationSteps: number;
+  } | null;
 }
 
 export function hashTokens(tokens: readonly number[]): string {
@@ -146,13 +155,20 @@ export async function runHsd(
 ): Promise<Omit<RunRecord, "cell" | "repetition" | "prompt" | "slot">> {
   recorder?.start(hsd.models.length);
   const run = hsd.generate(prompt, {
-    // A policy runs as the product runs by default: hierarchy "auto", planned for this prompt set.
-    hierarchy: method.kind === "hsd-policy" ? "auto" : { files: method.files, thresholds: method.thresholds },
-    plan,
+    ...(method.kind === "hsd-adaptive"
+      ? // The product's default: nothing but T_max (the quick prior uses the built-in prompts).
+        { hierarchy: "auto" as const, adapt: true, plan: { maxThreshold: plan?.maxThreshold } }
+      : method.kind === "hsd-policy"
+        ? // The plan of a full calibration on this prompt set's calibration prompts, pinned.
+          { hierarchy: "auto" as const, adapt: false, plan }
+        : { hierarchy: { files: method.files, thresholds: method.thresholds }, plan }),
+    // Every pinned method feeds the instance's online estimates, which report their prediction for it.
+    learn: true,
     sampling: { ...samplingSettings(mode), seed },
     maxTokens,
   });
   const { decodeMs, decodeTokens, result } = await timeDecoding(run);
+  const online = result.online;
   const passTimes = recorder?.stop();
   return {
     method: method.id,
@@ -165,6 +181,16 @@ export async function runHsd(
     stats: result.stats,
     predictions: null,
     ...(passTimes ? { passTimes } : {}),
+    online: online
+      ? {
+          predictedMsPerToken: online.predictedMsPerToken,
+          plan: online.plan,
+          prior: online.prior,
+          replans: online.replans,
+          switches: online.switches.length,
+          explorationSteps: online.explorationSteps,
+        }
+      : null,
   };
 }
 

@@ -27,10 +27,13 @@ def main():
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--chat-template", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                            "chat_template.jinja"),
+                    help="Jinja chat template stored as tokenizer.chat_template (default: the family's own)")
     ap.add_argument("--ftype", choices=("f16", "f32", "q8_0", "q4_0"), default="f16",
                     help="matrix type; q8_0/q4_0 are quantized with gguf-py's numpy reference quantizer")
     a = ap.parse_args()
-    for p in (a.ckpt, a.tokenizer):
+    for p in (a.ckpt, a.tokenizer, a.chat_template):
         if not os.path.exists(p):
             sys.exit(f"export_gguf.py: missing {p}")
     ck = torch.load(a.ckpt, map_location="cpu")
@@ -71,6 +74,10 @@ def main():
     w.add_eos_token_id(eos)
     w.add_add_bos_token(False)
     w.add_add_eos_token(False)
+    # Plain-text turns ended by <|endoftext|>, so that `hsd chat` and the server's chat endpoint work out of the box
+    # without adding tokens (set-chat-template.ts wrote the same into the committed files).
+    with open(a.chat_template, encoding="utf-8") as fh:
+        w.add_chat_template(fh.read())
 
     quant = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}.get(a.ftype)
 

@@ -165,7 +165,9 @@ def main():
     w("Common to all: arch `llama`, RMSNorm (eps " + f"{spec['norm_eps']}), RoPE (theta {spec['rope_theta']:g}, "
       "ggml \"normal\" adjacent-pair layout, so Q/K are stored unpermuted), SwiGLU, no biases, output tied to the "
       f"token embedding (no `output.weight`), context length {spec['context_length']} (= the training sequence "
-      "length; longer contexts are untrained). Matrices f16, norm weights f32.\n")
+      "length; longer contexts are untrained). Matrices f16, norm weights f32. Chat template "
+      "(`tokenizer.chat_template`, from `scripts/models/chat_template.jinja`): plain-text `User:` / `Assistant:` "
+      "turns, each ended by `<|endoftext|>` (an end of generation), so `hsd chat` works without extra tokens.\n")
 
     w("## Verification against llama.cpp\n")
     if rep:

@@ -7,11 +7,27 @@
 //   await hsd.dispose();
 
 import { fileURLToPath } from "node:url";
+import { availableParallelism } from "node:os";
 import { basename, resolve } from "node:path";
 import { groupWithTarget, scanModelFolder, type RejectedFile } from "../models/scan.js";
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
-import { HsdError, InvalidOptionError, ModelFolderError, VocabularyMismatchError } from "../errors.js";
-import { contextOptions, defaultThreads, loadModel, nativeBackend } from "../native/index.js";
+import {
+  GgufFormatError,
+  HsdError,
+  InvalidOptionError,
+  ModelFolderError,
+  PromptTooLongError,
+  RpcServerError,
+  VocabularyMismatchError,
+} from "../errors.js";
+import {
+  contextOptions,
+  defaultThreads,
+  loadModel,
+  loadNative,
+  nativeBackend,
+  nativeDevices,
+} from "../native/index.js";
 import type { FlashAttention, NativeContext, NativeModel } from "../native/types.js";
 import { NativeLevel, type EvaluationMode } from "../levels/native-model.js";
 import { AdaptiveDecoder } from "../engine/adaptive.js";
@@ -40,6 +56,7 @@ import { replannerFor, type Replanner } from "./replanner.js";
 import { planFromCalibration, plannerInput, type NgramMode, type PlanReport } from "./plan.js";
 import { bestThresholds } from "../planner/index.js";
 import { DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS, SMALL_MODEL_PARAMETERS } from "../defaults.js";
+import { checkGenerateRequest, checkOpenOptions, checkPlanRequest, checkThresholdsFit } from "./options.js";
 import { parseRpcEndpoints } from "../rpc/endpoints.js";
 import { RemoteModelHost } from "../rpc/remote-model.js";
 
@@ -78,11 +95,18 @@ export interface OpenOptions {
   ngram?: NgramMode;
   /** The context lookup's match lengths: it proposes after at least `minMatch` tokens (default 1, measured up to `maxMatch`, 8). */
   lookup?: Pick<LookupOptions, "minMatch" | "maxMatch">;
+  /** Where calibrations and what runs learned are kept (default: $HSD_CACHE_DIR, else ~/.cache/hsd-llm). */
+  cacheDir?: string;
   /**
    * A static n-gram table (`hsd ngram build`) as one more model-free level: a file, or null for none. Default: the
    * table `hsd ngram build` stored for the target's tokenizer in the cache folder, if there is one.
    */
   ngramTable?: string | null;
+  /**
+   * Where warnings go: settings that will run badly (more threads than CPUs, GPU layers without a GPU build), a
+   * calibration cache that cannot be read or written. Default: process.emitWarning.
+   */
+  onWarning?: (message: string) => void;
   /**
    * rpc-servers ("host:port", llama.cpp's RPC backend: ggml-rpc-server on other machines) whose devices run the
    * target's layers; the drafts stay on this machine (README, "A remote target over RPC"). Needs a llama.cpp with
@@ -131,6 +155,9 @@ export interface GenerateRequest {
   signal?: AbortSignal;
 }
 
+/** A prompt given as token ids of the models' shared vocabulary. */
+export type PromptTokens = Int32Array | readonly number[];
+
 export interface GenerationReport extends GenerationResult {
   /** The chain that ran (with a routed policy: the chain of its most frequent state; `policy` has them all). */
   hierarchy: Required<Hierarchy>;
@@ -151,6 +178,8 @@ export interface PlanRequest {
   maxThreshold?: number;
   recalibrate?: boolean;
   onProgress?: CalibrationOptions["onProgress"];
+  /** Stops a calibration between passes with an AbortedError (nothing is cached). */
+  signal?: AbortSignal;
 }
 
 interface LoadedModel {
@@ -165,7 +194,11 @@ export class Hsd {
   /** Contexts hold one sequence each, so generations on one instance run one at a time. */
   private busy = false;
   private readonly planCache = new Map<string, PlanReport>();
-  /** Online estimates and plans, per sampling transform and T_max (docs/ALGORITHM.md §10). */
+  /**
+   * Online estimates and plans (docs/ALGORITHM.md §10), one for greedy decoding and one for sampling, per T_max:
+   * requests at other temperatures share the sampling one (its estimates follow the mix they see), so a server
+   * does not pay a prior per temperature.
+   */
   private readonly planners = new Map<string, Promise<OnlinePlanner>>();
   private replanner: Replanner | null = null;
 
@@ -183,24 +216,32 @@ export class Hsd {
     readonly lookup: ContextLookupLevel | null,
     /** The static n-gram table and its file (null: none, or ngram "off"). */
     readonly table: { level: NgramTableLevel; path: string; size: number; mtimeMs: number } | null,
+    /** Calibrations and what runs learned. */
+    private readonly cache: CalibrationCache,
+    private readonly warn: (message: string) => void,
     /** The rpc-servers and the models that run on them (null: every model is local). */
-    readonly rpc: { servers: string[]; files: string[] } | null = null,
+    readonly rpc: { servers: string[]; files: string[] } | null,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
+    checkOpenOptions(options);
     const ngram = options.ngram ?? "auto";
-    if (ngram !== "auto" && ngram !== "on" && ngram !== "off") {
-      throw new InvalidOptionError(`ngram must be "auto", "on" or "off", got ${String(ngram)}`);
-    }
-    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
-      throw new InvalidOptionError(`threads must be a positive integer, got ${options.threads}`);
-    }
+    const warn = options.onWarning ?? ((message: string) => process.emitWarning(message, "HsdWarning"));
     const gpuLayers = options.gpuLayers ?? 0;
-    const flashAttention = options.flashAttention ?? (gpuLayers > 0 ? "auto" : "off");
+    // A CPU-only build of llama.cpp ignores gpuLayers: say so, and plan as the CPU run it is.
+    const offloaded =
+      gpuLayers > 0 && !nativeDevices().some((d) => d.type === "gpu" || d.type === "igpu") ? 0 : gpuLayers;
+    if (offloaded < gpuLayers)
+      warn(
+        `gpuLayers ${gpuLayers} (--gpu-layers): this llama.cpp build (${nativeBackend()}) has no GPU device, so the models run on the CPU; ` +
+          "build one with npm run build:llama -- --backend cuda|vulkan|metal",
+      );
+    const flashAttention = options.flashAttention ?? (offloaded > 0 ? "auto" : "off");
     let infos: ModelInfo[];
     let rejected: RejectedFile[];
-    if (options.files && options.files.length > 0) {
-      infos = await Promise.all(options.files.map((f) => readModelInfo(resolve(f))));
+    const fromFolder = !(options.files && options.files.length > 0);
+    if (!fromFolder) {
+      infos = await Promise.all(options.files!.map((f) => readModelInfo(resolve(f))));
       const target = options.target
         ? infos.find((m) => m.path === resolve(options.target!) || m.file === options.target)
         : infos.reduce((a, b) => (b.parameterCount > a.parameterCount ? b : a));
@@ -223,20 +264,47 @@ export class Hsd {
 
     const threads =
       options.threads ?? (infos.every((m) => m.parameterCount < SMALL_MODEL_PARAMETERS) ? 1 : defaultThreads());
+    const cpus = availableParallelism();
+    if (threads > cpus)
+      warn(
+        `threads ${threads} (--threads) is more than the ${cpus} CPUs here: ggml's threads wait for each other, so every pass gets much slower; use at most ${cpus}`,
+      );
     const rpc = rpcPlacement(options, infos);
     const loaded: LoadedModel[] = [];
+    const targetInfo = infos[infos.length - 1]!;
     // Models on RPC devices run in a child process (src/rpc/remote-model.ts), started after the servers answered.
     const host = rpc ? await RemoteModelHost.start({ servers: rpc.servers, timeoutMs: options.rpcTimeoutMs }) : null;
     try {
       for (const info of infos) {
-        const native =
-          host && rpc!.files.includes(info.file)
-            ? await host.loadModel(info.path)
-            : await loadModel(info.path, { gpuLayers });
+        let native: NativeModel;
         try {
-          const context = native.createContext(
-            contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
+          native =
+            host && rpc!.files.includes(info.file)
+              ? await host.loadModel(info.path)
+              : await loadModel(info.path, { gpuLayers });
+        } catch (error) {
+          // A server that failed or stopped answering is the server's fault, not the file's: its error names it.
+          if (error instanceof RpcServerError) throw error;
+          const failure = new GgufFormatError(
+            info.path,
+            `llama.cpp could not load it: ${nativeReason(error, info.path)}`,
           );
+          // In a folder, a draft llama.cpp refuses is one more file not used; the target and named files are needed.
+          if (!fromFolder || info === targetInfo) throw failure;
+          rejected.push({ path: info.path, reason: failure.message.slice(info.path.length + 2) });
+          continue;
+        }
+        try {
+          let context: NativeContext;
+          try {
+            context = native.createContext(
+              contextOptions(native, { contextSize: options.contextSize, threads, flashAttention }),
+            );
+          } catch (error) {
+            throw new HsdError(
+              `${info.path}: llama.cpp could not create a context for it (${nativeReason(error, info.path)}); a smaller context size (--context-size) needs less memory`,
+            );
+          }
           loaded.push({
             info,
             native,
@@ -256,17 +324,16 @@ export class Hsd {
       host?.close();
       throw error;
     }
-    // The device string keys the calibration cache: passes over RPC cost what those servers (and the network to
-    // them) cost, so they are part of it.
+    // The device string keys the calibration cache and the learned estimates: passes over RPC cost what those
+    // servers (and the network to them) cost, so they are part of it.
     const device =
-      `${nativeBackend()}${gpuLayers > 0 ? `, ${gpuLayers} GPU layers` : ", CPU"}` +
+      `${nativeBackend()}${offloaded > 0 ? `, ${offloaded} GPU layers` : ", CPU"}` +
       (rpc ? `; over RPC (${rpc.files.join(", ")}): ${rpc.servers.map((s) => s.label).join(", ")}` : "");
-    const targetInfo = loaded[loaded.length - 1]!.info;
     const lookup = ngram === "off" ? null : new ContextLookupLevel(targetInfo.vocabSize, options.lookup ?? {});
     let table: Hsd["table"] = null;
     if (ngram !== "off") {
       try {
-        table = await openNgramTable(options.ngramTable, targetInfo);
+        table = await openNgramTable(options.ngramTable, targetInfo, options.cacheDir);
       } catch (error) {
         for (const m of loaded) {
           m.context.dispose();
@@ -275,8 +342,9 @@ export class Hsd {
         throw error;
       }
     }
+    const cache = new CalibrationCache(options.cacheDir, warn);
     const remote = rpc ? { servers: rpc.servers.map((s) => s.label), files: rpc.files } : null;
-    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table, remote);
+    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table, cache, warn, remote);
   }
 
   get target(): LoadedModel {
@@ -286,6 +354,7 @@ export class Hsd {
   /** Measure (or load from the cache) costs and acceptance for these models and settings. */
   async calibrate(request: PlanRequest = {}): Promise<Calibration> {
     this.checkOpen();
+    checkPlanRequest(request);
     const options = this.calibrationOptions(request);
     if (request.recalibrate) await this.forgetLearned(options.transform, options.maxThreshold);
     return calibrate(this.models, options);
@@ -302,8 +371,11 @@ export class Hsd {
       continuationTokens: request.continuationTokens,
       recalibrate: request.recalibrate,
       onProgress: request.onProgress,
+      signal: request.signal,
+      onWarning: this.warn,
       lookup: this.lookupCalibration(),
       otherProposals: this.table ? [this.table.level] : [],
+      cache: this.cache,
     };
   }
 
@@ -320,7 +392,7 @@ export class Hsd {
       device: this.device,
       threads: this.threads,
       flashAttention: this.flashAttention,
-      transform,
+      greedy: transform.greedy,
       lookup: this.lookupCalibration(),
       ngram: this.ngram,
       maxThreshold,
@@ -329,8 +401,8 @@ export class Hsd {
 
   /** A full recalibration replaces what was learned: drop it from memory and from the cache. */
   private async forgetLearned(transform: SamplingTransform, maxThreshold: number): Promise<void> {
-    this.planners.delete(JSON.stringify({ transform, maxThreshold }));
-    await new CalibrationCache().delete("learned", await this.learnedKey(transform, maxThreshold));
+    this.planners.delete(plannerKey(transform, maxThreshold));
+    await this.cache.delete("learned", await this.learnedKey(transform, maxThreshold));
   }
 
   /**
@@ -342,7 +414,7 @@ export class Hsd {
     maxThreshold: number,
     request: Omit<PlanRequest, "sampling">,
   ): Promise<OnlinePlanner> {
-    const key = JSON.stringify({ transform, maxThreshold });
+    const key = plannerKey(transform, maxThreshold);
     let planner = this.planners.get(key);
     if (!planner) {
       planner = this.makeOnlinePlanner(transform, maxThreshold, request);
@@ -357,14 +429,15 @@ export class Hsd {
     maxThreshold: number,
     request: Omit<PlanRequest, "sampling">,
   ): Promise<OnlinePlanner> {
-    const cache = new CalibrationCache();
+    const cache = this.cache;
     // The request's prompts, if any, for the cached full calibration looked up and for a quick one.
     const options = { ...this.calibrationOptions({ ...request, maxThreshold, recalibrate: false }), transform };
     const levels = this.allLevels;
     const proposals = levels.filter((l) => l.kind === "proposal").map((l) => l.name);
     const states = this.lookupCalibration()?.states ?? [0];
     const learned = checkLearned(
-      await cache.get("learned", await this.learnedKey(transform, maxThreshold)),
+      // checkLearned checks the entry's shape against these models and settings.
+      await cache.get("learned", await this.learnedKey(transform, maxThreshold), (v): v is unknown => true),
       this.models.map((m) => m.info),
       proposals,
       states,
@@ -420,17 +493,35 @@ export class Hsd {
     return report;
   }
 
-  /** Streams text; `await run.result` for the whole report. */
-  generate(prompt: string, request: GenerateRequest = {}): GenerationRun {
+  /**
+   * Streams text; `await run.result` for the whole report. The prompt is text (tokenized as `hsd run` does: the
+   * model's BOS rule, special-token text left as plain text) or token ids, e.g. a rendered chat template tokenized
+   * with `tokenize(text, { parseSpecial: true })`.
+   */
+  generate(prompt: string | PromptTokens, request: GenerateRequest = {}): GenerationRun {
     this.checkOpen();
+    if (typeof prompt !== "string" && !(prompt instanceof Int32Array) && !Array.isArray(prompt))
+      throw new InvalidOptionError(`the prompt must be text or an array of token ids, got ${typeof prompt}`);
+    checkGenerateRequest(request);
     return new GenerationRun(this.runGeneration(prompt, request));
   }
 
+  /**
+   * The target's tokenizer (every model shares it). `addSpecial` (default true) applies the model's BOS/EOS rule;
+   * `parseSpecial` (default false) turns special-token text such as "<|im_end|>" into its id, as a rendered chat
+   * template needs.
+   */
+  tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Int32Array {
+    this.checkOpen();
+    return this.target.native.tokenize(text, options.addSpecial ?? true, options.parseSpecial ?? false);
+  }
+
   private async *runGeneration(
-    prompt: string,
+    prompt: string | PromptTokens,
     request: GenerateRequest,
   ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
-    if (prompt.trim().length === 0) throw new InvalidOptionError("the prompt is empty");
+    if (typeof prompt === "string" ? prompt.trim().length === 0 : prompt.length === 0)
+      throw new InvalidOptionError("the prompt is empty");
     if (this.busy)
       throw new HsdError(
         "another generation is running on this Hsd instance; await it first (or open a second instance)",
@@ -444,7 +535,7 @@ export class Hsd {
   }
 
   private async *generateUnlocked(
-    prompt: string,
+    prompt: string | PromptTokens,
     request: GenerateRequest,
   ): AsyncGenerator<GenerationChunk, GenerationReport, void> {
     const maxTokens = request.maxTokens ?? DEFAULT_MAX_TOKENS;
@@ -465,9 +556,10 @@ export class Hsd {
     let priorMs = 0;
     if (learn) {
       const started = performance.now();
-      const fresh = !this.planners.has(JSON.stringify({ transform, maxThreshold }));
-      if (adapt && request.plan?.recalibrate) await this.calibrate({ ...request.plan, sampling: request.sampling });
-      online = await this.onlinePlanner(transform, maxThreshold, request.plan ?? {});
+      const fresh = !this.planners.has(plannerKey(transform, maxThreshold));
+      if (adapt && request.plan?.recalibrate)
+        await this.calibrate({ ...request.plan, sampling: request.sampling, signal: request.signal });
+      online = await this.onlinePlanner(transform, maxThreshold, { ...request.plan, signal: request.signal });
       if (fresh) priorMs = performance.now() - started;
     }
     // The plan to run, by level names.
@@ -476,7 +568,7 @@ export class Hsd {
     if (adapt) {
       named = online!.plan;
     } else if (auto) {
-      plan = await this.plan({ ...request.plan, sampling: request.sampling });
+      plan = await this.plan({ ...request.plan, sampling: request.sampling, signal: request.signal });
       named = namedPlan(plan);
     } else {
       const pinned = request.hierarchy as Hierarchy;
@@ -485,7 +577,7 @@ export class Hsd {
       if (thresholds === undefined) {
         // A pinned chain without thresholds: the latency model's best thresholds for it (a full calibration).
         this.resolveChain({ files: pinned.files, thresholds: pinned.files.slice(1).map(() => 1) });
-        plan = await this.plan({ ...request.plan, sampling: request.sampling });
+        plan = await this.plan({ ...request.plan, sampling: request.sampling, signal: request.signal });
         thresholds = this.bestThresholds(plan, pinned.files);
       }
       // Checked (order, names, thresholds), and named as the levels name themselves.
@@ -496,28 +588,43 @@ export class Hsd {
         Number.NaN,
       );
     }
+    const target = this.target.native;
+    const tokens = typeof prompt === "string" ? target.tokenize(prompt, true, false) : this.checkTokens(prompt);
+    const contextSize = Math.min(...this.models.map((m) => m.context.contextSize));
+    const batchSize = Math.min(...this.models.map((m) => m.context.batchSize));
+    const blockOf = (p: NamedPlan) => Math.max(...p.chains.map((c) => c.thresholds.reduce((a, b) => a + b, 0)));
+    // Draft tokens one target pass can score after this prompt (besides the committed text's last token).
+    const room = Math.min(contextSize - tokens.length, batchSize) - 1;
+    if (adapt) {
+      // The plan is the planner's choice, not the user's: near the context's end it shrinks rather than fails.
+      if (tokens.length + 1 > contextSize) throw new PromptTooLongError(tokens.length, contextSize);
+      if (blockOf(named) > room) named = fixedPlan([this.target.info.file], [], Number.NaN);
+    } else {
+      // A chosen plan must fit: a pass that cannot hold its block would end the generation before its first token.
+      for (const chain of named.chains) checkThresholdsFit(chain.thresholds, tokens.length, contextSize, batchSize);
+    }
     for (const m of this.models) m.context.setSampling(transform);
-    const levels = this.allLevels;
-    const levelOf = (name: string) => levels.find((l) => l.name === name)!;
+    const all = this.allLevels;
+    const levelOf = (name: string) => all.find((l) => l.name === name)!;
+    // The levels the decoder may run (and reports): all of them when the plan may change, else the plan's own.
+    const used = new Set(named.chains.flatMap((c) => c.names));
+    const levels = adapt ? all : all.filter((l) => used.has(l.name));
     const bounds = this.lookupCalibration()?.states ?? [0];
     const state = (sequence: Int32Array, committed: number) =>
       stateOf(bounds, this.lookup!.match(sequence, committed).length);
     const initial = online ? online.live(named) : livePlan(named, levelOf, state);
-    const blockOf = (p: NamedPlan) => Math.max(...p.chains.map((c) => c.thresholds.reduce((a, b) => a + b, 0)));
     const decoder = new AdaptiveDecoder({
       greedy: transform.greedy,
       rng: new Rng(seed),
       levels,
       // Room for the blocks of any plan it may switch to (at most two draft levels at T_max, as the policy planner
       // searches) and for the starting plan's own.
-      maxDraftBlock: Math.max(blockOf(named), adapt ? 2 * maxThreshold : 0),
+      maxDraftBlock: Math.max(blockOf(named), adapt ? Math.min(2 * maxThreshold, Math.max(0, room)) : 0),
       initial,
       replan: adapt ? online!.replan : null,
       observer: online?.learner ?? null,
       budget: this.replanner?.background ? 1 : 100,
     });
-    const target = this.target.native;
-    const tokens = target.tokenize(prompt, true, false);
     const vocabulary = {
       isEndOfGeneration: (t: number) => target.isEndOfGeneration(t),
       tokenPiece: (t: number) => target.tokenPiece(t),
@@ -546,7 +653,7 @@ export class Hsd {
         observations: online.learner.observedTotal,
       };
       try {
-        await online.save(new CalibrationCache(), await this.learnedKey(transform, maxThreshold));
+        await online.save(this.cache, await this.learnedKey(transform, maxThreshold));
       } catch {
         // An unwritable cache loses what was learned for the next process, not this generation.
       }
@@ -582,6 +689,18 @@ export class Hsd {
       return i;
     });
     return bestThresholds(input, chain).thresholds;
+  }
+
+  /** A copy of caller-given token ids, each checked against the vocabulary. */
+  private checkTokens(prompt: PromptTokens): Int32Array {
+    const vocabSize = this.target.native.vocabSize;
+    const tokens = Int32Array.from(prompt);
+    for (let i = 0; i < prompt.length; i++) {
+      const t = prompt[i]!;
+      if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
+        throw new InvalidOptionError(`prompt token ${i} is ${t}: token ids are integers in [0, ${vocabSize})`);
+    }
+    return tokens;
   }
 
   /**
@@ -637,6 +756,7 @@ export class Hsd {
       m.context.dispose();
       m.native.dispose();
     }
+    releaseFreedMemory();
   }
 }
 
@@ -670,6 +790,11 @@ function rpcPlacement(
   return { servers, files };
 }
 
+/** Which online planner a generation uses (Hsd.planners). */
+function plannerKey(transform: SamplingTransform, maxThreshold: number): string {
+  return JSON.stringify({ greedy: transform.greedy, maxThreshold });
+}
+
 /** The chain of the state where most steps ran (the report's `hierarchy` for a routed plan). */
 function busiestChain(plan: NamedPlan, routing: RoutingStats | undefined): NamedPlan["chains"][number] {
   if (!routing) return plan.chains[plan.chains.length - 1]!;
@@ -684,18 +809,29 @@ function busiestChain(plan: NamedPlan, routing: RoutingStats | undefined): Named
 export class GenerationRun implements AsyncIterable<GenerationChunk> {
   private finished: GenerationReport | null = null;
   private started = false;
+  private leftEarly = false;
 
   constructor(private readonly source: AsyncGenerator<GenerationChunk, GenerationReport, void>) {}
 
   async *[Symbol.asyncIterator](): AsyncGenerator<GenerationChunk, void, void> {
     if (this.started) throw new HsdError("a generation can be iterated once");
     this.started = true;
-    let step = await this.source.next();
-    while (!step.done) {
-      yield step.value;
+    let step: IteratorResult<GenerationChunk, GenerationReport> | undefined;
+    try {
       step = await this.source.next();
+      while (!step.done) {
+        yield step.value;
+        step = await this.source.next();
+      }
+      this.finished = step.value;
+    } finally {
+      // The consumer left the loop early (break, return or a throw in its body): end the generation now, so that
+      // its finally blocks release the instance for the next generate().
+      if (step && !step.done) {
+        this.leftEarly = true;
+        await this.source.return(undefined as never);
+      }
     }
-    this.finished = step.value;
   }
 
   /** The drain started by reading `result` before anyone iterated (shared by every later read). */
@@ -710,8 +846,38 @@ export class GenerationRun implements AsyncIterable<GenerationChunk> {
         return this.finished!;
       })();
     }
+    if (this.leftEarly)
+      return Promise.reject(
+        new HsdError(
+          "the loop over this generation was left early, which ended it: there is no result (to stop a generation and keep its result, use request.signal)",
+        ),
+      );
     return (
       this.draining ?? Promise.reject(new HsdError("the generation has not finished: await result after the loop"))
     );
   }
+}
+
+/**
+ * The addon's message for a load or context failure: one line, without the path (the caller names it) or the
+ * function names llama.cpp prefixes.
+ */
+function nativeReason(error: unknown, path: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message
+    .replace(`llama.cpp could not load model file '${path}': `, "")
+    .split(`'${path}'`)
+    .join("the file")
+    .replace(/llama_model_load(_from_file_impl)?: (error loading model: |failed to load model)/g, "")
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, 400);
+}
+
+/**
+ * glibc keeps the memory llama.cpp frees with the models in its heap: without this, RSS grew ~0.4 MiB per
+ * open/dispose cycle of the bundled family (test/memory.test.ts). An addon without trimMemory is skipped.
+ */
+function releaseFreedMemory(): void {
+  (loadNative().addon as { trimMemory?: () => boolean }).trimMemory?.();
 }

@@ -13,8 +13,8 @@ import { NgramTable, NgramTableLevel } from "../levels/ngram-table.js";
 import { InvalidOptionError, VocabularyMismatchError } from "../errors.js";
 
 /** Where `hsd ngram build` stores the table of a tokenizer unless told otherwise. */
-export function defaultTablePath(target: Pick<ModelInfo, "vocabFingerprint">): string {
-  return join(defaultCacheDir(), `ngram-${target.vocabFingerprint.slice(0, 24)}.table`);
+export function defaultTablePath(target: Pick<ModelInfo, "vocabFingerprint">, cacheDir = defaultCacheDir()): string {
+  return join(cacheDir, `ngram-${target.vocabFingerprint.slice(0, 24)}.table`);
 }
 
 /**
@@ -23,9 +23,10 @@ export function defaultTablePath(target: Pick<ModelInfo, "vocabFingerprint">): s
 export async function openNgramTable(
   file: string | null | undefined,
   target: Pick<ModelInfo, "vocabFingerprint" | "file">,
+  cacheDir?: string,
 ): Promise<{ level: NgramTableLevel; path: string; size: number; mtimeMs: number } | null> {
   if (file === null) return null;
-  const path = file ?? defaultTablePath(target);
+  const path = file ?? defaultTablePath(target, cacheDir);
   let size: number;
   let mtimeMs: number;
   try {

@@ -54,6 +54,8 @@ export interface OnlinePlannerOptions {
   /** The lookup's state bounds. */
   states: readonly number[];
   replanner: Replanner;
+  /** The clock steps are timed with (tests: a virtual one). */
+  now?: () => number;
 }
 
 export class OnlinePlanner {
@@ -72,6 +74,7 @@ export class OnlinePlanner {
       states: options.states,
       levels: options.levels,
       maxThreshold: options.maxThreshold,
+      ...(options.now ? { now: options.now } : {}),
     });
     this.plan =
       options.plan ?? namedPlan(planFromCalibration(options.prior, options.infos, options.maxThreshold, options.ngram));

@@ -11,7 +11,9 @@ import {
   predictChain,
   type Acceptance,
   type LevelSpec,
+  MeasuredPassCost,
   type PassCosts,
+  type PassCostSample,
   type PlannerInput,
   type PolicyInput,
 } from "../planner/index.js";
@@ -151,11 +153,22 @@ export interface PlanningInputs {
   workload: Workload | null;
 }
 
+/**
+ * The target's costs with the per-step time outside passes added to every pass (each step has exactly one target
+ * pass, so this adds it once per step); its autoregressive cost becomes a steady one-token pass plus it.
+ */
+function withStepOverhead(costs: PassCosts, overheadMs: number): PassCosts {
+  const add = (samples: readonly PassCostSample[]) => samples.map((x) => ({ n: x.n, ms: x.ms + overheadMs }));
+  const hot = add(costs.hot);
+  return { ...costs, hot, cold: add(costs.cold), autoregressiveMs: new MeasuredPassCost(hot).at(1) };
+}
+
 export function planningInputs(
   calibration: Calibration,
   infos: readonly ModelInfo[],
   ngram: NgramMode = "auto",
 ): PlanningInputs {
+  const target = infos.length - 1;
   const models: PlanCandidate[] = infos.map((info, i) => ({
     kind: "model",
     name: info.file,
@@ -163,7 +176,10 @@ export function planningInputs(
     parameters: info.parameterCount,
     fileSize: info.fileSize,
     quantisation: info.quantisation,
-    costs: calibration.models[i]!.costs,
+    costs:
+      i === target && calibration.stepOverheadMs !== undefined
+        ? withStepOverhead(calibration.models[i]!.costs, calibration.stepOverheadMs)
+        : calibration.models[i]!.costs,
   }));
   const workload = ngram === "off" ? null : calibration.workload;
   // Candidates: the lookup first (it costs least), then the models. Model pairs keep their calibrated mean rate;

@@ -6,9 +6,10 @@ import type { ModelInfo } from "../gguf/model-info.js";
 import type { FlashAttention, NativeModel, SamplingTransform } from "../native/types.js";
 import { contextOptions, defaultContextSize } from "../native/model.js";
 import { CALIBRATION_COST_BUDGET_MS, CALIBRATION_COST_ROUNDS, DEFAULT_CALIBRATION_TOKENS } from "../defaults.js";
-import type { PassCosts } from "../planner/costs.js";
-import { CalibrationCache, cacheKey } from "./cache.js";
-import { measureAcceptance, type AcceptanceMeasurement, type Workload } from "./measure.js";
+import type { PassCosts, PassCostSample } from "../planner/costs.js";
+import { median, theilSen } from "../util/stats.js";
+import { CalibrationCache, cacheKey, isAcceptanceMeasurement, isPassCostsList } from "./cache.js";
+import { measureAcceptance, type Workload } from "./measure.js";
 import { ContextLookupLevel } from "../levels/ngram-lookup.js";
 import type { ProposalLevel } from "../levels/level.js";
 import { measureDecodeCosts, passCostsFrom, summariseTimes } from "./decode-costs.js";
@@ -47,6 +48,10 @@ export interface CalibrationOptions {
   lookup?: LookupCalibration | null;
   /** The levels `lookup.others` names, in that order. */
   otherProposals?: ProposalLevel[];
+  /** Stops the measurement between passes with an AbortedError; nothing is cached. */
+  signal?: AbortSignal;
+  /** Cache entries that cannot be used or stored (default: process.emitWarning). */
+  onWarning?: (message: string) => void;
   onProgress?: (event: { phase: "costs" | "acceptance"; done: number; total: number; model?: string }) => void;
 }
 
@@ -62,6 +67,12 @@ export interface Calibration {
   acceptanceFromCache: boolean;
   /** "calibrated": a full calibration; "quick": the quick prior; "learned": estimates learned while generating. */
   source: CalibrationSource;
+  /**
+   * Learned only: the time of a target step outside its passes (engine, generation loop, the consumer of the
+   * stream), in ms; planning adds it to every step (as part of the target's pass). Measured calibrations leave
+   * it out (their steady autoregressive cost already holds the loop's time).
+   */
+  stepOverheadMs?: number;
   transform: SamplingTransform;
   threads: number;
   device: string;
@@ -77,6 +88,28 @@ const QUICK_SIZES = [1, 2, 4, 8];
 const QUICK_PROMPTS = 2;
 const QUICK_CONTINUATION_TOKENS = 16;
 
+/**
+ * The quick prior's costs, smoothed: one timed pass per size is at the mercy of one descheduling, so each curve
+ * becomes the robust line (Theil–Sen) through its points — non-decreasing, at least the smallest pass measured —
+ * and the shape-change extra the median over sizes. Planning while generating replaces them with what the run's
+ * own passes cost (§10).
+ */
+function smoothQuickCosts(costs: PassCosts): PassCosts {
+  const line = (samples: readonly PassCostSample[]): PassCostSample[] => {
+    const fit = theilSen(samples.map((x) => ({ x: x.n, y: x.ms })));
+    const floor = Math.min(...samples.map((x) => x.ms));
+    const slope = Math.max(0, fit.slope);
+    return samples.map((x) => ({ n: x.n, ms: Math.max(floor, fit.intercept + slope * x.n) }));
+  };
+  const extra = costs.reshape.length > 0 ? median(costs.reshape.map((x) => x.ms)) : 0;
+  return {
+    hot: line(costs.hot),
+    cold: line(costs.cold),
+    reshape: costs.reshape.map((x) => ({ n: x.n, ms: extra })),
+    autoregressiveMs: costs.autoregressiveMs,
+  };
+}
+
 /** The context lookup as calibration profiles it: its match lengths and the states (ranges of them). */
 export interface LookupCalibration {
   minMatch: number;
@@ -85,6 +118,19 @@ export interface LookupCalibration {
   states: number[];
   /** Other model-free levels profiled by the same states (a static n-gram table): name and file identity. */
   others?: { name: string; path: string; size: number; mtimeMs: number }[];
+}
+
+/**
+ * The depths the cost passes move through (DecodeCostProbe): lo … hi, plus room for three passes of the largest size.
+ */
+function costPositions(contextLimit: number, maxTokens: number) {
+  const lo = 32;
+  return { lo, hi: Math.min(lo + 160, contextLimit - 2 * maxTokens - 2) };
+}
+
+function fitsCostPasses(contextLimit: number, maxTokens: number): boolean {
+  const { lo, hi } = costPositions(contextLimit, maxTokens);
+  return hi > lo && hi + 3 * maxTokens + 3 <= contextLimit;
 }
 
 async function fileIdentity(path: string) {
@@ -117,7 +163,7 @@ async function calibrateOrCached(
   options: CalibrationOptions,
   measure: boolean,
 ): Promise<Calibration | null> {
-  const cache = options.cache ?? new CalibrationCache();
+  const cache = options.cache ?? new CalibrationCache(undefined, options.onWarning);
   const target = models[models.length - 1]!;
   const quick = options.quick ?? false;
   const prompts =
@@ -149,14 +195,20 @@ async function calibrateOrCached(
     maxTokens,
     ...(quick ? { quick } : {}),
   });
-  let costs = options.recalibrate ? null : await cache.get<PassCosts[]>("costs", costKey);
+  let costs = options.recalibrate ? null : await cache.get("costs", costKey, isPassCostsList(models.length));
   const costsFromCache = costs !== null;
   const rounds = options.costRounds ?? (quick ? 1 : CALIBRATION_COST_ROUNDS);
   if (!costs && !measure) return null;
   if (!costs) {
-    const lo = 32;
     const contextLimit = Math.min(...models.map((m) => defaultContextSize(m.native)));
-    const hi = Math.min(lo + 160, contextLimit - 2 * maxTokens - 2);
+    const { lo, hi } = costPositions(contextLimit, maxTokens);
+    if (!fitsCostPasses(contextLimit, maxTokens)) {
+      let largest = maxTokens;
+      while (largest > 1 && !fitsCostPasses(contextLimit, largest)) largest--;
+      throw new InvalidOptionError(
+        `--max-threshold ${options.maxThreshold} (maxThreshold) is too large for the models' ${contextLimit}-token context: calibration times passes of up to ${maxTokens} tokens at many depths; use at most ${Math.max(1, largest - 2)}`,
+      );
+    }
     const times = await measureDecodeCosts(
       models.map((m) => m.native),
       {
@@ -173,10 +225,12 @@ async function calibrateOrCached(
         flashAttention: options.flashAttention,
         transform: options.transform,
         seed,
+        signal: options.signal,
         onRound: (done, total) => options.onProgress?.({ phase: "costs", done, total }),
       },
     );
     costs = passCostsFrom(summariseTimes(times));
+    if (quick) costs = costs.map(smoothQuickCosts);
     await cache.put("costs", costKey, costs);
   } else {
     options.onProgress?.({ phase: "costs", done: rounds, total: rounds });
@@ -198,7 +252,9 @@ async function calibrateOrCached(
     seed,
     lookup: lookup ? { ...lookup, maxThreshold: options.maxThreshold } : null,
   });
-  let measured = options.recalibrate ? null : await cache.get<AcceptanceMeasurement>("acceptance", acceptanceKey);
+  let measured = options.recalibrate
+    ? null
+    : await cache.get("acceptance", acceptanceKey, isAcceptanceMeasurement(models.length));
   const acceptanceFromCache = measured !== null;
   if (!measured && !measure) return null;
   if (!measured) {
@@ -218,7 +274,7 @@ async function calibrateOrCached(
     try {
       let done = 0;
       const level = lookup ? new ContextLookupLevel(target.native.vocabSize, lookup) : null;
-      measured = measureAcceptance(
+      measured = await measureAcceptance(
         models.map((m) => m.native),
         contexts,
         promptTokens,
@@ -226,6 +282,7 @@ async function calibrateOrCached(
         {
           continuationTokens,
           seed,
+          signal: options.signal,
           ...(level
             ? {
                 lookup: {

@@ -31,6 +31,7 @@ import { NativeLevel } from "../levels/native-model.js";
 import { makeRng, Rng, shuffle } from "../util/rng.js";
 import { median, trimmedMean } from "../util/stats.js";
 import { InvalidOptionError } from "../errors.js";
+import { yieldOrAbort } from "../util/yield.js";
 
 export interface DecodeCostOptions {
   /** Largest n measured (the planner's T_max + 2). */
@@ -46,6 +47,8 @@ export interface DecodeCostOptions {
   seed?: number;
   /** Pass sizes to time (default: calibrationSizes(maxN)); others are interpolated. */
   sizes?: readonly number[];
+  /** Stops the measurement (AbortedError) between passes. */
+  signal?: AbortSignal;
 }
 
 export interface CostTables {
@@ -290,6 +293,7 @@ export class DecodeCostProbe {
           // Autoregressive decoding: steps 3 … 12 of the engine decoding m alone (ten samples: it is one
           // number per model, and the whole of the no-draft prediction).
           if (n === 1) for (const ms of await this.decodeAlone(m, 12)) record("steady", ms);
+          await yieldOrAbort(this.options.signal, "the pass-cost calibration");
         }
       }
       if (r + 1 >= minRounds && r + 1 < rounds && performance.now() - started > budgetMs) {

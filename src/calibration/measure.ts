@@ -18,6 +18,7 @@ import { DistributionRows } from "../levels/level.js";
 import type { ContextLookupLevel } from "../levels/ngram-lookup.js";
 import type { ProposalLevel } from "../levels/level.js";
 import { sampleRow } from "../engine/sampling.js";
+import { yieldOrAbort } from "../util/yield.js";
 
 export interface AcceptanceMeasureOptions {
   /** Tokens the target generates after each prompt; acceptance is averaged over them. */
@@ -28,6 +29,7 @@ export interface AcceptanceMeasureOptions {
    * other model-free levels to profile by the same states (a static n-gram table).
    */
   lookup?: { level: ContextLookupLevel; states: readonly number[]; maxThreshold: number; others?: ProposalLevel[] };
+  signal?: AbortSignal;
 }
 
 /** What calibration knows about steps that start in one state (or in any, for `overall`). */
@@ -150,14 +152,14 @@ const STATE_PRIOR = 4;
  * a[lo][hi] for every ordered pair of models lo < hi (the mean over positions), and with `options.lookup` the
  * per-state profiles of the candidates [lookup, models …].
  */
-export function measureAcceptance(
+export async function measureAcceptance(
   models: readonly NativeModel[],
   contexts: readonly NativeContext[],
   prompts: readonly Int32Array[],
   transform: SamplingTransform,
   options: AcceptanceMeasureOptions,
   onStep?: () => void,
-): AcceptanceMeasurement {
+): Promise<AcceptanceMeasurement> {
   const k = models.length;
   const vocab = models[k - 1]!.vocabSize;
   const L = options.continuationTokens;
@@ -258,6 +260,7 @@ export function measureAcceptance(
     }
     for (const c of contexts) c.truncate(0);
     onStep?.();
+    await yieldOrAbort(options.signal, "the acceptance calibration");
   }
   const acceptance = sums.map((row) => Array.from(row, (s) => s / positions));
   if (!lookup) return { acceptance, workload: null };

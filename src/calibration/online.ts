@@ -19,7 +19,7 @@ import { MeasuredPassCost } from "../planner/costs.js";
 
 /** Observations per cell over which old data fades: a running mean weights the last ~FORGET observations. */
 export const FORGET = 64;
-/** An observation above this multiple of its cell's mean (once the cell has 4) counts as this multiple: a descheduled pass. */
+/** An observation above this multiple of its cell's current estimate counts as this multiple: a descheduled pass. */
 const OUTLIER = 4;
 /** Pseudo-observations of the prior in every acceptance and proposal-length estimate. */
 const PRIOR_WEIGHT = 8;
@@ -28,12 +28,16 @@ const PRIOR_WEIGHT = 8;
 class RunningMean {
   mean = 0;
   count = 0;
-  add(x: number): void {
-    if (this.count >= 4 && x > OUTLIER * this.mean) x = OUTLIER * this.mean;
+  /** Add x, clipped at OUTLIER × `reference` (the current estimate) when given. */
+  add(x: number, reference?: number): void {
+    if (reference !== undefined && x > OUTLIER * reference) x = OUTLIER * reference;
     this.count++;
     this.mean += (x - this.mean) * Math.max(1 / this.count, 1 / FORGET);
   }
 }
+
+/** Pseudo-observations of the prior (scaled) in a pass-cost cell: one pass does not replace it outright. */
+const PRIOR_COST_WEIGHT = 2;
 
 /** Decayed counts: every new observation first multiplies the old ones by (1 - 1/FORGET). */
 class FadingCounts {
@@ -82,7 +86,8 @@ function shrunkLaw(counts: ArrayLike<number>, prior: readonly number[]): number[
   let n = 0;
   for (let k = 0; k < counts.length; k++) n += counts[k]!;
   if (n === 0) return [...prior];
-  return prior.map((p, k) => ((counts[k] ?? 0) + PRIOR_WEIGHT * p) / (n + PRIOR_WEIGHT));
+  const length = Math.max(counts.length, prior.length);
+  return Array.from({ length }, (_, k) => ((counts[k] ?? 0) + PRIOR_WEIGHT * (prior[k] ?? 0)) / (n + PRIOR_WEIGHT));
 }
 
 export interface OnlineOptions {
@@ -93,6 +98,8 @@ export interface OnlineOptions {
   /** Levels in candidate order: model-free levels first, then the models, the target last. */
   levels: readonly Level[];
   maxThreshold: number;
+  /** The clock steps are timed with (default performance.now; tests pass the decoder's virtual clock). */
+  now?: () => number;
 }
 
 export class OnlineCalibration implements DecoderObserver {
@@ -110,6 +117,15 @@ export class OnlineCalibration implements DecoderObserver {
   private state = 0;
   /** The generation being observed: its text, where the prompt ends, how much is committed. */
   private text: { sequence: Int32Array; promptLength: number; committed: number } | null = null;
+  /** The prior's cost curves per model (read on every pass). */
+  private readonly priorCurves: { hot: MeasuredPassCost; cold: MeasuredPassCost }[];
+  /** Shadow proposals waiting for the text that decides them (shadowPropose). */
+  private shadows: { q: number; target: number; state: number; at: number; tokens: Int32Array }[] = [];
+  /** Per-step time outside the passes (see step()). */
+  private readonly overhead = new RunningMean();
+  private cycleStart: number | null = null;
+  private passMsInCycle = 0;
+  private readonly now: () => number;
   /** Observations since the last snapshot (so callers can tell whether anything was learned), and in all. */
   observed = 0;
   observedTotal = 0;
@@ -118,6 +134,11 @@ export class OnlineCalibration implements DecoderObserver {
     private prior: Calibration,
     readonly options: OnlineOptions,
   ) {
+    this.now = options.now ?? (() => performance.now());
+    this.priorCurves = prior.models.map((pm) => ({
+      hot: new MeasuredPassCost(pm.costs.hot),
+      cold: new MeasuredPassCost(pm.costs.cold),
+    }));
     options.levels.forEach((l, i) => this.index.set(l, i));
     this.proposals = options.levels.filter((l) => l.kind === "proposal").length;
     const models = options.levels.length - this.proposals;
@@ -141,17 +162,72 @@ export class OnlineCalibration implements DecoderObserver {
   /** A generation starts: its text is what later steps' states and the walk's paths are read from. */
   begin(sequence: Int32Array, promptLength: number): void {
     this.text = { sequence, promptLength, committed: promptLength };
+    this.cycleStart = null;
+    this.shadows = [];
+  }
+
+  /**
+   * Model-free levels are observed even in steps that do not run them (a "shadow" proposal): a proposal is a
+   * point mass, so its acceptance by the target, p(x | prefix), is the probability that the target's next token is
+   * x — and the committed text has the target's law whatever chain wrote it (§3). So [committed token = x] is an
+   * unbiased verdict of the pair (level, target) at that position, at the cost of a lookup. Positions after the
+   * first are verdicts given the earlier ones matched, as the formula's rates by position are.
+   */
+  private shadowPropose(state: number, committed: number, running: readonly Level[]): void {
+    const sequence = this.text!.sequence;
+    const target = this.options.levels.length - 1;
+    for (let q = 0; q < this.proposals; q++) {
+      const level = this.options.levels[q]!;
+      if (level.kind !== "proposal") continue;
+      // Running straight into the target, the step records the real verdicts; in a chain it records its proposal.
+      if (running.length === 2 && running[0] === level) continue;
+      const max = Math.min(this.options.maxThreshold, sequence.length - committed);
+      if (max < 1) continue;
+      const n = level.propose(sequence, committed, max);
+      if (!running.includes(level)) {
+        const counts = this.available[state]![q]!;
+        counts.fade();
+        counts.values[Math.min(n, counts.values.length - 1)]! += 1;
+      }
+      if (n > 0)
+        this.shadows.push({ q, target, state, at: committed, tokens: sequence.slice(committed, committed + n) });
+    }
+  }
+
+  /** Shadow proposals whose outcome the committed text now decides become verdicts. */
+  private settleShadows(committed: number): void {
+    const sequence = this.text!.sequence;
+    this.shadows = this.shadows.filter((sh) => {
+      let j = 0;
+      while (j < sh.tokens.length && sh.at + j < committed && sequence[sh.at + j] === sh.tokens[j]) j++;
+      if (j < sh.tokens.length && sh.at + j >= committed) return true; // not decided yet
+      this.verdictCounts[sh.state]![sh.q]![sh.target]?.add(sh.tokens.length, j);
+      this.observed++;
+      this.observedTotal++;
+      return false;
+    });
   }
 
   /** A step starts in `state` with `committed` tokens of text. */
-  step(state: number, committed: number): void {
+  step(state: number, committed: number, running: readonly Level[] = []): void {
     this.state = state;
-    if (this.text) this.text.committed = committed;
+    if (this.text) {
+      this.text.committed = committed;
+      this.settleShadows(committed);
+      this.shadowPropose(state, committed, running);
+    }
+    // The time from one step's start to the next's, less its passes: the engine's and the generation loop's own
+    // time per step (sampling, verification, streaming the text, the consumer's handling of each chunk).
+    const now = this.now();
+    if (this.cycleStart !== null) this.overhead.add(Math.max(0, now - this.cycleStart - this.passMsInCycle));
+    this.cycleStart = now;
+    this.passMsInCycle = 0;
   }
 
   pass(level: Level, tokens: number, ms: number): void {
     const i = this.index.get(level);
     if (i === undefined || tokens < 1) return;
+    this.passMsInCycle += ms;
     const m = i - this.proposals;
     const cold = this.lastLevel !== null && this.lastLevel !== level;
     const reshaped = this.lastSize.has(level) && this.lastSize.get(level) !== tokens;
@@ -160,12 +236,13 @@ export class OnlineCalibration implements DecoderObserver {
     // A pass beyond the sizes planned with (a catch-up after many skipped steps) says nothing about those sizes.
     if (tokens > this.hot[m]!.length - 1) return;
     const n = tokens;
+    const kind = cold ? "cold" : "hot";
+    const base = this.estimate(m, n, kind, this.scale(m));
     if (reshaped) {
-      // The extra over the same-size estimate (prior where nothing was observed yet).
-      const base = this.estimate(m, n, cold ? "cold" : "hot");
-      this.reshape[m]![n]!.add(Math.max(0, ms - base));
+      // The extra over the same-size estimate.
+      this.reshape[m]![n]!.add(Math.max(0, ms - base), base);
     } else {
-      (cold ? this.cold : this.hot)[m]![n]!.add(ms);
+      (cold ? this.cold : this.hot)[m]![n]!.add(ms, base);
     }
     this.observed++;
     this.observedTotal++;
@@ -192,12 +269,16 @@ export class OnlineCalibration implements DecoderObserver {
     this.observedTotal++;
   }
 
-  /** The current estimate of one cost cell (the prior, scaled by what the model's observed cells say). */
-  private estimate(m: number, n: number, kind: "hot" | "cold"): number {
-    const cell = (kind === "hot" ? this.hot : this.cold)[m]![n]!;
-    if (cell.count > 0) return cell.mean;
-    const prior = this.prior.models[m]!.costs;
-    return this.scale(m) * new MeasuredPassCost(kind === "hot" ? prior.hot : prior.cold).at(n);
+  /**
+   * The current estimate of one cost cell: its observed mean, blended with the prior scaled by what the model's
+   * observed cells say (PRIOR_COST_WEIGHT pseudo-passes), which alone stands for sizes not seen yet.
+   */
+  private estimate(m: number, n: number, kind: "hot" | "cold", scale: number): number {
+    const cell = (kind === "hot" ? this.hot : this.cold)[m]![n];
+    const fromPrior = scale * this.priorCurves[m]![kind].at(n);
+    if (!cell || cell.count === 0) return fromPrior;
+    const w = Math.min(cell.count, FORGET);
+    return (w * cell.mean + PRIOR_COST_WEIGHT * fromPrior) / (w + PRIOR_COST_WEIGHT);
   }
 
   /**
@@ -205,14 +286,13 @@ export class OnlineCalibration implements DecoderObserver {
    * sizes move with it, as a busier machine slows every pass.
    */
   private scale(m: number): number {
-    const prior = this.prior.models[m]!.costs;
     let num = 0;
     let den = 0;
     for (const [kind, cells] of [
       ["hot", this.hot[m]!],
       ["cold", this.cold[m]!],
     ] as const) {
-      const curve = new MeasuredPassCost(kind === "hot" ? prior.hot : prior.cold);
+      const curve = this.priorCurves[m]![kind];
       cells.forEach((c, n) => {
         if (n < 1 || c.count === 0) return;
         const w = Math.min(c.count, FORGET);
@@ -231,14 +311,8 @@ export class OnlineCalibration implements DecoderObserver {
       const scale = this.scale(m);
       const curve = (kind: "hot" | "cold", samples: PassCostSample[]): PassCostSample[] => {
         const cells = (kind === "hot" ? this.hot : this.cold)[m]!;
-        const priorCurve = new MeasuredPassCost(samples);
         const ns = new Set([...samples.map((s) => s.n), ...cells.flatMap((c, n) => (n > 0 && c.count > 0 ? [n] : []))]);
-        return [...ns]
-          .sort((a, b) => a - b)
-          .map((n) => {
-            const c = cells[n];
-            return { n, ms: c && c.count > 0 ? c.mean : scale * priorCurve.at(n) };
-          });
+        return [...ns].sort((a, b) => a - b).map((n) => ({ n, ms: this.estimate(m, n, kind, scale) }));
       };
       const reshapePrior = new MeasuredPassCost(pm.costs.reshape);
       const costs: PassCosts = {
@@ -259,6 +333,7 @@ export class OnlineCalibration implements DecoderObserver {
       workload: prior.workload ? this.workload(prior.workload) : null,
       acceptanceFromCache: false,
       source: "learned",
+      stepOverheadMs: this.overhead.count > 0 ? this.overhead.mean : (prior.stepOverheadMs ?? 0),
     };
   }
 

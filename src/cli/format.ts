@@ -131,11 +131,12 @@ export function formatRunSummary(result: GenerationReport): string {
 }
 
 /** A progress bar on stderr when it is a terminal; one line per finished phase otherwise. */
-export function progressReporter(): NonNullable<CalibrationOptions["onProgress"]> {
+/** A calibration progress bar on stderr; `stop()` clears it (and shows the cursor again) when a run is interrupted. */
+export function progressReporter(): NonNullable<CalibrationOptions["onProgress"]> & { stop(): void } {
   const tty = process.stderr.isTTY === true;
   let bar: cliProgress.SingleBar | null = null;
   let phase = "";
-  return (event) => {
+  const report: NonNullable<CalibrationOptions["onProgress"]> = (event) => {
     if (event.phase !== phase) {
       bar?.stop();
       bar = null;
@@ -159,4 +160,10 @@ export function progressReporter(): NonNullable<CalibrationOptions["onProgress"]
       if (!tty) process.stderr.write(`calibrating ${event.phase}: done (${event.total} steps)\n`);
     }
   };
+  return Object.assign(report, {
+    stop() {
+      bar?.stop();
+      bar = null;
+    },
+  });
 }

@@ -3,18 +3,24 @@
 //   hsd run "Once upon a time"         stream text from the bundled family, hierarchy chosen automatically
 //   hsd plan --models DIR              what would be used, and why (measured costs, acceptance, prediction)
 //   hsd calibrate --models DIR         measure now and cache
+//   hsd serve                          an OpenAI-compatible HTTP server on 127.0.0.1:8080
+//   hsd chat                           an interactive chat with the model's chat template
 
 import { Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
 import { Hsd, type Hierarchy, type PlanRequest } from "../api/hsd.js";
 import type { NgramMode } from "../api/plan.js";
-import { InvalidOptionError } from "../errors.js";
+import { AbortedError, InvalidOptionError } from "../errors.js";
 import { toSnakeCaseJson } from "./json.js";
 import { buildNgramTable } from "../api/ngram.js";
 import { parseRpcEndpoints } from "../rpc/endpoints.js";
 import { DEFAULT_CALIBRATION_TOKENS, DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS } from "../defaults.js";
 import type { SamplingSettings } from "../api/sampling.js";
 import { formatPlan, formatRunSummary, progressReporter } from "./format.js";
+import { serve } from "./serve.js";
+import { chat } from "./chat.js";
+import { ChatFormat } from "../chat/template.js";
+import { DEFAULT_BODY_LIMIT, DEFAULT_HOST, DEFAULT_MAX_QUEUE, DEFAULT_PORT } from "../server/server.js";
 
 const int = (name: string, min: number) => (value: string) => {
   const n = Number(value);
@@ -24,6 +30,11 @@ const int = (name: string, min: number) => (value: string) => {
 const num = (name: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+const nonNegative = (name: string, hint: string) => (value: string) => {
+  const n = num(name)(value);
+  if (n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0 (${hint})`);
   return n;
 };
 const list = (value: string) =>
@@ -54,8 +65,8 @@ interface CommonOptions extends Omit<SamplingSettings, "seed"> {
   rpcTimeout?: number;
 }
 
-function withCommon(command: Command): Command {
-  return command
+function withCommon(command: Command, { json = true } = {}): Command {
+  command
     .option("--models <dir>", "folder of GGUF models sharing a tokenizer (default: the bundled family)")
     .option("--target <file>", "the target model (default: the largest compatible model)")
     .option(
@@ -75,7 +86,7 @@ function withCommon(command: Command): Command {
       },
     )
     .option("--greedy", "greedy decoding (the target's argmax at every step)")
-    .option("--temperature <x>", "sampling temperature (0 = greedy)", num("--temperature"))
+    .option("--temperature <x>", "sampling temperature (0 = greedy)", nonNegative("--temperature", "0 = greedy"))
     .option("--top-k <n>", "keep the k most probable tokens (0 = off)", int("--top-k", 0))
     .option("--top-p <x>", "nucleus sampling mass (1 = off)", num("--top-p"))
     .option("--min-p <x>", "drop tokens below min-p times the top probability (0 = off)", num("--min-p"))
@@ -122,8 +133,8 @@ function withCommon(command: Command): Command {
       "--rpc-timeout <ms>",
       "with --rpc: how long one remote pass may take before the servers count as not answering (default 30000)",
       int("--rpc-timeout", 100),
-    )
-    .option("--json", "print one JSON object instead of text for people");
+    );
+  return json ? command.option("--json", "print one JSON object instead of text for people") : command;
 }
 
 /** The sampling flags (unset ones stay undefined: toTransform applies the defaults). */
@@ -132,7 +143,11 @@ function sampling(o: CommonOptions): SamplingSettings {
 }
 
 /** The planning request every command makes from the same flags. */
-async function planRequest(o: CommonOptions, onProgress?: PlanRequest["onProgress"]): Promise<PlanRequest> {
+async function planRequest(
+  o: CommonOptions,
+  onProgress?: PlanRequest["onProgress"],
+  signal?: AbortSignal,
+): Promise<PlanRequest> {
   return {
     sampling: sampling(o),
     prompts: await calibrationPrompts(o),
@@ -140,7 +155,44 @@ async function planRequest(o: CommonOptions, onProgress?: PlanRequest["onProgres
     maxThreshold: o.maxThreshold,
     recalibrate: o.recalibrate,
     onProgress,
+    signal,
   };
+}
+
+interface HierarchyOptions {
+  hierarchy: string;
+  thresholds?: string[];
+}
+
+/** --hierarchy and --thresholds (run, serve and chat). */
+function withHierarchy(command: Command): Command {
+  return command
+    .option("--hierarchy <files>", "auto, or comma-separated model files smallest first ending with the target", "auto")
+    .option(
+      "--thresholds <list>",
+      "with --hierarchy FILES: one block length per draft model, e.g. 4,3 (default: the latency model's best)",
+      list,
+    );
+}
+
+/** The hierarchy the flags ask for, as the API takes it. */
+function hierarchyFrom(o: HierarchyOptions): "auto" | Hierarchy {
+  if (o.hierarchy === "auto") {
+    if (o.thresholds !== undefined)
+      throw new InvalidOptionError(
+        "--thresholds needs --hierarchy FILES (with --hierarchy auto the optimiser picks them)",
+      );
+    return "auto";
+  }
+  const files = list(o.hierarchy);
+  if (o.thresholds === undefined) return { files }; // the latency model's best thresholds for this chain
+  const thresholds = o.thresholds.map((t) => int("--thresholds", 1)(t));
+  if (thresholds.length !== files.length - 1) {
+    throw new InvalidOptionError(
+      `--hierarchy names ${files.length} models, so --thresholds needs ${files.length - 1} numbers, got ${thresholds.length}`,
+    );
+  }
+  return { files, thresholds };
 }
 
 async function open(o: CommonOptions): Promise<Hsd> {
@@ -159,7 +211,68 @@ async function open(o: CommonOptions): Promise<Hsd> {
     rpcLevels:
       o.rpcLevels === undefined || o.rpcLevels === "target" || o.rpcLevels === "all" ? o.rpcLevels : list(o.rpcLevels),
     rpcTimeoutMs: o.rpcTimeout,
+    onWarning: (message) => process.stderr.write(`hsd: warning: ${message}\n`),
   });
+}
+
+/**
+ * Ctrl-C: the first one stops the work at the next pass (a run still prints what it generated and its summary; a
+ * calibration is dropped), exit code 130; a second one exits at once. Returns the function that removes the handler.
+ */
+function stopOnInterrupt(controller: AbortController): () => void {
+  let interrupts = 0;
+  const handler = () => {
+    if (++interrupts > 1) process.exit(130);
+    process.stderr.write("\nhsd: stopping at the next pass (Ctrl-C again to quit at once)\n");
+    controller.abort();
+  };
+  process.on("SIGINT", handler);
+  return () => process.off("SIGINT", handler);
+}
+
+/**
+ * Aborted when stdout's reader has gone (`hsd run … | head -c 5`): nothing more is written, a run stops at the next
+ * target pass and the command ends quietly with exit code 0, as a well-behaved filter does.
+ */
+const stdoutGone = new AbortController();
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE" && !stdoutGone.signal.aborted) {
+    process.stderr.write(`hsd: cannot write to stdout (${error.code ?? error.message})\n`);
+    process.exitCode = 1;
+  }
+  stdoutGone.abort();
+});
+
+function print(text: string): void {
+  if (!stdoutGone.signal.aborted) process.stdout.write(text);
+}
+
+/** The prompt: the argument, stdin for "-", or --prompt-file's contents (one trailing newline dropped). */
+async function readPrompt(argument: string | undefined, file: string | undefined): Promise<string> {
+  if (argument !== undefined && file !== undefined)
+    throw new InvalidOptionError("give the prompt once: as an argument, as - (stdin) or with --prompt-file FILE");
+  let text: string;
+  if (file !== undefined) {
+    try {
+      text = await readFile(file, "utf8");
+    } catch (error) {
+      throw new InvalidOptionError(
+        `--prompt-file ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? error})`,
+      );
+    }
+  } else if (argument === "-") {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    text = Buffer.concat(chunks).toString("utf8");
+  } else if (argument === undefined) {
+    throw new InvalidOptionError(
+      'no prompt: give the text to continue (hsd run "Once upon a time"), - to read it from stdin, or --prompt-file FILE',
+    );
+  } else {
+    return argument;
+  }
+  // What echo, a heredoc or an editor put at the end of the text is not part of the prompt.
+  return text.replace(/\r?\n$/, "");
 }
 
 async function calibrationPrompts(o: CommonOptions): Promise<string[] | undefined> {
@@ -182,7 +295,7 @@ async function calibrationPrompts(o: CommonOptions): Promise<string[] | undefine
 
 /** One JSON object on stdout, in the CLI's snake_case (cli/json.ts). */
 function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(toSnakeCaseJson(value)) + "\n");
+  print(JSON.stringify(toSnakeCaseJson(value)) + "\n");
 }
 
 const program = new Command()
@@ -191,15 +304,12 @@ const program = new Command()
   .showHelpAfterError(false)
   .configureOutput({ outputError: (message, write) => write(`hsd: ${message.replace(/^error: /, "").trim()}\n`) });
 
-withCommon(program.command("run").description("generate text (streams; --json prints one object at the end)"))
-  .argument("<prompt>", "the prompt")
+withHierarchy(
+  withCommon(program.command("run").description("generate text (streams; --json prints one object at the end)")),
+)
+  .argument("[prompt]", 'the prompt ("-": read it from stdin)')
+  .option("--prompt-file <file>", "read the prompt from this file")
   .option("--max-tokens <n>", "tokens to generate at most", int("--max-tokens", 1), DEFAULT_MAX_TOKENS)
-  .option("--hierarchy <files>", "auto, or comma-separated model files smallest first ending with the target", "auto")
-  .option(
-    "--thresholds <list>",
-    "with --hierarchy FILES: one block length per draft model, e.g. 4,3 (default: the latency model's best)",
-    list,
-  )
   .option(
     "--no-adapt",
     "with --hierarchy auto: plan once from a full calibration and keep that plan (benchmarks); by default the plan is re-chosen while generating, from estimates that learn from every pass",
@@ -212,42 +322,28 @@ withCommon(program.command("run").description("generate text (streams; --json pr
   )
   .action(
     async (
-      prompt: string,
+      argument: string | undefined,
       o: CommonOptions & {
         maxTokens: number;
         hierarchy: string;
         thresholds?: string[];
         stop?: string[];
         adapt: boolean;
+        promptFile?: string;
       },
     ) => {
+      const prompt = await readPrompt(argument, o.promptFile);
       if (prompt.trim().length === 0)
         throw new InvalidOptionError('the prompt is empty: give the text to continue, e.g. hsd run "Once upon a time"');
-      let hierarchy: "auto" | Hierarchy = "auto";
-      if (o.hierarchy !== "auto") {
-        const files = list(o.hierarchy);
-        if (o.thresholds === undefined) {
-          hierarchy = { files }; // the latency model's best thresholds for this chain
-        } else {
-          const thresholds = o.thresholds.map((t) => int("--thresholds", 1)(t));
-          if (thresholds.length !== files.length - 1) {
-            throw new InvalidOptionError(
-              `--hierarchy names ${files.length} models, so --thresholds needs ${files.length - 1} numbers, got ${thresholds.length}`,
-            );
-          }
-          hierarchy = { files, thresholds };
-        }
-      } else if (o.thresholds !== undefined) {
-        throw new InvalidOptionError(
-          "--thresholds needs --hierarchy FILES (with --hierarchy auto the optimiser picks them)",
-        );
-      }
+      const hierarchy = hierarchyFrom(o);
       const hsd = await open(o);
       const controller = new AbortController();
-      const onSignal = () => controller.abort();
-      process.once("SIGINT", onSignal);
+      const removeHandler = stopOnInterrupt(controller);
+      const onStdoutGone = () => controller.abort();
+      stdoutGone.signal.addEventListener("abort", onStdoutGone);
+      const progress = progressReporter();
       try {
-        const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
+        const { sampling: settings, signal, ...plan } = await planRequest(o, progress, controller.signal);
         const run = hsd.generate(prompt, {
           maxTokens: o.maxTokens,
           sampling: settings,
@@ -255,20 +351,23 @@ withCommon(program.command("run").description("generate text (streams; --json pr
           ...(hierarchy === "auto" ? { adapt: o.adapt } : {}),
           plan,
           stop: o.stop,
-          signal: controller.signal,
+          signal,
         });
-        if (!o.json) for await (const chunk of run) process.stdout.write(chunk.text);
+        if (!o.json) for await (const chunk of run) print(chunk.text);
         const result = await run.result;
+        if (stdoutGone.signal.aborted) return;
         if (o.json) {
           const { text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned, online } = result;
           printJson({ text, tokens, stopReason, seed, hierarchy: used, policy, stats, plan: planned, online });
         } else {
-          process.stdout.write("\n");
+          print("\n");
           process.stderr.write(formatRunSummary(result) + "\n");
         }
         if (result.stopReason === "aborted") process.exitCode = 130;
       } finally {
-        process.off("SIGINT", onSignal);
+        progress.stop();
+        removeHandler();
+        stdoutGone.signal.removeEventListener("abort", onStdoutGone);
         await hsd.dispose();
       }
     },
@@ -280,12 +379,17 @@ withCommon(
     .description("show the candidates, the measured costs and acceptance, and the hierarchy the optimiser picks"),
 ).action(async (o: CommonOptions) => {
   const hsd = await open(o);
+  const controller = new AbortController();
+  const removeHandler = stopOnInterrupt(controller);
+  const progress = o.json ? undefined : progressReporter();
   try {
-    const plan = await hsd.plan(await planRequest(o, o.json ? undefined : progressReporter()));
+    const plan = await hsd.plan(await planRequest(o, progress, controller.signal));
     const rejected = hsd.rejected.map((r) => ({ file: r.path, reason: r.reason }));
     if (o.json) printJson({ ...plan, rejected });
-    else process.stdout.write(formatPlan(plan, rejected) + "\n");
+    else print(formatPlan(plan, rejected) + "\n");
   } finally {
+    progress?.stop();
+    removeHandler();
     await hsd.dispose();
   }
 });
@@ -294,19 +398,22 @@ withCommon(
   program.command("calibrate").description("measure pass costs and acceptance on this machine and cache them"),
 ).action(async (o: CommonOptions) => {
   const hsd = await open(o);
+  const controller = new AbortController();
+  const removeHandler = stopOnInterrupt(controller);
+  const progress = progressReporter();
   try {
-    const calibration = await hsd.calibrate(await planRequest(o, progressReporter()));
+    const calibration = await hsd.calibrate(await planRequest(o, progress, controller.signal));
     if (o.json) printJson(calibration);
     else {
-      process.stdout.write(
+      print(
         `calibrated ${calibration.models.length} models on ${calibration.device}, ${calibration.threads} thread(s), ${calibration.transform.greedy ? "greedy" : "sampling"}\n`,
       );
       for (const m of calibration.models)
-        process.stdout.write(
-          `  ${m.file}: c(1) = ${m.costs.hot[0]!.ms.toFixed(3)} ms${m.fromCache ? " (cached)" : ""}\n`,
-        );
+        print(`  ${m.file}: c(1) = ${m.costs.hot[0]!.ms.toFixed(3)} ms${m.fromCache ? " (cached)" : ""}\n`);
     }
   } finally {
+    progress.stop();
+    removeHandler();
     await hsd.dispose();
   }
 });
@@ -362,9 +469,105 @@ withCommon(
     },
   );
 
+withHierarchy(
+  withCommon(
+    program
+      .command("serve")
+      .description(
+        "an OpenAI-compatible HTTP server: /v1/completions, /v1/chat/completions (streamed or not), /v1/models, /health",
+      ),
+    { json: false },
+  ),
+)
+  .option(
+    "--host <address>",
+    "address to listen on (anything but 127.0.0.1, e.g. 0.0.0.0, opens the server to the network)",
+    DEFAULT_HOST,
+  )
+  .option("--port <n>", "port (0 = any free port; the log line says which)", int("--port", 0), DEFAULT_PORT)
+  .option("--api-key <key>", "require 'Authorization: Bearer KEY' on /v1/* (default: $HSD_API_KEY; none if unset)")
+  .option(
+    "--max-queue <n>",
+    "requests that may wait behind the running one; more get 503",
+    int("--max-queue", 0),
+    DEFAULT_MAX_QUEUE,
+  )
+  .option("--body-limit <bytes>", "largest request body", int("--body-limit", 1024), DEFAULT_BODY_LIMIT)
+  .option(
+    "--max-tokens <n>",
+    "tokens per request that does not set max_tokens (default: until the end of generation or of the context)",
+    int("--max-tokens", 1),
+  )
+  .action(
+    async (
+      o: CommonOptions &
+        HierarchyOptions & {
+          host: string;
+          port: number;
+          apiKey?: string;
+          maxQueue: number;
+          bodyLimit: number;
+          maxTokens?: number;
+        },
+    ) => {
+      if (o.port > 65535) throw new InvalidOptionError(`--port must be at most 65535, got ${o.port}`);
+      const hierarchy = hierarchyFrom(o);
+      const hsd = await open(o);
+      try {
+        const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
+        await serve(hsd, {
+          host: o.host,
+          port: o.port,
+          apiKey: o.apiKey ?? process.env.HSD_API_KEY,
+          maxQueue: o.maxQueue,
+          bodyLimit: o.bodyLimit,
+          maxTokens: o.maxTokens,
+          sampling: settings,
+          hierarchy,
+          plan,
+          log: (line) => process.stderr.write(`[hsd] ${line}\n`),
+        });
+      } finally {
+        await hsd.dispose();
+      }
+    },
+  );
+
+withHierarchy(
+  withCommon(
+    program
+      .command("chat")
+      .description(
+        "an interactive chat in the terminal with the model's own chat template (streams; Ctrl-C stops an answer)",
+      ),
+    { json: false },
+  ),
+)
+  .option("--system <text>", "a system message that starts the conversation")
+  .option("--max-tokens <n>", "tokens per answer at most", int("--max-tokens", 1), DEFAULT_MAX_TOKENS)
+  .action(async (o: CommonOptions & HierarchyOptions & { system?: string; maxTokens: number }) => {
+    const hierarchy = hierarchyFrom(o);
+    const hsd = await open(o);
+    try {
+      const format = ChatFormat.of(hsd); // before planning: a model without a template fails at once
+      const { sampling: settings, ...plan } = await planRequest(o, progressReporter());
+      // A pinned chain without thresholds: plan before the first prompt rather than during the first answer
+      // (generate() reuses this plan). "auto" plans while generating, from a quick prior at worst (about a second).
+      if (hierarchy !== "auto" && hierarchy.thresholds === undefined) await hsd.plan({ ...plan, sampling: settings });
+      await chat(hsd, {
+        format,
+        system: o.system,
+        request: { maxTokens: o.maxTokens, sampling: settings, hierarchy, plan },
+      });
+    } finally {
+      await hsd.dispose();
+    }
+  });
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`hsd: ${message.split("\n")[0]}\n`);
   if (process.env.HSD_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-  process.exitCode = 1;
+  // Ctrl-C during a calibration: the shell's convention for "ended by SIGINT".
+  process.exitCode = error instanceof AbortedError ? 130 : 1;
 });

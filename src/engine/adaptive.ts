@@ -74,7 +74,8 @@ export type AdaptiveMutation = "retry-short-step";
 /** What the decoder tells its observer: passes, proposals and verdicts, each generation's text, each step's state. */
 export type AdaptiveObserver = DecoderObserver & {
   begin(sequence: Int32Array, promptLength: number): void;
-  step(state: number, committed: number): void;
+  /** A step starts in `state` with `committed` tokens of text and will run the chain `running`. */
+  step(state: number, committed: number, running: readonly Level[]): void;
 };
 
 /** One switch of plan, for statistics and tests. */
@@ -159,7 +160,7 @@ export class AdaptiveDecoder implements Decoder {
       this.fresh = false;
     }
     const state = run.plan.policy.state(sequence, committed);
-    this.options.observer?.step(state, committed);
+    this.options.observer?.step(state, committed, run.plan.policy.chains[state]!.levels);
     const started = this.now();
     let emitted = await run.decoder.stepIn(state, sequence, committed);
     if (this.options.mutation === "retry-short-step" && emitted === 1) {

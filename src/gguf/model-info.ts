@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { GGML_TYPE_NAMES, readGgufHeader, tensorBytes, type GgufHeader, type GgufValue } from "./reader.js";
 import { GgufFormatError } from "../errors.js";
+import { checkHyperparameters } from "./hparams.js";
 
 export interface ModelInfo {
   path: string;
@@ -26,8 +27,13 @@ const SPECIAL_KEYS = ["bos", "eos", "eot", "eom", "pad", "unknown", "seperator",
   (k) => `tokenizer.ggml.${k}_token_id`,
 );
 
+/**
+ * What hsd needs to know about a GGUF file, after checking its header for anything that could abort llama.cpp
+ * (hparams.ts); throws GgufFormatError.
+ */
 export async function readModelInfo(path: string): Promise<ModelInfo> {
   const header = await readGgufHeader(path);
+  checkHyperparameters(header);
   const meta = header.metadata;
   const architecture = String(meta.get("general.architecture") ?? "unknown");
   const tokens = meta.get("tokenizer.ggml.tokens");

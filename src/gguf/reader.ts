@@ -1,8 +1,10 @@
 // Reads a GGUF file's header — metadata and tensor table — without touching the weights, so a
-// folder of multi-gigabyte models can be scanned in milliseconds. It also checks that the file
-// is long enough to hold every tensor it declares: a truncated download is caught here with a
-// message that names the file, instead of a crash inside llama.cpp.
+// folder of multi-gigabyte models can be scanned in milliseconds. It makes the checks ggml's own
+// reader (gguf_init_from_file) makes — tensor types, shapes, names and data offsets — and checks
+// that the file is long enough to hold every tensor it declares: a truncated download or a corrupt
+// table is caught here with a message that names the file, before llama.cpp sees it.
 
+import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { GgufFormatError } from "../errors.js";
 
@@ -15,16 +17,36 @@ export interface GgufTensorInfo {
   offset: bigint;
 }
 
+/** GGUF metadata value types (gguf.h's enum gguf_type). */
+export const GGUF_TYPE = {
+  u8: 0,
+  i8: 1,
+  u16: 2,
+  i16: 3,
+  u32: 4,
+  i32: 5,
+  f32: 6,
+  bool: 7,
+  string: 8,
+  array: 9,
+  u64: 10,
+  i64: 11,
+  f64: 12,
+} as const;
+
 export interface GgufHeader {
   path: string;
   version: number;
   fileSize: number;
   metadata: Map<string, GgufValue>;
+  /** Each key's GGUF value type (for arrays: GGUF_TYPE.array; the items' type is in `arrayTypes`). */
+  types: Map<string, number>;
+  arrayTypes: Map<string, number>;
   tensors: GgufTensorInfo[];
   /** Sum of the elements of every tensor. */
   parameterCount: number;
-  /** Bytes the tensor data needs, by the ggml type sizes (null if a type is unknown here). */
-  dataBytes: number | null;
+  /** Bytes the tensor data needs, by the ggml type sizes. */
+  dataBytes: number;
   dataOffset: number;
 }
 
@@ -69,6 +91,9 @@ const GGML_TYPE_SIZES: Record<number, [number, number]> = {
   34: [256, 54],
   35: [256, 66],
   39: [32, 17],
+  40: [64, 36],
+  41: [128, 18],
+  42: [64, 18],
 };
 
 export const GGML_TYPE_NAMES: Record<number, string> = {
@@ -104,7 +129,14 @@ export const GGML_TYPE_NAMES: Record<number, string> = {
   34: "TQ1_0",
   35: "TQ2_0",
   39: "MXFP4",
+  40: "NVFP4",
+  41: "Q1_0",
+  42: "Q2_0",
 };
+
+/** ggml's limits on tensors (ggml.h): dimensions, and name length including the terminating zero. */
+const GGML_MAX_DIMS = 4;
+const GGML_MAX_NAME = 64;
 
 /** Sanity bounds: a corrupt length field must not make us allocate gigabytes. */
 const MAX_STRING_BYTES = 1 << 24;
@@ -259,13 +291,16 @@ async function readValue(cursor: Cursor, type: number, path: string): Promise<Gg
 export async function readGgufHeader(path: string): Promise<GgufHeader> {
   let file: FileHandle;
   try {
-    file = await open(path, "r");
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
+    file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new GgufFormatError(path, code === "ENOENT" ? "no such file" : `cannot open (${code ?? String(error)})`);
   }
   try {
-    const { size } = await file.stat();
+    const stats = await file.stat();
+    if (!stats.isFile()) throw new GgufFormatError(path, `not a regular file (${fileKind(stats)})`);
+    const { size } = stats;
     const cursor = new Cursor(file, path, size);
     if (size < 24) throw new GgufFormatError(path, `not a GGUF file (only ${size} bytes)`);
     const magic = Buffer.alloc(4);
@@ -279,45 +314,95 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
     const kvCount = await cursor.count("metadata count", 1 << 20);
 
     const metadata = new Map<string, GgufValue>();
+    const types = new Map<string, number>();
+    const arrayTypes = new Map<string, number>();
     for (let i = 0; i < kvCount; i++) {
       const key = await cursor.string();
+      if (key.length === 0) throw new GgufFormatError(path, `metadata key ${i} is empty: the file is corrupt`);
+      if (metadata.has(key)) throw new GgufFormatError(path, `metadata key ${key} appears twice: the file is corrupt`);
       const type = await cursor.u32();
+      if (type === GGUF_TYPE.array) {
+        const at = cursor.position;
+        arrayTypes.set(key, await cursor.u32());
+        cursor.position = at;
+      }
+      types.set(key, type);
       metadata.set(key, await readValue(cursor, type, path));
     }
+    const alignmentValue = metadata.get("general.alignment");
+    if (alignmentValue !== undefined && types.get("general.alignment") !== GGUF_TYPE.u32)
+      throw new GgufFormatError(path, "general.alignment must be a u32: the file is corrupt");
+    const alignment = Number(alignmentValue ?? 32);
+    if (alignment === 0 || (alignment & (alignment - 1)) !== 0)
+      throw new GgufFormatError(path, `general.alignment ${alignment} is not a power of 2: the file is corrupt`);
 
+    // The tensor table, checked as gguf_init_from_file checks it; every tensor's data follows the previous one's
+    // (padded to the alignment), so the expected offset is a running sum.
     const tensors: GgufTensorInfo[] = [];
+    const names = new Set<string>();
     let parameterCount = 0;
-    let dataBytes: number | null = 0;
-    let dataEnd = 0n;
+    let dataBytes = 0;
+    let dataEnd = 0n; // padded: where the next tensor must start
+    let lastEnd = 0n; // where the last tensor's bytes end
     for (let i = 0; i < tensorCount; i++) {
       const name = await cursor.string();
+      const corrupt = (what: string) => new GgufFormatError(path, `tensor ${name} ${what}: the file is corrupt`);
+      if (Buffer.byteLength(name) >= GGML_MAX_NAME) throw corrupt(`has a name longer than ${GGML_MAX_NAME - 1} bytes`);
+      if (names.has(name)) throw corrupt("appears twice");
+      names.add(name);
       const dims = await cursor.u32();
-      if (dims > 8) throw new GgufFormatError(path, `tensor ${name} has ${dims} dimensions: the file is corrupt`);
-      const shape: number[] = [];
-      for (let d = 0; d < dims; d++) shape.push(Number(await cursor.u64()));
+      if (dims > GGML_MAX_DIMS) throw corrupt(`has ${dims} dimensions (ggml has at most ${GGML_MAX_DIMS})`);
+      const shape: bigint[] = [];
+      for (let d = 0; d < dims; d++) shape.push(await cursor.u64());
+      // ggml reads the sizes as int64: a value with the top bit set is negative.
+      if (shape.some((n) => n >= 2n ** 63n)) throw corrupt(`has a negative dimension`);
+      const elements = shape.reduce((a, b) => a * b, 1n);
+      if (elements >= 2n ** 63n) throw corrupt(`has more than 2^63 elements`);
       const type = await cursor.u32();
+      const sizes = GGML_TYPE_SIZES[type];
+      if (!sizes) throw corrupt(`has tensor type ${type}, which is not a ggml type this version of llama.cpp loads`);
+      if ((shape[0] ?? 1n) % BigInt(sizes[0]) !== 0n)
+        throw corrupt(
+          `has ${shape[0]} elements per row, not a multiple of the ${GGML_TYPE_NAMES[type]} block size ${sizes[0]}`,
+        );
       const offset = await cursor.u64();
-      tensors.push({ name, shape, type, offset });
-      parameterCount += shape.reduce((a, b) => a * b, 1);
-      const bytes = tensorBytes({ shape, type });
-      if (bytes !== null && dataBytes !== null) {
-        dataBytes += bytes;
-        const end = offset + BigInt(bytes);
-        if (end > dataEnd) dataEnd = end;
-      } else {
-        dataBytes = null;
-      }
+      if (offset !== dataEnd)
+        throw corrupt(`starts at data offset ${offset}, but the previous tensors end at ${dataEnd}`);
+      const bytes = (elements / BigInt(sizes[0])) * BigInt(sizes[1]);
+      lastEnd = offset + bytes;
+      dataEnd = offset + ((bytes + BigInt(alignment) - 1n) / BigInt(alignment)) * BigInt(alignment);
+      tensors.push({ name, shape: shape.map(Number), type, offset });
+      parameterCount += Number(elements);
+      dataBytes += Number(bytes);
     }
-    const alignment = Number(metadata.get("general.alignment") ?? 32);
     const dataOffset = Math.ceil(cursor.position / alignment) * alignment;
-    if (dataBytes !== null && BigInt(dataOffset) + dataEnd > BigInt(size)) {
+    if (BigInt(dataOffset) + lastEnd > BigInt(size)) {
       throw new GgufFormatError(
         path,
-        `truncated: its tensors need ${BigInt(dataOffset) + dataEnd} bytes but the file has ${size} (an interrupted download or copy?)`,
+        `truncated: its tensors need ${BigInt(dataOffset) + lastEnd} bytes but the file has ${size} (an interrupted download or copy?)`,
       );
     }
-    return { path, version, fileSize: size, metadata, tensors, parameterCount, dataBytes, dataOffset };
+    return {
+      path,
+      version,
+      fileSize: size,
+      metadata,
+      types,
+      arrayTypes,
+      tensors,
+      parameterCount,
+      dataBytes,
+      dataOffset,
+    };
   } finally {
     await file.close();
   }
+}
+
+function fileKind(stats: import("node:fs").Stats): string {
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isFIFO()) return "a FIFO";
+  if (stats.isSocket()) return "a socket";
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return "a device";
+  return "not a plain file";
 }
