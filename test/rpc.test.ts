@@ -222,7 +222,7 @@ describe("RPC: the target on rpc-servers, the drafts local", function () {
     }
   });
 
-  it("greedy through a delay relay (1 ms each way), and with every level remote; the adaptive plan calibrates remote costs", async function () {
+  it("greedy through a delay relay (1 ms each way), and with every level remote; the adaptive plan calibrates remote costs and learns per server address", async function () {
     const ref = await reference();
     const relay = await startDelayRelay({ target: server.endpoint, delayMs: 1 });
     try {
@@ -235,6 +235,23 @@ describe("RPC: the target on rpc-servers, the drafts local", function () {
         expect(r.online?.prior).to.equal("quick");
       } finally {
         await hsd.dispose();
+      }
+      // What that generation learned is kept under the device string, which names the servers: the same relay
+      // starts from it in a new instance; the server reached without the relay (another network) does not.
+      const again = await Hsd.open({ files, rpc: relay.endpoint, ngram: "off" });
+      try {
+        const r = await again.generate(PROMPTS[1]!, { sampling: { greedy: true }, maxTokens: TOKENS }).result;
+        expect(r.online?.prior).to.equal("learned");
+      } finally {
+        await again.dispose();
+      }
+      const direct = await Hsd.open({ files, rpc: server.endpoint, ngram: "off" });
+      try {
+        const r = await direct.generate(PROMPTS[1]!, { sampling: { greedy: true }, maxTokens: TOKENS }).result;
+        expect(r.online?.prior).to.not.equal("learned");
+        expect(r.tokens).to.deep.equal(ref.get(PROMPTS[1]!));
+      } finally {
+        await direct.dispose();
       }
     } finally {
       await relay.stop();
