@@ -10,6 +10,8 @@
 #include <unistd.h>
 #endif
 
+#include "args.h"
+
 namespace hsd {
 
 namespace {
@@ -215,7 +217,7 @@ Napi::Value AddonChannel::SocketPair(const Napi::CallbackInfo& info) {
 AddonChannel::AddonChannel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonChannel>(info) {
   if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "new Channel(fd): fd must be a number");
   state_ = std::make_shared<ChannelState>();
-  state_->fd = info[0].As<Napi::Number>().Int32Value();
+  state_->fd = static_cast<int>(integerValue(info.Env(), info[0], "fd", 0, INT32_MAX));
 }
 
 ChannelState& AddonChannel::open(Napi::Env env) {

@@ -122,12 +122,7 @@ namespace {
 bool abortCallback(void* data) { return static_cast<std::atomic<bool>*>(data)->load(std::memory_order_relaxed); }
 
 int32_t intArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min, int64_t max) {
-  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!isIntegerIn(d, min, max))
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer in [" + std::to_string(min) + ", " +
-                                                std::to_string(max) + "], got " + info[i].ToString().Utf8Value());
-  return static_cast<int32_t>(d);
+  return static_cast<int32_t>(integerValue(info.Env(), info.Length() > i ? info[i] : info.Env().Undefined(), name, min, max));
 }
 
 template <typename T>
@@ -249,9 +244,7 @@ Napi::Value AddonContext::SetSampling(const Napi::CallbackInfo& info) {
   SamplingTransform t;
   t.greedy = g.As<Napi::Boolean>().Value();
   t.temperature = static_cast<float>(num("temperature"));
-  double k = num("topK");
-  if (k != std::floor(k) || k < 0 || k > 2147483647.0) throw Napi::RangeError::New(env, "setSampling: topK must be an integer >= 0");
-  t.topK = static_cast<int32_t>(k);
+  t.topK = static_cast<int32_t>(integerValue(env, o.Get("topK"), "setSampling: topK", 0, INT32_MAX));
   t.topP = static_cast<float>(num("topP"));
   t.minP = static_cast<float>(num("minP"));
   std::string err = validateTransform(t);
@@ -288,10 +281,7 @@ void AddonContext::parseRequest(const Napi::CallbackInfo& info, EvalRequest& r, 
 
   if (info.Length() < 4 || !info[3].IsObject()) throw Napi::TypeError::New(env, "target must be an object { probs, argmax, rowOffset }");
   Napi::Object target = info[3].As<Napi::Object>();
-  Napi::Value ro = target.Get("rowOffset");
-  double rowOffset = ro.IsNumber() ? ro.As<Napi::Number>().DoubleValue() : -1;
-  if (rowOffset != std::floor(rowOffset) || rowOffset < 0 || rowOffset > 1e9)
-    throw Napi::RangeError::New(env, "target.rowOffset must be an integer >= 0");
+  const int64_t rowOffset = integerValue(env, target.Get("rowOffset"), "target.rowOffset", 0, INT32_MAX);
   const int64_t rows = n - firstOutput;
   const int64_t needRows = static_cast<int64_t>(rowOffset) + rows;
   Napi::Value am = target.Get("argmax");

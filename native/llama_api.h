@@ -57,8 +57,6 @@
   X(Llama, llama_vocab_n_tokens)              \
   X(Llama, llama_vocab_bos)                   \
   X(Llama, llama_vocab_eos)                   \
-  X(Llama, llama_vocab_eot)                   \
-  X(Llama, llama_vocab_get_add_bos)           \
   X(Llama, llama_vocab_is_eog)                \
   X(Llama, llama_tokenize)                    \
   X(Llama, llama_detokenize)                  \

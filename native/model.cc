@@ -140,12 +140,7 @@ class LoadWorker : public Napi::AsyncWorker {
 int32_t intOption(Napi::Object o, const char* key, int32_t def, int32_t min, int32_t max) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined()) return def;
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!isIntegerIn(d, min, max))
-    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer in [" + std::to_string(min) + ", " +
-                                             std::to_string(max) + "], got " + v.ToString().Utf8Value());
-  return static_cast<int32_t>(d);
+  return static_cast<int32_t>(integerValue(o.Env(), v, key, min, max));
 }
 
 }  // namespace
@@ -249,8 +244,6 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
   o.Set("description", std::string(desc));
   o.Set("bosToken", api::llama_vocab_bos(h.vocab));
   o.Set("eosToken", api::llama_vocab_eos(h.vocab));
-  o.Set("eotToken", api::llama_vocab_eot(h.vocab));
-  o.Set("addBos", api::llama_vocab_get_add_bos(h.vocab));
   o.Set("vocabOnly", h.vocabOnly);
   return o;
 }

@@ -56,6 +56,4 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 // Returns "" when fine, else a message naming the path. Runs off the JS thread.
 std::string checkGgufFile(const std::string& path);
 
-// SHA-256 over "hsd-vocab-v1", vocab type, token count, every token's text and attribute, and the special ids.
-
 }  // namespace hsd

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #endif
 
+#include "args.h"
 #include "ggml-rpc.h"
 
 namespace hsd {
@@ -232,7 +233,7 @@ struct ProbeArgs {
 ProbeArgs probeArgs(const Napi::CallbackInfo& info) {
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber())
     throw Napi::TypeError::New(info.Env(), "probeRpcServer(host, port, timeoutMs)");
-  return {info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(),
+  return {info[0].As<Napi::String>().Utf8Value(), static_cast<int>(integerValue(info.Env(), info[1], "port", 1, 65535)),
           info[2].As<Napi::Number>().DoubleValue()};
 }
 

@@ -24,6 +24,12 @@ export class ModelFolderError extends HsdError {}
 /** Models whose vocabularies differ cannot verify each other's tokens. */
 export class VocabularyMismatchError extends HsdError {}
 
+/**
+ * The native addon or the llama.cpp libraries cannot be loaded (a missing optional package, a stale local build,
+ * HSD_BACKEND naming a backend that is not there); the message says how to install or rebuild.
+ */
+export class NativeLoadError extends HsdError {}
+
 /** A bad option value (CLI flag or API field). */
 export class InvalidOptionError extends HsdError {}
 

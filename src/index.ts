@@ -27,6 +27,8 @@ export {
   PromptTooLongError,
   ContextOverflowError,
   ChatTemplateError,
+  AbortedError,
+  NativeLoadError,
   RpcServerError,
   RpcUnavailableError,
 } from "./errors.js";

@@ -110,7 +110,10 @@ describe("options are checked up front, errors are HsdErrors", function () {
   });
 
   it("generate with a prompt that is neither text nor token ids: InvalidOptionError", function () {
-    expect(() => hsd.generate(42 as unknown as string)).to.throw(InvalidOptionError, /prompt must be text or an array of token ids/);
+    expect(() => hsd.generate(42 as unknown as string)).to.throw(
+      InvalidOptionError,
+      /prompt must be text or an array of token ids/,
+    );
   });
 
   it("a threshold that fits exactly generates; one token more is refused", async function () {

@@ -168,7 +168,9 @@ export function isAcceptanceMeasurement(models: number): EntryCheck<AcceptanceMe
       w.states.length > 0 &&
       w.states.every((s) => isStateProfile(s, candidates)) &&
       isStateProfile(w.overall, candidates) &&
-      w.paths.every((path) => Array.isArray(path) && path.every((s) => Number.isInteger(s) && s >= 0 && s < w.states!.length))
+      w.paths.every(
+        (path) => Array.isArray(path) && path.every((s) => Number.isInteger(s) && s >= 0 && s < w.states!.length),
+      )
     );
   };
 }

@@ -11,6 +11,7 @@
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { NativeLoadError } from "../errors.js";
 
 export type BackendName = "cpu" | "cuda" | "vulkan" | "metal";
 export const BACKEND_NAMES: readonly BackendName[] = ["cpu", "cuda", "vulkan", "metal"];
@@ -132,10 +133,10 @@ const INSTALL_HINT = (name: string, version: string | null) =>
 export function selectBackend(o: SelectOptions): BackendSelection {
   const forced = o.forced === undefined || o.forced === "" || o.forced === "auto" ? undefined : o.forced;
   if (forced !== undefined && !(BACKEND_NAMES as readonly string[]).includes(forced))
-    throw new Error(`HSD_BACKEND must be auto, ${BACKEND_NAMES.join(", ")}; got "${forced}"`);
+    throw new NativeLoadError(`HSD_BACKEND must be auto, ${BACKEND_NAMES.join(", ")}; got "${forced}"`);
   const all = llamaPackagesFor(o.platform, o.arch);
   if (all.length === 0)
-    throw new Error(
+    throw new NativeLoadError(
       `node-llama-cpp has no prebuilt llama.cpp for ${o.platform}-${o.arch}: build it from source in a checkout of ` +
         "hsd-llm (npm run build:llama -- --backend cpu)",
     );
@@ -153,9 +154,11 @@ export function selectBackend(o: SelectOptions): BackendSelection {
     core = installed.find((x) => x.p.backend === forced);
     const wanted = all.find((p) => p.backend === forced);
     if (!wanted)
-      throw new Error(`HSD_BACKEND=${forced}: no prebuilt ${forced} llama.cpp exists for ${o.platform}-${o.arch}`);
+      throw new NativeLoadError(
+        `HSD_BACKEND=${forced}: no prebuilt ${forced} llama.cpp exists for ${o.platform}-${o.arch}`,
+      );
     if (!core)
-      throw new Error(
+      throw new NativeLoadError(
         `HSD_BACKEND=${forced}: ${wanted.name} is not installed (${INSTALL_HINT(wanted.name, o.expectedVersion)})`,
       );
   } else {
@@ -163,13 +166,13 @@ export function selectBackend(o: SelectOptions): BackendSelection {
   }
   if (!core) {
     const cpu = all.find((p) => p.backend === "cpu") ?? all[all.length - 1]!;
-    throw new Error(
+    throw new NativeLoadError(
       `no llama.cpp libraries installed for ${o.platform}-${o.arch}: none of ${all.map((p) => p.name).join(", ")} ` +
         `(optional dependencies of hsd-llm; omitted with --omit=optional?). For the CPU: ${INSTALL_HINT(cpu.name, o.expectedVersion)}`,
     );
   }
   const coreMismatch = checkVersion(core.p.name, core.found);
-  if (coreMismatch) throw new Error(`${coreMismatch}: ${INSTALL_HINT(core.p.name, o.expectedVersion)}`);
+  if (coreMismatch) throw new NativeLoadError(`${coreMismatch}: ${INSTALL_HINT(core.p.name, o.expectedVersion)}`);
   const libDir = path.join(core.found.dir, core.p.libSubdir);
   o.openLibraries(libDir);
 
@@ -208,7 +211,7 @@ export function selectBackend(o: SelectOptions): BackendSelection {
     if (gpu) break;
   }
   if (forced !== undefined && forced !== "cpu" && !gpu)
-    throw new Error(
+    throw new NativeLoadError(
       `HSD_BACKEND=${forced}: the ${forced} backend could not be used (${gpuNotes.join("; ") || "no plugin found"}). ` +
         "Unset HSD_BACKEND to fall back to the CPU.",
     );

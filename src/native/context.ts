@@ -1,6 +1,5 @@
 // NativeContext over the addon: one llama_context (KV cache of sequence 0) on a model.
 import type { RawContextHandle } from "./load.js";
-import type { LlamaModel } from "./model.js";
 import type { EvaluateTarget, NativeContext, SamplingTransform } from "./types.js";
 
 /** The transform a new context starts with: greedy (argmax only). */
@@ -10,14 +9,12 @@ export class LlamaContext implements NativeContext {
   readonly contextSize: number;
   readonly batchSize: number;
   readonly vocabSize: number;
-  readonly model: LlamaModel;
   /** @internal */
   readonly handle: RawContextHandle;
 
   /** @internal use model.createContext() */
-  constructor(handle: RawContextHandle, model: LlamaModel) {
+  constructor(handle: RawContextHandle) {
     this.handle = handle;
-    this.model = model;
     const info = handle.info();
     this.contextSize = info.contextSize;
     this.batchSize = info.batchSize;

@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 
 import { packageResolver, selectBackend, type PluginResult } from "./backends.js";
 import type { SamplingTransform, EvaluateTarget } from "./types.js";
+import { NativeLoadError } from "../errors.js";
 
 /** The repository / package root (this file is src/native/load.ts or ts-lib/native/load.js). */
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -63,8 +64,6 @@ export interface RawModelInfo {
   description: string;
   bosToken: number;
   eosToken: number;
-  eotToken: number;
-  addBos: boolean;
   vocabOnly: boolean;
 }
 export interface RawModelHandle {
@@ -161,7 +160,7 @@ function readJson<T>(file: string): T {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8")) as T;
   } catch (e) {
-    throw new Error(`Cannot read ${file}: ${(e as Error).message}`);
+    throw new NativeLoadError(`Cannot read ${file}: ${(e as Error).message}`);
   }
 }
 
@@ -169,7 +168,7 @@ function requireAddon(addonPath: string, hint: string): RawAddon {
   try {
     return createRequire(import.meta.url)(addonPath) as RawAddon;
   } catch (e) {
-    throw new Error(`Cannot load the hsd native addon ${addonPath}: ${(e as Error).message}. ${hint}`);
+    throw new NativeLoadError(`Cannot load the hsd native addon ${addonPath}: ${(e as Error).message}. ${hint}`);
   }
 }
 
@@ -179,12 +178,14 @@ function loadLocalBuild(): LoadedNative {
     "Rebuild it (npm run build:llama -- --backend …) or delete build/native-config.json to use the installed packages.";
   const config = readJson<NativeConfig>(nativeConfigPath);
   if (typeof config.libDir !== "string" || typeof config.backend !== "string")
-    throw new Error(`${nativeConfigPath} lacks libDir/backend. ${hint}`);
+    throw new NativeLoadError(`${nativeConfigPath} lacks libDir/backend. ${hint}`);
   const addonPath = config.addon ? path.resolve(packageRoot, config.addon) : path.join(prebuildDir, "hsd_native.node");
   if (!fs.existsSync(addonPath))
-    throw new Error(`The hsd native addon ${addonPath} (${nativeConfigPath}) is missing. ${hint}`);
+    throw new NativeLoadError(`The hsd native addon ${addonPath} (${nativeConfigPath}) is missing. ${hint}`);
   if (!fs.existsSync(config.libDir))
-    throw new Error(`The llama.cpp libraries named in ${nativeConfigPath} are gone (${config.libDir}). ${hint}`);
+    throw new NativeLoadError(
+      `The llama.cpp libraries named in ${nativeConfigPath} are gone (${config.libDir}). ${hint}`,
+    );
   const addon = requireAddon(addonPath, hint);
   const devices = addon.loadBackends(config.libDir);
   return { addon, config, devices, addonPath, gpuNotes: [] };
@@ -194,7 +195,7 @@ function loadLocalBuild(): LoadedNative {
 function loadPrebuilt(): LoadedNative {
   const addonPath = path.join(prebuildDir, "hsd_native.node");
   if (!fs.existsSync(addonPath))
-    throw new Error(
+    throw new NativeLoadError(
       `hsd-llm has no native addon for ${process.platform}-${process.arch} (${addonPath} is missing). ${BUILD_HINT}`,
     );
   const metaPath = path.join(prebuildDir, "hsd_native.json");

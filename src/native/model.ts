@@ -41,10 +41,6 @@ export class LlamaModel implements NativeModel {
   readonly description: string;
   readonly bosToken: number;
   readonly eosToken: number;
-  /** End-of-turn token, -1 when none. */
-  readonly eotToken: number;
-  /** Whether the tokenizer adds BOS when asked to add special tokens. */
-  readonly addBos: boolean;
   readonly vocabOnly: boolean;
   /** @internal */
   readonly handle: RawModelHandle;
@@ -61,8 +57,6 @@ export class LlamaModel implements NativeModel {
     this.description = info.description;
     this.bosToken = info.bosToken;
     this.eosToken = info.eosToken;
-    this.eotToken = info.eotToken;
-    this.addBos = info.addBos;
     this.vocabOnly = info.vocabOnly;
   }
 
@@ -101,7 +95,7 @@ export class LlamaModel implements NativeModel {
     if (fa !== "auto" && fa !== "on" && fa !== "off")
       throw new TypeError(`createContext: flashAttention must be "auto", "on" or "off", got ${String(fa)}`);
     const flashAttention = fa === "auto" ? -1 : fa === "on" ? 1 : 0;
-    return new LlamaContext(this.handle.createContext({ contextSize, batchSize, threads, flashAttention }), this);
+    return new LlamaContext(this.handle.createContext({ contextSize, batchSize, threads, flashAttention }));
   }
 
   /**

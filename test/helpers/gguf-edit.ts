@@ -2,21 +2,10 @@
 // every metadata value keeps its GGUF type, so a test can change a value, its type, an array's length or a tensor's
 // shape and write a file that differs only there. (src/gguf/reader.ts reads values without their types.)
 
-export const T = {
-  u8: 0,
-  i8: 1,
-  u16: 2,
-  i16: 3,
-  u32: 4,
-  i32: 5,
-  f32: 6,
-  bool: 7,
-  string: 8,
-  array: 9,
-  u64: 10,
-  i64: 11,
-  f64: 12,
-} as const;
+import { GGUF_TYPE } from "../../src/gguf/reader.js";
+
+/** GGUF metadata value types (gguf.h's enum gguf_type). */
+export const T = GGUF_TYPE;
 
 export type Scalar = number | bigint | boolean | string;
 
