@@ -10,7 +10,9 @@
         "native/model.cc",
         "native/context.cc",
         "native/sampling_transform.cc",
-        "native/llama_api.cc"
+        "native/llama_api.cc",
+        "native/rpc.cc",
+        "native/channel.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -12,6 +12,8 @@
 //   devices() -> [{name, description, type, memoryFree, memoryTotal}]
 //   systemInfo() -> string            llama_print_system_info()
 //   loadModel(path, options) -> Promise<NativeModelHandle>
+//   rpcAvailable(), rpcProtocolVersion(), probeRpcServer[Sync](host, port, timeoutMs)   native/rpc.h
+//   socketPair() -> [fd, fd], Channel  the link to a child process (native/channel.h)
 //   trimMemory() -> bool               hand freed heap memory back to the OS (glibc's malloc_trim; false elsewhere)
 #include <napi.h>
 
@@ -22,10 +24,12 @@
 #endif
 
 #include "addon.h"
+#include "channel.h"
 #include "context.h"
 #include "llama_api.h"
 #include "logging.h"
 #include "model.h"
+#include "rpc.h"
 
 namespace hsd {
 namespace {
@@ -174,6 +178,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("loadModel", Napi::Function::New(env, AddonModel::Load, "loadModel"));
+  registerRpcFunctions(env, exports);
+  exports.Set("socketPair", Napi::Function::New(env, AddonChannel::SocketPair, "socketPair"));
+  exports.Set("Channel", AddonChannel::DefineClass(env));
   exports.Set("trimMemory", Napi::Function::New(env, TrimMemory, "trimMemory"));
   return exports;
 }

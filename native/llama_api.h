@@ -34,10 +34,12 @@
   X(Base, ggml_backend_reg_name)              \
   X(Base, ggml_backend_reg_dev_count)         \
   X(Base, ggml_backend_reg_dev_get)           \
+  X(Base, ggml_backend_reg_get_proc_address)  \
   X(Ggml, ggml_backend_dev_count)             \
   X(Ggml, ggml_backend_dev_get)               \
   X(Ggml, ggml_backend_load)                  \
   X(Ggml, ggml_backend_load_all_from_path)    \
+  X(Ggml, ggml_backend_reg_by_name)           \
   X(Llama, llama_log_set)                     \
   X(Llama, llama_backend_init)                \
   X(Llama, llama_print_system_info)           \

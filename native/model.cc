@@ -12,6 +12,7 @@
 #include "context.h"
 #include "llama_api.h"
 #include "logging.h"
+#include "rpc.h"
 
 namespace hsd {
 
@@ -73,12 +74,13 @@ namespace {
 
 class LoadWorker : public Napi::AsyncWorker {
  public:
-  LoadWorker(Napi::Env env, std::string path, int32_t gpuLayers, bool vocabOnly)
+  LoadWorker(Napi::Env env, std::string path, int32_t gpuLayers, bool vocabOnly, std::vector<std::string> rpcServers)
       : Napi::AsyncWorker(env, "hsd:loadModel"),
         deferred_(Napi::Promise::Deferred::New(env)),
         path_(std::move(path)),
         gpuLayers_(gpuLayers),
-        vocabOnly_(vocabOnly) {}
+        vocabOnly_(vocabOnly),
+        rpcServers_(std::move(rpcServers)) {}
 
   Napi::Promise promise() { return deferred_.Promise(); }
 
@@ -89,8 +91,15 @@ class LoadWorker : public Napi::AsyncWorker {
     p.n_gpu_layers = gpuLayers_;
     p.vocab_only = vocabOnly_;
     // gpuLayers 0 means CPU only: hand llama.cpp an empty device list, so no GPU backend is touched at all.
-    ggml_backend_dev_t noDevices[1] = {nullptr};
-    if (gpuLayers_ == 0) p.devices = noDevices;
+    // With RPC servers, their devices are the only ones the layers go to (NULL-terminated list); what is not
+    // offloaded (the input embeddings, layers past gpuLayers) stays on the local CPU.
+    std::vector<ggml_backend_dev_t> devices;
+    for (const std::string& endpoint : rpcServers_) {
+      std::string err = appendRpcDevices(endpoint, devices);
+      if (!err.empty()) return SetError(err);
+    }
+    devices.push_back(nullptr);
+    if (gpuLayers_ == 0 || !rpcServers_.empty()) p.devices = devices.data();
     clearThreadErrors();
     llama_model* m = nullptr;
     try {
@@ -124,6 +133,7 @@ class LoadWorker : public Napi::AsyncWorker {
   std::string path_;
   int32_t gpuLayers_;
   bool vocabOnly_;
+  std::vector<std::string> rpcServers_;
   std::shared_ptr<ModelHandle> result_;
 };
 
@@ -142,6 +152,7 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int32_t gpuLayers = 0;
   bool vocabOnly = false;
+  std::vector<std::string> rpcServers;
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     if (!info[1].IsObject()) throw Napi::TypeError::New(env, "loadModel(path, options): options must be an object");
     Napi::Object o = info[1].As<Napi::Object>();
@@ -149,8 +160,19 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
     Napi::Value v = o.Get("vocabOnly");
     if (!v.IsUndefined() && !v.IsBoolean()) throw Napi::TypeError::New(env, "vocabOnly must be a boolean");
     vocabOnly = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+    Napi::Value rpc = o.Get("rpcServers");
+    if (!rpc.IsUndefined()) {
+      if (!rpc.IsArray()) throw Napi::TypeError::New(env, "rpcServers must be an array of \"host:port\" strings");
+      Napi::Array a = rpc.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) {
+        if (!a.Get(i).IsString()) throw Napi::TypeError::New(env, "rpcServers must be an array of \"host:port\" strings");
+        rpcServers.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+      }
+    }
   }
-  auto* w = new LoadWorker(env, std::move(path), gpuLayers, vocabOnly);
+  if (!rpcServers.empty() && !rpcBackendLoaded())
+    throw Napi::Error::New(env, "rpcServers: this llama.cpp build has no RPC backend (build one with: npm run build:llama -- --rpc)");
+  auto* w = new LoadWorker(env, std::move(path), gpuLayers, vocabOnly, std::move(rpcServers));
   Napi::Promise p = w->promise();
   w->Queue();
   return p;

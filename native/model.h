@@ -28,7 +28,7 @@ struct ModelHandle {
 class AddonModel : public Napi::ObjectWrap<AddonModel> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
-  // loadModel(path, { gpuLayers?, vocabOnly? }) -> Promise<model>
+  // loadModel(path, { gpuLayers?, vocabOnly?, rpcServers? }) -> Promise<model>
   static Napi::Value Load(const Napi::CallbackInfo& info);
 
   explicit AddonModel(const Napi::CallbackInfo& info);

@@ -2,7 +2,8 @@
 // Builds llama.cpp from the source bundled with node-llama-cpp, for one backend, then points the addon at it.
 //
 //   npm run build:llama -- --backend cuda|vulkan|metal|cpu [--cuda-arch 90] [-j N] [--single-cpu] [--plain-cmake]
-//                          [--configure-only]
+//                          [--configure-only] [--rpc]
+//   npm run build:llama -- --rpc-only [-j N]
 //
 //   --backend      GPU backend to build (the CPU backend is always built too)        default: cpu
 //   --cuda-arch    CMAKE_CUDA_ARCHITECTURES (also read from the env var of that name) default: native
@@ -14,12 +15,28 @@
 //   --configure-only  stop after cmake's configure step (checks the toolchain and options in seconds)
 //   --bundle PATH  the llama.cpp git bundle (default: node-llama-cpp's llama/gitRelease.bundle; env HSD_LLAMA_BUNDLE)
 //   --direct       build the addon without node-gyp (passed on to build-addon.mjs)
+//   --rpc          also llama.cpp's RPC backend (GGML_RPC: the plugin libggml-rpc next to the other backends) and its
+//                  server, ggml-rpc-server (see "RPC" below)
+//   --rpc-only     only the RPC backend and ggml-rpc-server, for the llama.cpp already in use (the installed prebuilt
+//                  packages, which have no RPC, or an earlier build of this script): no GPU or CPU backend is
+//                  compiled, so it takes minutes, not the better part of an hour on a small machine
 //
 // Output: build/llama-<backend>/lib (libllama, libggml, libggml-base and the backend plugins), then
 // build/local/hsd_native.node compiled against this tree's headers and build/native-config.json pointing at both
 // (the addon loads the libraries at run time; that file makes it take these instead of the installed packages).
 // Only the library targets are built (no common/, tools, examples, tests, server), as shared libraries with
-// dynamically loaded backends (GGML_BACKEND_DL), so the same addon code loads CPU, CUDA, Vulkan or Metal.
+// dynamically loaded backends (GGML_BACKEND_DL), so the same addon code loads CPU, CUDA, Vulkan or Metal. Sonames
+// carry no version (libggml-base.so, as in the prebuilt packages), so that a plugin built here and one built there
+// name the same libggml-base and a process holds one copy of it.
+//
+// RPC (--rpc, --rpc-only): ggml-rpc-server is a tool of llama.cpp's tools/ tree, which needs common/ configured; it
+// is built in a second build folder (build/llama-rpc-build) with no compute backend of its own (GGML_CPU off) and
+// only the targets ggml-rpc and ggml-rpc-server, then put in build/llama-rpc/: bin/ggml-rpc-server, lib/ its
+// libggml, libggml-base and the RPC plugin, and links to the compute backends of the llama.cpp in use (the server
+// loads them from there at start: CPU variants, and the GPU plugin of a --backend cuda|vulkan build). The RPC plugin
+// hsd's processes load is the one of the --rpc build's library folder, or with --rpc-only lib/libggml-rpc of
+// build/llama-rpc (it depends on libggml-base only, so it loads next to the prebuilt libraries of the same commit).
+// build/rpc-config.json says where the plugin and the server are (src/rpc/support.ts reads it).
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -50,6 +67,8 @@ function parseArgs(argv) {
     configureOnly: false,
     bundle: process.env.HSD_LLAMA_BUNDLE || "",
     direct: false,
+    rpc: false,
+    rpcOnly: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -68,11 +87,15 @@ function parseArgs(argv) {
     else if (a === "--configure-only") o.configureOnly = true;
     else if (a === "--bundle") o.bundle = path.resolve(val());
     else if (a === "--direct") o.direct = true;
+    else if (a === "--rpc") o.rpc = true;
+    else if (a === "--rpc-only") o.rpcOnly = true;
     else fail(`unknown argument ${a} (see the header of scripts/build-llama.mjs)`);
   }
   if (!BACKENDS.includes(o.backend)) fail(`--backend must be one of ${BACKENDS.join(", ")}, got ${o.backend}`);
   if (!Number.isInteger(o.jobs) || o.jobs < 1) fail("-j needs a positive integer");
   if (o.backend === "metal" && process.platform !== "darwin") fail("the metal backend builds on macOS only");
+  if ((o.rpc || o.rpcOnly) && process.platform === "win32") fail("--rpc and --rpc-only are not supported on Windows");
+  if (o.rpcOnly && o.configureOnly) fail("--rpc-only and --configure-only do not go together");
   return o;
 }
 const opts = parseArgs(process.argv.slice(2));
@@ -142,6 +165,8 @@ function cmakeDefines(prefix) {
     LLAMA_ALL_WARNINGS: "OFF",
     GGML_BUILD_TESTS: "OFF",
     GGML_BUILD_EXAMPLES: "OFF",
+    GGML_RPC: opts.rpc ? "ON" : "OFF",
+    CMAKE_PLATFORM_NO_VERSIONED_SONAME: "ON",
     CMAKE_INSTALL_PREFIX: prefix,
     CMAKE_INSTALL_LIBDIR: "lib",
     CMAKE_INSTALL_RPATH: process.platform === "darwin" ? "@loader_path" : "$ORIGIN",
@@ -159,6 +184,7 @@ function cmakeDefines(prefix) {
 function preflight() {
   if (!have("cmake")) fail("cmake is not installed (needed to build llama.cpp)");
   if (!have("git")) fail("git is not installed (needed to unpack the llama.cpp source bundle)");
+  if (opts.rpcOnly) return;
   if (opts.backend === "cuda") {
     // nvcc is often installed but not on PATH; cmake reads CUDACXX.
     if (!process.env.CUDACXX && !have("nvcc") && fs.existsSync("/usr/local/cuda/bin/nvcc"))
@@ -175,10 +201,10 @@ function preflight() {
     fail("glslc (Vulkan SDK / shaderc) was not found: it compiles ggml's Vulkan shaders");
 }
 
-function main() {
+// The whole llama.cpp (libraries and backends) into build/llama-<backend>, and the addon against it. Returns the
+// library folder (null with --configure-only).
+function buildLlama(src) {
   const t0 = Date.now();
-  preflight();
-  const src = ensureSource();
   const prefix = path.join(buildDir, `llama-${opts.backend}`);
   const work = path.join(buildDir, `llama-${opts.backend}-build`);
   const defines = cmakeDefines(prefix);
@@ -216,7 +242,7 @@ function main() {
     log(
       `configured in ${path.relative(root, work)} (${((Date.now() - t0) / 1000).toFixed(0)} s); --configure-only: stopping here`,
     );
-    return;
+    return null;
   }
   fs.rmSync(prefix, { recursive: true, force: true });
   run("cmake", ["--install", work, "--config", "Release", "--prefix", prefix]);
@@ -243,6 +269,133 @@ function main() {
     `done: llama.cpp built in ${buildS} s, total ${((Date.now() - t0) / 1000).toFixed(0)} s; build/native-config.json now points at ${path.relative(root, libDir)}`,
   );
   log("to go back to the installed @node-llama-cpp packages: delete build/native-config.json");
+  return libDir;
+}
+
+// The folder of the compute backends hsd uses when no whole build is given: an earlier build of this script
+// (build/native-config.json), else the installed prebuilt CPU package.
+function librariesInUse() {
+  const config = path.join(buildDir, "native-config.json");
+  if (fs.existsSync(config)) {
+    const libDir = JSON.parse(fs.readFileSync(config, "utf8")).libDir;
+    if (typeof libDir === "string" && fs.existsSync(libDir)) return libDir;
+  }
+  const name = cpuPackageName();
+  const dir = name && packageDir(`@node-llama-cpp/${name}`);
+  const bins = dir && path.join(dir, "bins", name);
+  if (bins && fs.existsSync(bins)) return bins;
+  fail("no llama.cpp in use to add RPC to: install the @node-llama-cpp packages (npm install) or build one (--rpc)");
+}
+
+function cpuPackageName() {
+  const { platform, arch } = process;
+  if (platform === "linux" && ["x64", "arm64", "riscv64"].includes(arch)) return `linux-${arch}`;
+  if (platform === "linux" && arch === "arm") return "linux-armv7l";
+  if (platform === "darwin" && arch === "arm64") return "mac-arm64-metal";
+  if (platform === "darwin" && arch === "x64") return "mac-x64";
+  return null;
+}
+
+function sourceCommit(src) {
+  const r = spawnSync("git", ["-C", src, "rev-parse", "HEAD"], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : "";
+}
+
+// ggml-rpc-server and the RPC plugin into build/llama-rpc (see the header); build/rpc-config.json. `backendsDir`:
+// the library folder whose compute backends the server is to use; `pluginDir`: where hsd's RPC plugin is (a --rpc
+// build's library folder), or null to use the one built here.
+function buildRpc(src, backendsDir, pluginDir) {
+  const t0 = Date.now();
+  const out = path.join(buildDir, "llama-rpc");
+  const work = path.join(buildDir, "llama-rpc-build");
+  const lib = path.join(out, "lib");
+  const origin = process.platform === "darwin" ? "@loader_path" : "$ORIGIN";
+  const defines = {
+    CMAKE_BUILD_TYPE: "Release",
+    BUILD_SHARED_LIBS: "ON",
+    GGML_BACKEND_DL: "ON",
+    GGML_BACKEND_DIR: lib, // where the server looks for backends first
+    GGML_NATIVE: "OFF",
+    GGML_CPU: "OFF", // the server takes the compute backends of the llama.cpp in use (linked into lib/)
+    GGML_METAL: "OFF",
+    GGML_RPC: "ON",
+    GGML_OPENMP: "OFF",
+    LLAMA_BUILD_COMMON: "ON", // tools/ (where the server is) is only configured with common/
+    LLAMA_BUILD_TOOLS: "ON",
+    LLAMA_TOOLS_INSTALL: "OFF",
+    LLAMA_BUILD_TESTS: "OFF",
+    LLAMA_BUILD_EXAMPLES: "OFF",
+    LLAMA_BUILD_SERVER: "OFF",
+    LLAMA_BUILD_APP: "OFF",
+    LLAMA_OPENSSL: "OFF",
+    LLAMA_ALL_WARNINGS: "OFF",
+    GGML_BUILD_TESTS: "OFF",
+    GGML_BUILD_EXAMPLES: "OFF",
+    CMAKE_PLATFORM_NO_VERSIONED_SONAME: "ON",
+    CMAKE_BUILD_WITH_INSTALL_RPATH: "ON", // the binaries are copied out of the build tree, not installed
+    CMAKE_INSTALL_RPATH: `${origin};${origin}/../lib`,
+  };
+  const gen = have("ninja") ? ["-G", "Ninja"] : [];
+  log(`RPC: ggml-rpc-server and the RPC backend, jobs=${opts.jobs}${gen.length ? " (ninja)" : ""}`);
+  run("cmake", ["-S", src, "-B", work, ...gen, ...Object.entries(defines).map(([k, v]) => `-D${k}=${v}`)]);
+  run("cmake", [
+    "--build",
+    work,
+    "--config",
+    "Release",
+    "--parallel",
+    String(opts.jobs),
+    "--target",
+    "ggml-rpc",
+    "ggml-rpc-server",
+  ]);
+
+  const ext = process.platform === "darwin" ? ".dylib" : ".so";
+  const built = path.join(work, "bin");
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(path.join(out, "bin"), { recursive: true });
+  fs.mkdirSync(lib, { recursive: true });
+  fs.copyFileSync(path.join(built, "ggml-rpc-server"), path.join(out, "bin", "ggml-rpc-server"));
+  fs.chmodSync(path.join(out, "bin", "ggml-rpc-server"), 0o755);
+  for (const name of ["ggml", "ggml-base", "ggml-rpc"]) {
+    const file = `lib${name}${ext}`;
+    if (!fs.existsSync(path.join(built, file))) fail(`the RPC build did not make ${file} in ${built}`);
+    fs.copyFileSync(path.join(built, file), path.join(lib, file));
+  }
+  // The compute backends of the llama.cpp in use, as links: every plugin there but the RPC one.
+  const plugins = fs
+    .readdirSync(backendsDir)
+    .filter((f) => f.startsWith("libggml-") && f.endsWith(ext) && !/^libggml-(base|rpc)[.-]/.test(f));
+  for (const f of plugins) fs.symlinkSync(path.join(backendsDir, f), path.join(lib, f));
+  if (plugins.length === 0) fail(`no ggml backend plugins in ${backendsDir} for the server to use`);
+
+  // Smoke test: the server loads its backends and prints its usage.
+  const server = path.join(out, "bin", "ggml-rpc-server");
+  const r = spawnSync(server, ["--help"], { encoding: "utf8" });
+  if (r.status !== 0 || !/loaded CPU backend/.test(r.stderr ?? ""))
+    fail(`the built ggml-rpc-server does not start or finds no CPU backend:\n${r.stderr || r.stdout}`);
+
+  const config = {
+    mode: pluginDir ? "full" : "plugin",
+    plugin: path.join(pluginDir ?? lib, `libggml-rpc${ext}`),
+    server,
+    llamaCommit: sourceCommit(src),
+    backendsFrom: backendsDir,
+    builtAt: new Date().toISOString(),
+  };
+  fs.writeFileSync(path.join(buildDir, "rpc-config.json"), JSON.stringify(config, null, 2) + "\n");
+  log(
+    `RPC done in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${path.relative(root, server)} (compute backends from ` +
+      `${backendsDir}: ${plugins.length} plugins), build/rpc-config.json`,
+  );
+}
+
+function main() {
+  preflight();
+  const src = ensureSource();
+  if (opts.rpcOnly) return buildRpc(src, librariesInUse(), null);
+  const libDir = buildLlama(src);
+  if (libDir && opts.rpc) buildRpc(src, libDir, libDir);
 }
 
 main();

@@ -62,5 +62,21 @@ export class ContextOverflowError extends HsdError {
   }
 }
 
+/**
+ * An rpc-server (llama.cpp's RPC backend) that cannot serve: it refused or did not answer the connection, speaks
+ * another protocol version, or failed while a model on it was running. `endpoint` names it ("host:port").
+ */
+export class RpcServerError extends HsdError {
+  constructor(
+    readonly endpoint: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** RPC was asked for, but the llama.cpp build in use has no RPC backend. */
+export class RpcUnavailableError extends HsdError {}
+
 /** A chat needs the model's chat template: it has none, or the template refused the conversation. */
 export class ChatTemplateError extends HsdError {}

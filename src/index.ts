@@ -29,6 +29,8 @@ export {
   ChatTemplateError,
   AbortedError,
   NativeLoadError,
+  RpcServerError,
+  RpcUnavailableError,
 } from "./errors.js";
 // Lower layers, for people who build their own loops.
 export { HsdDecoder } from "./engine/hsd.js";

@@ -17,6 +17,7 @@ import {
   InvalidOptionError,
   ModelFolderError,
   PromptTooLongError,
+  RpcServerError,
   VocabularyMismatchError,
 } from "../errors.js";
 import {
@@ -56,6 +57,8 @@ import { planFromCalibration, plannerInput, type NgramMode, type PlanReport } fr
 import { bestThresholds } from "../planner/index.js";
 import { DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS, SMALL_MODEL_PARAMETERS } from "../defaults.js";
 import { checkGenerateRequest, checkOpenOptions, checkPlanRequest, checkThresholdsFit } from "./options.js";
+import { parseRpcEndpoints } from "../rpc/endpoints.js";
+import { RemoteModelHost } from "../rpc/remote-model.js";
 
 /** The model family that ships with the package: used when no folder is given. */
 export const BUNDLED_MODELS_DIR = fileURLToPath(new URL("../../models/tiny", import.meta.url));
@@ -104,6 +107,20 @@ export interface OpenOptions {
    * calibration cache that cannot be read or written. Default: process.emitWarning.
    */
   onWarning?: (message: string) => void;
+  /**
+   * rpc-servers ("host:port", llama.cpp's RPC backend: ggml-rpc-server on other machines) whose devices run the
+   * target's layers; the drafts stay on this machine (README, "A remote target over RPC"). Needs a llama.cpp with
+   * RPC (`npm run build:llama -- --rpc-only`). The servers are checked first: one that refuses, does not answer or
+   * speaks another protocol version is an RpcServerError naming it, within a few seconds.
+   */
+  rpc?: string | string[];
+  /** Which models run on the rpc-servers: "target" (default), "all", or model file names. */
+  rpcLevels?: "target" | "all" | string[];
+  /**
+   * How long one pass on the rpc-servers may take before they count as not answering, ms (default 30000). A fault
+   * (a server that dies, stops answering or breaks the connection mid-generation) is an RpcServerError naming it.
+   */
+  rpcTimeoutMs?: number;
 }
 
 export interface Hierarchy {
@@ -202,6 +219,8 @@ export class Hsd {
     /** Calibrations and what runs learned. */
     private readonly cache: CalibrationCache,
     private readonly warn: (message: string) => void,
+    /** The rpc-servers and the models that run on them (null: every model is local). */
+    readonly rpc: { servers: string[]; files: string[] } | null,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Hsd> {
@@ -249,14 +268,22 @@ export class Hsd {
       warn(
         `threads ${threads} (--threads) is more than the ${cpus} CPUs here: ggml's threads wait for each other, so every pass gets much slower; use at most ${cpus}`,
       );
+    const rpc = rpcPlacement(options, infos);
     const loaded: LoadedModel[] = [];
     const targetInfo = infos[infos.length - 1]!;
+    // Models on RPC devices run in a child process (src/rpc/remote-model.ts), started after the servers answered.
+    const host = rpc ? await RemoteModelHost.start({ servers: rpc.servers, timeoutMs: options.rpcTimeoutMs }) : null;
     try {
       for (const info of infos) {
         let native: NativeModel;
         try {
-          native = await loadModel(info.path, { gpuLayers });
+          native =
+            host && rpc!.files.includes(info.file)
+              ? await host.loadModel(info.path)
+              : await loadModel(info.path, { gpuLayers });
         } catch (error) {
+          // A server that failed or stopped answering is the server's fault, not the file's: its error names it.
+          if (error instanceof RpcServerError) throw error;
           const failure = new GgufFormatError(
             info.path,
             `llama.cpp could not load it: ${nativeReason(error, info.path)}`,
@@ -293,9 +320,14 @@ export class Hsd {
         m.context.dispose();
         m.native.dispose();
       }
+      host?.close();
       throw error;
     }
-    const device = `${nativeBackend()}${offloaded > 0 ? `, ${offloaded} GPU layers` : ", CPU"}`;
+    // The device string keys the calibration cache and the learned estimates: passes over RPC cost what those
+    // servers (and the network to them) cost, so they are part of it.
+    const device =
+      `${nativeBackend()}${offloaded > 0 ? `, ${offloaded} GPU layers` : ", CPU"}` +
+      (rpc ? `; over RPC (${rpc.files.join(", ")}): ${rpc.servers.map((s) => s.label).join(", ")}` : "");
     const lookup = ngram === "off" ? null : new ContextLookupLevel(targetInfo.vocabSize, options.lookup ?? {});
     let table: Hsd["table"] = null;
     if (ngram !== "off") {
@@ -310,7 +342,8 @@ export class Hsd {
       }
     }
     const cache = new CalibrationCache(options.cacheDir, warn);
-    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table, cache, warn);
+    const remote = rpc ? { servers: rpc.servers.map((s) => s.label), files: rpc.files } : null;
+    return new Hsd(loaded, rejected, threads, device, flashAttention, ngram, lookup, table, cache, warn, remote);
   }
 
   get target(): LoadedModel {
@@ -725,6 +758,36 @@ export class Hsd {
     }
     releaseFreedMemory();
   }
+}
+
+/** Which rpc-servers, and which models run on them (the target unless rpcLevels says otherwise); null without rpc. */
+function rpcPlacement(
+  options: OpenOptions,
+  infos: readonly ModelInfo[],
+): { servers: ReturnType<typeof parseRpcEndpoints>; files: string[] } | null {
+  if (options.rpc === undefined) {
+    if (options.rpcLevels !== undefined) throw new InvalidOptionError("rpcLevels needs rpc (the rpc-servers)");
+    return null;
+  }
+  const servers = parseRpcEndpoints(options.rpc, "rpc");
+  if (options.rpcTimeoutMs !== undefined && !(Number.isFinite(options.rpcTimeoutMs) && options.rpcTimeoutMs >= 100))
+    throw new InvalidOptionError(`rpcTimeoutMs must be at least 100 ms, got ${options.rpcTimeoutMs}`);
+  const levels = options.rpcLevels ?? "target";
+  const target = infos[infos.length - 1]!;
+  let files: string[];
+  if (levels === "target") files = [target.file];
+  else if (levels === "all") files = infos.map((m) => m.file);
+  else if (Array.isArray(levels)) {
+    files = levels.map((name) => {
+      const m = infos.find((x) => x.file === name || x.path === resolve(name) || x.file === basename(name));
+      if (!m)
+        throw new InvalidOptionError(
+          `rpcLevels: ${name} is not one of the models (${infos.map((x) => x.file).join(", ")})`,
+        );
+      return m.file;
+    });
+  } else throw new InvalidOptionError(`rpcLevels must be "target", "all" or model file names, got ${String(levels)}`);
+  return { servers, files };
 }
 
 /** Which online planner a generation uses (Hsd.planners). */

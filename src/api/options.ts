@@ -62,6 +62,10 @@ export function checkOpenOptions(options: unknown): void {
   }
   checkString("cacheDir", options.cacheDir);
   if (options.ngramTable !== null) checkString("ngramTable", options.ngramTable);
+  // The addresses themselves and the model names are checked where they are parsed (rpcPlacement in hsd.ts).
+  if (typeof options.rpc !== "string") checkStrings("rpc", options.rpc);
+  if (options.rpcLevels !== "target" && options.rpcLevels !== "all") checkStrings("rpcLevels", options.rpcLevels);
+  checkInteger("rpcTimeoutMs", options.rpcTimeoutMs, 100);
 }
 
 /** Hsd.plan's and Hsd.calibrate's request (also a generate request's `plan`). */

@@ -13,6 +13,7 @@ import type { NgramMode } from "../api/plan.js";
 import { AbortedError, InvalidOptionError } from "../errors.js";
 import { toSnakeCaseJson } from "./json.js";
 import { buildNgramTable } from "../api/ngram.js";
+import { parseRpcEndpoints } from "../rpc/endpoints.js";
 import { DEFAULT_CALIBRATION_TOKENS, DEFAULT_MAX_THRESHOLD, DEFAULT_MAX_TOKENS } from "../defaults.js";
 import type { SamplingSettings } from "../api/sampling.js";
 import { formatPlan, formatRunSummary, progressReporter } from "./format.js";
@@ -59,6 +60,9 @@ interface CommonOptions extends Omit<SamplingSettings, "seed"> {
   ngramMin?: number;
   ngramMax?: number;
   ngramTable?: string;
+  rpc?: string;
+  rpcLevels?: string;
+  rpcTimeout?: number;
 }
 
 function withCommon(command: Command, { json = true } = {}): Command {
@@ -119,7 +123,17 @@ function withCommon(command: Command, { json = true } = {}): Command {
       "the lookup proposes after a match of at least n tokens (default 1)",
       int("--ngram-min", 1),
     )
-    .option("--ngram-max <n>", "matches are measured up to n tokens (default 8)", int("--ngram-max", 1));
+    .option("--ngram-max <n>", "matches are measured up to n tokens (default 8)", int("--ngram-max", 1))
+    .option(
+      "--rpc <servers>",
+      "run the target on llama.cpp rpc-servers, HOST:PORT[,HOST:PORT…]; the drafts stay local (needs npm run build:llama -- --rpc-only)",
+    )
+    .option("--rpc-levels <which>", "with --rpc: target (default), all, or comma-separated model files to run there")
+    .option(
+      "--rpc-timeout <ms>",
+      "with --rpc: how long one remote pass may take before the servers count as not answering (default 30000)",
+      int("--rpc-timeout", 100),
+    );
   return json ? command.option("--json", "print one JSON object instead of text for people") : command;
 }
 
@@ -182,6 +196,7 @@ function hierarchyFrom(o: HierarchyOptions): "auto" | Hierarchy {
 }
 
 async function open(o: CommonOptions): Promise<Hsd> {
+  if (o.rpc !== undefined) parseRpcEndpoints(o.rpc, "--rpc"); // its errors name the flag; Hsd.open parses again
   return Hsd.open({
     models: o.models,
     target: o.target,
@@ -192,6 +207,10 @@ async function open(o: CommonOptions): Promise<Hsd> {
     ngram: o.ngram,
     lookup: { minMatch: o.ngramMin, maxMatch: o.ngramMax },
     ngramTable: o.ngramTable,
+    rpc: o.rpc,
+    rpcLevels:
+      o.rpcLevels === undefined || o.rpcLevels === "target" || o.rpcLevels === "all" ? o.rpcLevels : list(o.rpcLevels),
+    rpcTimeoutMs: o.rpcTimeout,
     onWarning: (message) => process.stderr.write(`hsd: warning: ${message}\n`),
   });
 }

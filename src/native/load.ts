@@ -99,7 +99,46 @@ export interface RawAddon {
   loadBackends(libDir: string): NativeDevice[];
   devices(): NativeDevice[];
   systemInfo(): string;
-  loadModel(path: string, options: { gpuLayers?: number; vocabOnly?: boolean }): Promise<RawModelHandle>;
+  loadModel(
+    path: string,
+    options: { gpuLayers?: number; vocabOnly?: boolean; rpcServers?: string[] },
+  ): Promise<RawModelHandle>;
+  /** Whether llama.cpp's RPC backend plugin is loaded. */
+  rpcAvailable(): boolean;
+  /** The RPC protocol version of the headers the addon was compiled against, e.g. "6.0.0". */
+  rpcProtocolVersion(): string;
+  /** Connects to an rpc-server and does the handshake, within timeoutMs (native/rpc.h). */
+  probeRpcServer(host: string, port: number, timeoutMs: number): Promise<RawRpcProbe>;
+  probeRpcServerSync(host: string, port: number, timeoutMs: number): RawRpcProbe;
+  /** Two connected, close-on-exec socket ends (native/channel.h). */
+  socketPair(): [number, number];
+  Channel: new (fd: number) => RawChannel;
+}
+
+/** What probing an rpc-server found (native/rpc.h, RpcProbe). */
+export interface RawRpcProbe {
+  state:
+    | "ok"
+    | "version"
+    | "refused"
+    | "unreachable"
+    | "resolve"
+    | "connect-timeout"
+    | "handshake-timeout"
+    | "closed"
+    | "error";
+  /** The server's protocol version when it answered, else null. */
+  version: string | null;
+  detail: string;
+}
+
+/** A framed channel over one socket end (native/channel.h). Errors carry a `code`: HSD_CHANNEL_*. */
+export interface RawChannel {
+  call(bytes: Uint8Array, timeoutMs: number): ArrayBuffer;
+  callAsync(bytes: Uint8Array, timeoutMs: number): Promise<ArrayBuffer>;
+  receive(): ArrayBuffer | null;
+  send(bytes: Uint8Array): void;
+  close(): void;
 }
 
 export interface LoadedNative {
