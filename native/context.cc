@@ -51,12 +51,19 @@ std::string runEvaluate(ContextHandle& h, const EvalRequest& r) {
   h.position = r.position + r.n;
 
   const int32_t rows = r.n - r.firstOutput;
-  const size_t V = static_cast<size_t>(h.nVocab);
+  const size_t V = static_cast<size_t>(r.vocabLimit);
   for (int32_t j = 0; j < rows; j++) {
     const float* logits = api::llama_get_logits_ith(h.ctx, r.firstOutput + j);
     if (logits == nullptr) return "llama.cpp returned no logits for batch row " + std::to_string(r.firstOutput + j);
     const size_t row = static_cast<size_t>(r.rowOffset + j);
-    transformRow(logits, h.nVocab, r.transform, r.probs ? r.probs + row * V : nullptr, r.argmax + row, h.scratch);
+    float* dense = r.probs ? r.probs + row * V : nullptr;
+    if (r.sparseIds == nullptr) {
+      transformRow(logits, r.vocabLimit, r.transform, dense, r.argmax + row, h.scratch);
+      continue;
+    }
+    const size_t at = row * static_cast<size_t>(r.sparseCapacity);
+    r.sparseCounts[row] = transformRowSparse(logits, r.vocabLimit, r.transform, r.sparseCapacity, r.sparseIds + at,
+                                             r.sparseProbs + at, dense, r.argmax + row, h.scratch);
   }
   return "";
 }
@@ -80,6 +87,7 @@ class EvaluateWorker : public Napi::AsyncWorker {
     Napi::Object target = info[3].As<Napi::Object>();
     probsRef_ = Napi::Persistent(target.Get("probs").IsObject() ? target.Get("probs").As<Napi::Object>() : Napi::Object::New(env));
     argmaxRef_ = Napi::Persistent(target.Get("argmax").As<Napi::Object>());
+    sparseRef_ = Napi::Persistent(target.Get("sparse").IsObject() ? target.Get("sparse").As<Napi::Object>() : Napi::Object::New(env));
   }
 
   Napi::Promise promise() { return deferred_.Promise(); }
@@ -109,7 +117,7 @@ class EvaluateWorker : public Napi::AsyncWorker {
 
   Napi::Promise::Deferred deferred_;
   AddonContext* owner_;
-  Napi::ObjectReference ownerRef_, tokensRef_, targetRef_, probsRef_, argmaxRef_;
+  Napi::ObjectReference ownerRef_, tokensRef_, targetRef_, probsRef_, argmaxRef_, sparseRef_;
   std::shared_ptr<ContextHandle> handle_;
   EvalRequest request_;
   std::string cancelReason_;
@@ -277,6 +285,7 @@ void AddonContext::parseRequest(const Napi::CallbackInfo& info, EvalRequest& r, 
   r.position = position;
   r.firstOutput = firstOutput;
   r.transform = transform_;
+  r.vocabLimit = h.nVocab;
   if (!needTarget) return;
 
   if (info.Length() < 4 || !info[3].IsObject()) throw Napi::TypeError::New(env, "target must be an object { probs, argmax, rowOffset }");
@@ -292,15 +301,39 @@ void AddonContext::parseRequest(const Napi::CallbackInfo& info, EvalRequest& r, 
                                          std::to_string(needRows));
   r.argmax = argmax.Data();
   r.rowOffset = static_cast<int32_t>(rowOffset);
+  Napi::Value vl = target.Get("vocabLimit");  // optional: rows over ids [0, vocabLimit) only
+  if (!vl.IsUndefined()) r.vocabLimit = static_cast<int32_t>(integerValue(env, vl, "target.vocabLimit", 1, h.nVocab));
+  Napi::Value sv = target.Get("sparse");  // optional: { capacity, ids, probs, counts }, docs/ALGORITHM.md §12
+  if (!sv.IsUndefined() && !sv.IsNull() && !transform_.greedy) {
+    if (!sv.IsObject()) throw Napi::TypeError::New(env, "target.sparse must be an object { capacity, ids, probs, counts }");
+    Napi::Object sparse = sv.As<Napi::Object>();
+    const int64_t capacity = integerValue(env, sparse.Get("capacity"), "target.sparse.capacity", 1, r.vocabLimit);
+    const int64_t entries = needRows * capacity;
+    Napi::Value ids = sparse.Get("ids"), sp = sparse.Get("probs"), counts = sparse.Get("counts");
+    if (!isTyped<int32_t>(ids, napi_int32_array) || !isTyped<float>(sp, napi_float32_array) || !isTyped<int32_t>(counts, napi_int32_array))
+      throw Napi::TypeError::New(env, "target.sparse needs ids (Int32Array), probs (Float32Array) and counts (Int32Array)");
+    if (static_cast<int64_t>(ids.As<Napi::Int32Array>().ElementLength()) < entries ||
+        static_cast<int64_t>(sp.As<Napi::Float32Array>().ElementLength()) < entries ||
+        static_cast<int64_t>(counts.As<Napi::Int32Array>().ElementLength()) < needRows)
+      throw Napi::RangeError::New(env, "target.sparse holds fewer than (rowOffset + rows) * capacity entries = " + std::to_string(entries) +
+                                           " or (rowOffset + rows) counts");
+    r.sparseCapacity = static_cast<int32_t>(capacity);
+    r.sparseIds = ids.As<Napi::Int32Array>().Data();
+    r.sparseProbs = sp.As<Napi::Float32Array>().Data();
+    r.sparseCounts = counts.As<Napi::Int32Array>().Data();
+  }
+  // Every row is sparse when top-k keeps at most `capacity` entries; otherwise a row may need the dense buffer.
+  const bool alwaysSparse = r.sparseIds != nullptr && transform_.topK > 0 && transform_.topK < r.vocabLimit &&
+                            transform_.topK <= r.sparseCapacity;
   r.probs = nullptr;
   Napi::Value pv = target.Get("probs");
-  if (!transform_.greedy) {
+  if (!transform_.greedy && !(alwaysSparse && (pv.IsNull() || pv.IsUndefined()))) {
     if (!isTyped<float>(pv, napi_float32_array))
-      throw Napi::TypeError::New(env, "target.probs must be a Float32Array (sampling is not greedy)");
+      throw Napi::TypeError::New(env, "target.probs must be a Float32Array (sampling is not greedy and rows may be dense)");
     Napi::Float32Array probs = pv.As<Napi::Float32Array>();
-    const int64_t need = needRows * static_cast<int64_t>(h.nVocab);
+    const int64_t need = needRows * static_cast<int64_t>(r.vocabLimit);
     if (static_cast<int64_t>(probs.ElementLength()) < need)
-      throw Napi::RangeError::New(env, "target.probs holds " + std::to_string(probs.ElementLength()) + " floats, needs (rowOffset + rows) * vocabSize = " +
+      throw Napi::RangeError::New(env, "target.probs holds " + std::to_string(probs.ElementLength()) + " floats, needs (rowOffset + rows) * vocabLimit = " +
                                            std::to_string(need));
     r.probs = probs.Data();
   } else if (!pv.IsNull() && !pv.IsUndefined() && !isTyped<float>(pv, napi_float32_array)) {

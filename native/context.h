@@ -39,6 +39,13 @@ struct EvalRequest {
   float* probs = nullptr;  // null in greedy mode
   int32_t* argmax = nullptr;
   int32_t rowOffset = 0;
+  int32_t vocabLimit = 0;  // rows cover ids [0, vocabLimit) only (a draft restricted below a smaller verifier's vocabulary)
+  // Sparse rows (null when not asked for): row r's entries at [r * sparseCapacity, ...), its count (-1: the row is
+  // dense, in probs) at sparseCounts[r].
+  int32_t sparseCapacity = 0;
+  int32_t* sparseIds = nullptr;
+  float* sparseProbs = nullptr;
+  int32_t* sparseCounts = nullptr;
 };
 
 // Runs on any thread. "" on success, else the reason. On failure the cache is truncated to request.position.

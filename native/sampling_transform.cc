@@ -123,4 +123,152 @@ void transformRow(const float* logits, int32_t n, const SamplingTransform& t, fl
   for (int32_t i = 0; i < n; i++) out[i] *= r;
 }
 
+namespace {
+
+// Min-p without top-k, sparse (-1 when the survivors do not fit in `capacity`): p >= minP * pmax is
+// logit >= maxLogit + T * ln(minP), so the survivors are found by comparing logits, without an exp per id. Top-p,
+// if on, measures mass over the whole vocabulary: one exp pass for the normaliser, still without writes.
+int32_t minPSparse(const float* logits, int32_t n, const SamplingTransform& t, int32_t capacity, int32_t* ids,
+                   float* probs, int32_t* argmax, std::vector<int32_t>& scratch) {
+  const int32_t am = argmaxRow(logits, n);
+  *argmax = am;
+  const float maxLogit = logits[am];
+  const float invT = 1.0f / t.temperature;
+  // A hair below the exact bound, so that no survivor is lost to rounding; the exact test follows on the few.
+  const float bound = maxLogit + t.temperature * std::log(t.minP) - 1e-4f * (1.0f + std::fabs(maxLogit));
+  if (scratch.size() < static_cast<size_t>(capacity)) scratch.resize(capacity);
+  int32_t* kept = scratch.data();
+  int32_t count = 0;
+  for (int32_t i = 0; i < n; i++) {
+    if (logits[i] < bound) continue;
+    if (count == capacity) return -1;
+    kept[count++] = i;
+  }
+  // The dense transform's test: exp((l - max) / T) >= minP * 1 (the largest unnormalised probability is 1).
+  int32_t m = 0;
+  for (int32_t i = 0; i < count; i++) {
+    const float e = std::exp((logits[kept[i]] - maxLogit) * invT);
+    if (e >= t.minP) {
+      kept[m] = kept[i];
+      probs[m++] = e;
+    }
+  }
+  count = m;
+  if (t.topP < 1.0f) {
+    double total = 0.0;
+    for (int32_t i = 0; i < n; i++) total += std::exp((logits[i] - maxLogit) * invT);
+    // Order the survivors by (probability desc, id asc) and cut at the top-p prefix.
+    std::vector<std::pair<float, int32_t>> order(count);
+    for (int32_t i = 0; i < count; i++) order[i] = {probs[i], kept[i]};
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    double cum = 0.0;
+    int32_t keep = count;
+    for (int32_t i = 0; i < count; i++) {
+      cum += order[i].first;
+      if (cum >= t.topP * total) {
+        keep = i + 1;
+        break;
+      }
+    }
+    count = keep;
+    for (int32_t i = 0; i < count; i++) {
+      probs[i] = order[i].first;
+      kept[i] = order[i].second;
+    }
+  }
+  double sum = 0.0;
+  for (int32_t i = 0; i < count; i++) sum += probs[i];
+  const float r = static_cast<float>(1.0 / sum);
+  for (int32_t i = 0; i < count; i++) {
+    ids[i] = kept[i];
+    probs[i] *= r;
+  }
+  return count;
+}
+
+}  // namespace
+
+int32_t transformRowSparse(const float* logits, int32_t n, const SamplingTransform& t, int32_t capacity,
+                           int32_t* ids, float* probs, float* dense, int32_t* argmax, std::vector<int32_t>& scratch) {
+  const bool useTopK = t.topK > 0 && t.topK < n;
+  if (!t.greedy && !useTopK && t.minP > 0.0f) {
+    const int32_t count = minPSparse(logits, n, t, capacity, ids, probs, argmax, scratch);
+    if (count >= 0) return count;
+  }
+  if (t.greedy || !useTopK || t.topK > capacity) {
+    // The dense transform, then its non-zero entries when they fit.
+    transformRow(logits, n, t, dense, argmax, scratch);
+    if (t.greedy || dense == nullptr) return 0;
+    int32_t count = 0;
+    for (int32_t i = 0; i < n; i++) count += dense[i] > 0.0f;
+    if (count > capacity) return -1;
+    count = 0;
+    for (int32_t i = 0; i < n; i++)
+      if (dense[i] > 0.0f) {
+        ids[count] = i;
+        probs[count++] = dense[i];
+      }
+    return count;
+  }
+
+  // Top-k by (logit desc, id asc) in one pass: a heap of the k best so far, the worst on top. Ids arrive in
+  // ascending order, so a later id enters only with a strictly larger logit (equal logits: the lower id wins).
+  const int32_t k = t.topK;
+  if (scratch.size() < static_cast<size_t>(k)) scratch.resize(k);
+  int32_t* heap = scratch.data();
+  auto worse = [logits](int32_t a, int32_t b) { return logits[a] < logits[b] || (logits[a] == logits[b] && a > b); };
+  // std heaps keep the "largest" by the comparator on top; with comp(a, b) = "a is better than b" the worst is on top.
+  auto better = [&worse](int32_t a, int32_t b) { return worse(b, a); };
+  for (int32_t i = 0; i < k; i++) heap[i] = i;
+  std::make_heap(heap, heap + k, better);
+  for (int32_t i = k; i < n; i++) {
+    if (logits[i] > logits[heap[0]]) {
+      std::pop_heap(heap, heap + k, better);
+      heap[k - 1] = i;
+      std::push_heap(heap, heap + k, better);
+    }
+  }
+  std::sort(heap, heap + k, better);  // best first
+  *argmax = heap[0];
+
+  // 3-4. softmax(logits / T) renormalised over the k survivors = softmax of their logits alone.
+  const float invT = 1.0f / t.temperature;
+  const float maxLogit = logits[heap[0]];
+  double sum = 0.0;
+  for (int32_t i = 0; i < k; i++) {
+    float e = std::exp((logits[heap[i]] - maxLogit) * invT);
+    probs[i] = e;
+    sum += e;
+  }
+  // 6. min-p: the survivors at or above minP * (largest probability), a prefix of the order.
+  int32_t keep = k;
+  if (t.minP > 0.0f) {
+    const float threshold = t.minP * probs[0];
+    int32_t cnt = 0;
+    while (cnt < k && probs[cnt] >= threshold) cnt++;
+    keep = std::max(cnt, 1);
+  }
+  // 5. top-p over the top-k survivors: the shortest prefix whose mass reaches topP of theirs.
+  if (t.topP < 1.0f) {
+    const double target = t.topP * sum;
+    double cum = 0.0;
+    for (int32_t i = 0; i < keep; i++) {
+      cum += probs[i];
+      if (cum >= target) {
+        keep = i + 1;
+        break;
+      }
+    }
+  }
+  // 7. renormalise the kept prefix.
+  double kept = 0.0;
+  for (int32_t i = 0; i < keep; i++) kept += probs[i];
+  const float r = static_cast<float>(1.0 / kept);
+  for (int32_t i = 0; i < keep; i++) {
+    ids[i] = heap[i];
+    probs[i] *= r;
+  }
+  return keep;
+}
+
 }  // namespace hsd

@@ -39,4 +39,14 @@ int32_t argmaxRow(const float* logits, int32_t n);
 void transformRow(const float* logits, int32_t n, const SamplingTransform& t, float* out, int32_t* argmax,
                   std::vector<int32_t>& scratch);
 
+// The same distribution as sparse entries (docs/ALGORITHM.md §12): writes *argmax and, unless greedy, the
+// non-zero entries (ids[i], probs[i]) when there are at most `capacity` of them and returns how many; otherwise
+// writes the dense row into `dense` and returns -1 (dense must then be non-null). With 0 < topK <= capacity
+// (and topK < n) it never touches n floats: the k best logits are selected in one pass (a bounded heap) and the
+// transform runs on them alone, since top-k's renormalisation cancels the softmax's normaliser and top-p / min-p
+// only compare the survivors' probabilities with each other. Otherwise the dense transform runs and its
+// non-zero entries are gathered when they fit.
+int32_t transformRowSparse(const float* logits, int32_t n, const SamplingTransform& t, int32_t capacity,
+                           int32_t* ids, float* probs, float* dense, int32_t* argmax, std::vector<int32_t>& scratch);
+
 }  // namespace hsd

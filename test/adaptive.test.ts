@@ -130,6 +130,14 @@ function prior(): Calibration {
   };
 }
 
+// One vocabulary for both models (planning compares them: src/gguf/vocabulary.ts).
+const VOCABULARY = {
+  model: "test",
+  tokens: Array.from({ length: VOCAB }, (_, i) => `t${i}`),
+  types: null,
+  merges: [],
+  specials: {},
+};
 const INFOS = ["draft.gguf", "target.gguf"].map(
   (file, i) =>
     ({
@@ -142,8 +150,9 @@ const INFOS = ["draft.gguf", "target.gguf"].map(
       quantisation: "F32",
       vocabSize: VOCAB,
       vocabFingerprint: "x",
+      vocabulary: VOCABULARY,
       contextLength: null,
-    }) as ModelInfo,
+    }) satisfies ModelInfo,
 );
 
 function adaptive(greedy: boolean, seed: number, clock: Clock, replanEvery = 8, mutation?: AdaptiveMutation) {

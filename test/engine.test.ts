@@ -1,12 +1,12 @@
 // Exactness of the HSD recursion on in-memory models whose laws are known exactly.
 import { expect } from "chai";
-import { HsdDecoder, type VerificationMutation } from "../src/engine/hsd.js";
-import { CopyProposalLevel, SyntheticLevel, syntheticFamily } from "./helpers/synthetic-levels.js";
-import type { Level } from "../src/levels/level.js";
+import { HsdDecoder, type DecoderOptions, type VerificationMutation } from "../src/engine/hsd.js";
+import { CopyProposalLevel, SyntheticLevel, narrowed, syntheticFamily } from "./helpers/synthetic-levels.js";
+import type { DistributionRows, Level } from "../src/levels/level.js";
 import { generate, type Vocabulary } from "../src/engine/generate.js";
 import { TextAssembler } from "../src/engine/text.js";
 import { Rng } from "../src/util/rng.js";
-import { chiSquareFit } from "./helpers/stats.js";
+import { chiSquareFit, detectableTotalVariation } from "./helpers/stats.js";
 
 const VOCAB = 5;
 const PREFIX = 3; // the test compares the law of the first 3 generated tokens: 125 outcomes
@@ -28,15 +28,16 @@ function exactPrefixLaw(target: SyntheticLevel, prompt: number[], n: number): Ma
   const law = new Map<string, number>();
   const seq = new Int32Array(prompt.length + n);
   seq.set(prompt);
-  const probs = new Float32Array(VOCAB);
+  const V = target.vocabSize;
+  const probs = new Float32Array(V);
   const walk = (depth: number, mass: number) => {
     if (depth === n) {
       law.set(Array.from(seq.subarray(prompt.length)).join(","), mass);
       return;
     }
-    target.law(seq, prompt.length + depth, probs);
+    target.distribution(seq, prompt.length + depth, V, probs);
     const copy = Float64Array.from(probs);
-    for (let x = 0; x < VOCAB; x++) {
+    for (let x = 0; x < V; x++) {
       seq[prompt.length + depth] = x;
       walk(depth + 1, mass * copy[x]!);
     }
@@ -52,8 +53,9 @@ async function samplePrefixes(
   seed: number,
   mutation?: VerificationMutation,
   prompt: number[] = [1, 3],
+  options: Pick<DecoderOptions, "sampling" | "sparseLimit"> = {},
 ) {
-  const decoder = new HsdDecoder(levels, { thresholds, greedy: false, rng: new Rng(seed), mutation });
+  const decoder = new HsdDecoder(levels, { thresholds, greedy: false, rng: new Rng(seed), mutation, ...options });
   const seq = new Int32Array(64);
   const counts = new Map<string, number>();
   let tokens = 0;
@@ -70,7 +72,7 @@ async function samplePrefixes(
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   const expected = exactPrefixLaw(levels[levels.length - 1] as SyntheticLevel, prompt, PREFIX);
-  return { fit: chiSquareFit(counts, expected, SAMPLES), tokensPerPass: tokens / passes };
+  return { fit: chiSquareFit(counts, expected, SAMPLES), tokensPerPass: tokens / passes, expected };
 }
 
 const HIERARCHIES: { name: string; levels: number; thresholds: number[] }[] = [
@@ -144,6 +146,186 @@ describe("HSD recursion on synthetic models", function () {
         expect(fit.pValue, `TV=${fit.totalVariation.toFixed(4)}`).to.be.lessThan(P_THRESHOLD);
       });
     }
+  });
+
+  describe("vocabularies of different sizes (padding, docs/ALGORITHM.md §11)", function () {
+    // Laws over 6 ids; a level "with V ids" has the law restricted to ids < V, renormalised (a model that lacks
+    // the others). Id 4 (and 5) play the padding ids only the larger vocabulary has; the synthetic laws put real
+    // mass on them, as a random-weight target does.
+    const level = (name: string, k: number, of: number, width: number) =>
+      new SyntheticLevel(name, width, narrowed(syntheticFamily(6, of, 7)[k]!, 6, width));
+    const WIDTHS: { name: string; levels: () => Level[]; thresholds: number[] }[] = [
+      {
+        name: "the target has an id the draft lacks (4 vs 5 ids, T=3)",
+        levels: () => [level("M0", 0, 2, 4), level("M1", 1, 2, 5)],
+        thresholds: [3],
+      },
+      {
+        name: "K=2, both drafts lack it (4, 4, 5 ids; T=2,3)",
+        levels: () => [level("M0", 0, 3, 4), level("M1", 1, 3, 4), level("M2", 2, 3, 5)],
+        thresholds: [2, 3],
+      },
+      {
+        name: "K=2, the middle level is the narrowest (5, 4, 5 ids; T=2,2)",
+        levels: () => [level("M0", 0, 3, 5), level("M1", 1, 3, 4), level("M2", 2, 3, 5)],
+        thresholds: [2, 2],
+      },
+      {
+        name: "the draft has an id the target lacks (6 vs 5 ids, T=3)",
+        levels: () => [level("M0", 0, 2, 6), level("M1", 1, 2, 5)],
+        thresholds: [3],
+      },
+      {
+        name: "lookup > draft > target (5, 4, 5 ids; T=3,3)",
+        levels: () => [new CopyProposalLevel("ngram-copy", 5), level("M0", 0, 2, 4), level("M1", 1, 2, 5)],
+        thresholds: [3, 3],
+      },
+    ];
+    const prompt = [1, 3, 2, 4, 1, 3, 0];
+    for (const c of WIDTHS) {
+      it(`sampling is exact: ${c.name}`, async function () {
+        const levels = c.levels();
+        const { fit, expected } = await samplePrefixes(levels, c.thresholds, 2024, undefined, prompt);
+        const target = levels[levels.length - 1]!;
+        const narrowest = Math.min(...levels.slice(0, -1).map((l) => l.vocabSize));
+        // How much of the target's law lies on ids some draft lacks: what only the residual and bonus can emit.
+        let beyond = 0;
+        for (const [key, mass] of expected) if (key.split(",").some((x) => Number(x) >= narrowest)) beyond += mass;
+        const tv = detectableTotalVariation(SAMPLES, fit.degreesOfFreedom);
+        console.log(
+          `      ${c.name}: TV ${fit.totalVariation.toFixed(4)}, p ${fit.pValue.toExponential(2)}; target mass on ids a draft lacks ${beyond.toFixed(3)}; the test detects any TV >= ${tv.toFixed(3)} (power 0.99 at p < 1e-6)`,
+        );
+        expect(
+          fit.pValue,
+          `chi2=${fit.chiSquare.toFixed(1)} dof=${fit.degreesOfFreedom} TV=${fit.totalVariation.toFixed(4)} (detects TV >= ${tv.toFixed(3)} with power 0.99)`,
+        ).to.be.greaterThan(P_THRESHOLD);
+        if (narrowest < target.vocabSize) expect(beyond, "mass on ids a draft lacks").to.be.greaterThan(0.2);
+        for (const l of levels) if (l instanceof SyntheticLevel) expect(l.foreignDraftsRead, l.name).to.equal(0);
+      });
+    }
+    it("mutation check: a residual that ignores the target's mass on ids the draft lacks fails", async function () {
+      for (const c of WIDTHS.slice(0, 2)) {
+        const { fit } = await samplePrefixes(c.levels(), c.thresholds, 2024, "residual-within-draft", prompt);
+        console.log(`      ${c.name}, residual-within-draft: TV ${fit.totalVariation.toFixed(4)}`);
+        expect(fit.pValue, `${c.name}: TV=${fit.totalVariation.toFixed(4)}`).to.be.lessThan(P_THRESHOLD);
+      }
+    });
+    it("mutation check: an unrestricted draft proposes ids its verifier cannot score (and wastes its block)", async function () {
+      const c = WIDTHS[3]!;
+      const good = c.levels();
+      const bad = c.levels();
+      const exact = await samplePrefixes(good, c.thresholds, 2024, undefined, prompt);
+      const mutant = await samplePrefixes(bad, c.thresholds, 2024, "unrestricted-draft", prompt);
+      // Speculative sampling stays exact for any draft law (the verifier gives such an id probability 0), but a
+      // llama.cpp verifier refuses an id outside its vocabulary: the restriction is what keeps it from seeing one.
+      expect((good[1] as SyntheticLevel).foreignDraftsRead).to.equal(0);
+      expect((bad[1] as SyntheticLevel).foreignDraftsRead).to.be.greaterThan(100);
+      expect(mutant.tokensPerPass).to.be.lessThan(exact.tokensPerPass);
+    });
+    it("greedy output equals the target's greedy output, whose argmax is sometimes an id a draft lacks", async function () {
+      const vocab: Vocabulary = {
+        isEndOfGeneration: () => false,
+        tokenPiece: (t) => new TextEncoder().encode(`<${t}>`),
+      };
+      for (const c of WIDTHS) {
+        const levels = c.levels();
+        const target = levels[levels.length - 1]!;
+        const run = async (chain: Level[], thresholds: number[]) => {
+          const decoder = new HsdDecoder(chain, { thresholds, greedy: true, rng: new Rng(1) });
+          const it = generate(decoder, vocab, Int32Array.from(prompt), { maxTokens: 80 });
+          let r = await it.next();
+          while (!r.done) r = await it.next();
+          return r.value.tokens;
+        };
+        const reference = await run([target], []);
+        const narrowest = Math.min(...levels.slice(0, -1).map((l) => l.vocabSize));
+        if (narrowest < target.vocabSize)
+          expect(
+            reference.some((t) => t >= narrowest),
+            `${c.name}: the target emits an id a draft lacks`,
+          ).to.equal(true);
+        expect(await run(levels, c.thresholds), c.name).to.deep.equal(reference);
+      }
+    });
+  });
+
+  describe("sparse rows: the engine's work follows what top-k / top-p / min-p keep (docs/ALGORITHM.md §12)", function () {
+    /** A synthetic level that counts the rows it wrote sparse and dense. */
+    class Probe extends SyntheticLevel {
+      sparse = 0;
+      dense = 0;
+      override score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, offset: number) {
+        super.score(sequence, length, firstRow, rows, offset);
+        for (let r = offset; r < offset + length - firstRow; r++) {
+          if (rows.isSparse(r)) this.sparse++;
+          else this.dense++;
+        }
+      }
+    }
+    const TOP2 = { topK: 2, topP: 1, minP: 0 };
+    const MINP = { topK: 0, topP: 1, minP: 0.4 };
+    const probes = (n: number, cut: { topK: number; minP: number }, widths?: number[]) =>
+      syntheticFamily(6, n, 7).map(
+        (law, k) => new Probe(`M${k}`, widths?.[k] ?? 5, narrowed(law, 6, widths?.[k] ?? 5), cut),
+      );
+    const SPARSE: {
+      name: string;
+      levels: () => Level[];
+      thresholds: number[];
+      options: Pick<DecoderOptions, "sampling" | "sparseLimit">;
+      mixed?: boolean;
+    }[] = [
+      { name: "top-k 2, K=1 (T=3)", levels: () => probes(2, TOP2), thresholds: [3], options: { sampling: TOP2 } },
+      { name: "top-k 2, K=2 (T=2,3)", levels: () => probes(3, TOP2), thresholds: [2, 3], options: { sampling: TOP2 } },
+      {
+        name: "min-p 0.4, rows of up to 2 entries sparse and longer ones dense, K=2 (T=2,2)",
+        levels: () => probes(3, MINP),
+        thresholds: [2, 2],
+        options: { sampling: MINP, sparseLimit: 2 },
+        mixed: true,
+      },
+      {
+        name: "top-k 2 with a draft that lacks the target's last id (4 vs 5 ids, T=3)",
+        levels: () => probes(2, TOP2, [4, 5]),
+        thresholds: [3],
+        options: { sampling: TOP2 },
+      },
+      {
+        name: "lookup > draft > target, top-k 3 (T=3,3)",
+        levels: () => [new CopyProposalLevel("ngram-copy", 5), ...probes(2, { topK: 3, minP: 0 })],
+        thresholds: [3, 3],
+        options: { sampling: { topK: 3, topP: 1, minP: 0 } },
+      },
+    ];
+    const prompt = [1, 3, 2, 4, 1, 3, 0];
+    for (const c of SPARSE) {
+      it(`sampling is exact: ${c.name}`, async function () {
+        const levels = c.levels();
+        const { fit } = await samplePrefixes(levels, c.thresholds, 99, undefined, prompt, c.options);
+        const tv = detectableTotalVariation(SAMPLES, fit.degreesOfFreedom);
+        expect(
+          fit.pValue,
+          `chi2=${fit.chiSquare.toFixed(1)} dof=${fit.degreesOfFreedom} TV=${fit.totalVariation.toFixed(4)} (detects TV >= ${tv.toFixed(3)})`,
+        ).to.be.greaterThan(P_THRESHOLD);
+        const written = levels.filter((l): l is Probe => l instanceof Probe);
+        const sparse = written.reduce((n, l) => n + l.sparse, 0);
+        const dense = written.reduce((n, l) => n + l.dense, 0);
+        expect(sparse, "rows written sparse").to.be.greaterThan(1000);
+        if (c.mixed) expect(dense, "rows written dense (more entries than a sparse row holds)").to.be.greaterThan(1000);
+        else expect(dense, "rows written dense").to.equal(0);
+      });
+    }
+    it("mutation check: the law test still catches a broken verifier on sparse rows", async function () {
+      for (const [c, mutation] of [
+        [SPARSE[0]!, "no-residual"],
+        [SPARSE[2]!, "hand-up-lower-q"],
+        [SPARSE[3]!, "residual-within-draft"],
+        [SPARSE[4]!, "proposal-hands-up-p"],
+      ] as const) {
+        const { fit } = await samplePrefixes(c.levels(), c.thresholds, 99, mutation, prompt, c.options);
+        expect(fit.pValue, `${mutation} in ${c.name}: TV=${fit.totalVariation.toFixed(4)}`).to.be.lessThan(P_THRESHOLD);
+      }
+    });
   });
 
   describe("greedy output equals the target's greedy output", function () {

@@ -333,6 +333,101 @@ describe("native layer", function () {
       }
     });
 
+    it("vocabLimit: rows over the first ids only are the distribution restricted to them (docs/ALGORITHM.md §11)", function () {
+      const base = evalRows(ctx, prompt.subarray(0, 4), 0, V).probs;
+      const limit = Math.floor(V / 3);
+      for (const s of [T1, { greedy: false, temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 }]) {
+        ctx.setSampling(s);
+        const probs = new Float32Array(4 * limit);
+        const argmax = new Int32Array(4);
+        ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs, argmax, rowOffset: 0, vocabLimit: limit });
+        for (let j = 0; j < 4; j++) {
+          const restricted = base.slice(j * V, j * V + limit);
+          const want = referenceTransform(restricted, s);
+          const row = probs.subarray(j * limit, (j + 1) * limit);
+          expect(maxAbsDiff(row, want), JSON.stringify(s)).to.be.at.most(2e-5);
+          expect(argmax[j]).to.equal(argmaxOf(restricted));
+        }
+      }
+      ctx.setSampling({ ...T1, greedy: true });
+      const argmax = new Int32Array(4);
+      ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { probs: null, argmax, rowOffset: 0, vocabLimit: 7 });
+      expect(Math.max(...argmax)).to.be.below(7);
+      ctx.setSampling(T1);
+      const t = { probs: new Float32Array(4 * V), argmax, rowOffset: 0 };
+      for (const bad of [0, V + 1, 2.5, Number.NaN])
+        expect(() => ctx.evaluateSync(prompt.subarray(0, 4), 0, 0, { ...t, vocabLimit: bad })).to.throw(
+          RangeError,
+          /vocabLimit/,
+        );
+    });
+
+    it("sparse rows hold the same distribution as dense ones; rows that do not fit are written dense (docs/ALGORITHM.md §12)", function () {
+      const base = evalRows(ctx, prompt.subarray(0, 8), 0, V).probs;
+      const cases: { s: SamplingTransform; capacity: number; vocabLimit?: number }[] = [
+        { s: { greedy: false, temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 }, capacity: 40 },
+        { s: { greedy: false, temperature: 1.3, topK: 40, topP: 1, minP: 0 }, capacity: 64 },
+        { s: { greedy: false, temperature: 1, topK: 5, topP: 0.5, minP: 0.2 }, capacity: 5, vocabLimit: 300 },
+        { s: { greedy: false, temperature: 1, topK: 0, topP: 0.9, minP: 0 }, capacity: 64 },
+        { s: { greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0.05 }, capacity: 64 },
+        { s: { greedy: false, temperature: 0.7, topK: 0, topP: 0.8, minP: 0.02 }, capacity: 64 },
+        { s: { greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0.3 }, capacity: 8, vocabLimit: 1000 },
+        { s: { greedy: false, temperature: 1.5, topK: 3000, topP: 0.95, minP: 0 }, capacity: 1024 },
+      ];
+      let sparseRows = 0;
+      let denseRows = 0;
+      for (const { s, capacity, vocabLimit } of cases) {
+        ctx.setSampling(s);
+        const W = vocabLimit ?? V;
+        const alwaysSparse = s.topK > 0 && s.topK <= capacity;
+        const sparse = {
+          capacity,
+          ids: new Int32Array(8 * capacity),
+          probs: new Float32Array(8 * capacity),
+          counts: new Int32Array(8),
+        };
+        const probs = alwaysSparse ? null : new Float32Array(8 * W);
+        const argmax = new Int32Array(8);
+        ctx.evaluateSync(prompt.subarray(0, 8), 0, 0, { probs, argmax, rowOffset: 0, vocabLimit, sparse });
+        for (let j = 0; j < 8; j++) {
+          const restricted = base.slice(j * V, j * V + W);
+          const want = referenceTransform(restricted, s);
+          const n = sparse.counts[j]!;
+          let row: Float32Array;
+          if (n >= 0) {
+            sparseRows++;
+            row = new Float32Array(W);
+            for (let e = 0; e < n; e++) row[sparse.ids[j * capacity + e]!] = sparse.probs[j * capacity + e]!;
+            expect(n, JSON.stringify(s)).to.equal(want.filter((p) => p > 0).length);
+          } else {
+            denseRows++;
+            expect(alwaysSparse, "a dense row only where top-k does not bound the entries").to.equal(false);
+            row = probs!.subarray(j * W, (j + 1) * W);
+            expect(row.filter((p) => p > 0).length).to.be.greaterThan(capacity);
+          }
+          expect(maxAbsDiff(row, want), JSON.stringify(s)).to.be.at.most(2e-5);
+          expect(argmax[j]).to.equal(argmaxOf(restricted));
+        }
+      }
+      expect(sparseRows).to.be.greaterThan(denseRows);
+      expect(denseRows, "some top-p / min-p rows keep more than 64 entries").to.be.greaterThan(0);
+      // Without top-k bounding the entries, a row may need the dense buffer.
+      ctx.setSampling({ ...T1, topP: 0.9 });
+      const sparse = { capacity: 4, ids: new Int32Array(4), probs: new Float32Array(4), counts: new Int32Array(1) };
+      expect(() =>
+        ctx.evaluateSync(prompt.subarray(0, 1), 0, 0, { probs: null, argmax: new Int32Array(1), rowOffset: 0, sparse }),
+      ).to.throw(TypeError, /probs/);
+      for (const capacity of [0, V + 1, 1.5])
+        expect(() =>
+          ctx.evaluateSync(prompt.subarray(0, 1), 0, 0, {
+            probs: new Float32Array(V),
+            argmax: new Int32Array(1),
+            rowOffset: 0,
+            sparse: { ...sparse, capacity },
+          }),
+        ).to.throw(RangeError, /capacity/);
+    });
+
     it("rejects bad arguments with clear errors", function () {
       const argmax = new Int32Array(4);
       const probs = new Float32Array(4 * V);

@@ -42,6 +42,7 @@ function fakePlan(): PlanReport {
       parameters: [0.1e6, 0.6e6, 1.8e6, 5e6][i]!,
       fileSize: 0,
       quantisation: "F16",
+      vocabulary: i === 3 ? "the target" : "same tokenizer",
       costs: {
         hot: curve(i),
         cold: curve(i),

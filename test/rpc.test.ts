@@ -222,6 +222,71 @@ describe("RPC: the target on rpc-servers, the drafts local", function () {
     }
   });
 
+  it("sampling rows over RPC: sparse rows gathered from the child's dense rows hold what the local addon writes (docs/ALGORITHM.md §12)", async function () {
+    const hsd = await Hsd.open({ files: [target], rpc: server.endpoint, ngram: "off" });
+    try {
+      const remote = hsd.target.native;
+      const here = local.target.native;
+      const V = here.vocabSize;
+      const tokens = here.tokenize(PROMPTS[0]!, true, false).subarray(0, 6);
+      const rows = tokens.length;
+      const cases = [
+        // llama.cpp's defaults: every row fits (top-k 40 <= capacity), no dense buffer needed.
+        { s: { greedy: false, temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 }, capacity: 40, dense: false },
+        // top-p alone with a small capacity: rows that keep more ids than 4 are written dense (count -1).
+        { s: { greedy: false, temperature: 1.5, topK: 0, topP: 0.99, minP: 0 }, capacity: 4, dense: true },
+      ];
+      for (const { s, capacity, dense } of cases) {
+        const written = [remote, here].map((model) => {
+          const ctx = model.createContext({ contextSize: 64, batchSize: 16, threads: 1 });
+          try {
+            ctx.setSampling(s);
+            const sparse = {
+              capacity,
+              ids: new Int32Array(rows * capacity),
+              probs: new Float32Array(rows * capacity),
+              counts: new Int32Array(rows),
+            };
+            const probs = dense ? new Float32Array(rows * V) : null;
+            ctx.evaluateSync(tokens, 0, 0, { probs, argmax: new Int32Array(rows), rowOffset: 0, sparse });
+            return Array.from({ length: rows }, (_, r) => {
+              const n = sparse.counts[r]!;
+              if (n < 0)
+                return {
+                  n,
+                  row: new Map(Array.from(probs!.subarray(r * V, (r + 1) * V).entries()).filter(([, p]) => p > 0)),
+                };
+              const at = r * capacity;
+              return {
+                n,
+                row: new Map(Array.from({ length: n }, (_, i) => [sparse.ids[at + i]!, sparse.probs[at + i]!])),
+              };
+            });
+          } finally {
+            ctx.dispose();
+          }
+        });
+        const [overRpc, onHere] = written as [(typeof written)[0], (typeof written)[0]];
+        if (dense)
+          expect(
+            overRpc.some((r) => r.n < 0),
+            "some rows fell back to dense",
+          ).to.equal(true);
+        for (let r = 0; r < rows; r++) {
+          expect(overRpc[r]!.n, `row ${r} count`).to.equal(onHere[r]!.n);
+          expect(
+            [...overRpc[r]!.row.keys()].sort((a, b) => a - b),
+            `row ${r} ids`,
+          ).to.deep.equal([...onHere[r]!.row.keys()].sort((a, b) => a - b));
+          for (const [id, p] of overRpc[r]!.row)
+            expect(p, `row ${r} id ${id}`).to.be.closeTo(onHere[r]!.row.get(id)!, 1e-5);
+        }
+      }
+    } finally {
+      await hsd.dispose();
+    }
+  });
+
   it("greedy through a delay relay (1 ms each way), and with every level remote; the adaptive plan calibrates remote costs and learns per server address", async function () {
     const ref = await reference();
     const relay = await startDelayRelay({ target: server.endpoint, delayMs: 1 });

@@ -89,8 +89,9 @@ export class SyntheticAcceptanceLevel implements ModelLevel {
         rows.argmax[row] = draft;
         this.acceptedRows++;
       } else {
-        // Uniform over the other V - 1 tokens: never the draft itself.
-        rows.argmax[row] = (draft + 1 + Math.floor(this.rng.next() * (this.vocabSize - 1))) % this.vocabSize;
+        // Uniform over the other ids of the row (its width: docs/ALGORITHM.md §11): never the draft itself.
+        const width = rows.vocabSize;
+        rows.argmax[row] = (draft + 1 + Math.floor(this.rng.next() * (width - 1))) % width;
       }
     }
   }

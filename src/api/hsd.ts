@@ -251,8 +251,7 @@ export class Hsd {
       const refused = group.rejected[0];
       if (refused) {
         const message = `${refused.path}: ${refused.reason}`;
-        const vocabulary = infos.find((m) => m.path === refused.path)!.vocabFingerprint !== target.vocabFingerprint;
-        throw vocabulary ? new VocabularyMismatchError(message) : new InvalidOptionError(message);
+        throw refused.vocabulary ? new VocabularyMismatchError(message) : new InvalidOptionError(message);
       }
       infos = group.models;
       rejected = [];
@@ -615,6 +614,7 @@ export class Hsd {
     const initial = online ? online.live(named) : livePlan(named, levelOf, state);
     const decoder = new AdaptiveDecoder({
       greedy: transform.greedy,
+      sampling: transform,
       rng: new Rng(seed),
       levels,
       // Room for the blocks of any plan it may switch to (at most two draft levels at T_max, as the policy planner

@@ -4,6 +4,7 @@
 // prints the same record in snake_case.
 
 import type { ModelInfo } from "../gguf/model-info.js";
+import { compareVocabularies } from "../gguf/vocabulary.js";
 import type { Calibration } from "../calibration/calibrate.js";
 import {
   choosePolicy,
@@ -44,6 +45,8 @@ export type PlanCandidate =
       quantisation: string;
       /** What its passes cost on this machine (docs/ALGORITHM.md §7). */
       costs: PassCosts;
+      /** Why its vocabulary can take part: "the target", "same tokenizer; the target has 128 extra padding ids", … */
+      vocabulary: string;
     }
   | {
       kind: "proposal";
@@ -169,6 +172,12 @@ export function planningInputs(
   ngram: NgramMode = "auto",
 ): PlanningInputs {
   const target = infos.length - 1;
+  const targetInfo = infos[target]!;
+  const vocabulary = (info: ModelInfo) => {
+    if (info === targetInfo) return "the target";
+    const c = compareVocabularies(info.vocabulary, targetInfo.vocabulary, targetInfo.file);
+    return c.compatible ? c.note : c.reason;
+  };
   const models: PlanCandidate[] = infos.map((info, i) => ({
     kind: "model",
     name: info.file,
@@ -180,6 +189,7 @@ export function planningInputs(
       i === target && calibration.stepOverheadMs !== undefined
         ? withStepOverhead(calibration.models[i]!.costs, calibration.stepOverheadMs)
         : calibration.models[i]!.costs,
+    vocabulary: vocabulary(info),
   }));
   const workload = ngram === "off" ? null : calibration.workload;
   // Candidates: the lookup first (it costs least), then the models. Model pairs keep their calibrated mean rate;
@@ -211,8 +221,7 @@ export function planFromCalibration(
   const { candidates, acceptance: matrix, workload } = planningInputs(calibration, infos, ngram);
   const input = plannerInput(candidates, matrix, maxThreshold);
   const result = chooseHierarchy(input);
-  const target = candidates.length - 1;
-  const autoregressive = plannedChain(input, [target], []);
+  const autoregressive = plannedChain(input, [candidates.length - 1], []);
   const bestSingle = result.bestSingleDraft
     ? plannedChain(input, result.bestSingleDraft.chain, result.bestSingleDraft.thresholds)
     : null;

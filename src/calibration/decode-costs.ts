@@ -24,10 +24,10 @@
 import type { EvaluateTarget, FlashAttention, NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
 import { contextOptions, defaultContextSize } from "../native/model.js";
 import type { PassCosts, PassCostSample } from "../planner/costs.js";
-import { DistributionRows } from "../levels/level.js";
+import { DistributionRows, rowLayout } from "../levels/level.js";
 import { HsdDecoder } from "../engine/hsd.js";
 import { generate } from "../engine/generate.js";
-import { NativeLevel } from "../levels/native-model.js";
+import { feedable, NativeLevel, sparseTarget } from "../levels/native-model.js";
 import { makeRng, Rng, shuffle } from "../util/rng.js";
 import { median, trimmedMean } from "../util/stats.js";
 import { InvalidOptionError } from "../errors.js";
@@ -152,6 +152,8 @@ export function summariseTimes(times: PassTimes): DecodeCosts {
 export class DecodeCostProbe {
   private readonly contexts: NativeContext[];
   private readonly text: Int32Array;
+  /** The text as each model reads it (ids it lacks as ownId, docs/ALGORITHM.md §11). */
+  private readonly texts: Int32Array[];
   private readonly pos: number[];
   private readonly targets: EvaluateTarget[];
   private readonly rng: () => number;
@@ -167,6 +169,7 @@ export class DecodeCostProbe {
     const length = hi + 3 * maxN + 3;
     this.text = new Int32Array(length);
     for (let i = 0; i < length; i++) this.text[i] = options.text[i % options.text.length]!;
+    this.texts = models.map((m) => feedable(this.text, m.vocabSize));
     const contextSize = Math.min(...models.map(defaultContextSize));
     if (length > contextSize)
       throw new InvalidOptionError(
@@ -177,11 +180,14 @@ export class DecodeCostProbe {
         contextOptions(m, { contextSize, threads: options.threads, flashAttention: options.flashAttention }),
       ),
     );
-    const rows = models.map((m) => new DistributionRows(maxN, m.vocabSize, options.transform.greedy));
-    this.targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
+    // Rows laid out as the engine lays them out (dense or sparse, docs/ALGORITHM.md §12): the transform's cost is
+    // part of each pass.
+    const t = options.transform;
+    const rows = models.map((m) => new DistributionRows(maxN, m.vocabSize, t.greedy, false, rowLayout(t, m.vocabSize)));
+    this.targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0, sparse: sparseTarget(r) }));
     const noRows = { probs: null, argmax: new Int32Array(0), rowOffset: 0 };
-    this.contexts.forEach((c) => {
-      c.evaluateSync(this.text.subarray(0, lo), 0, lo, noRows); // no rows: a fresh context is greedy, so probs may be null
+    this.contexts.forEach((c, m) => {
+      c.evaluateSync(this.texts[m]!.subarray(0, lo), 0, lo, noRows); // no rows: a fresh context is greedy, so probs may be null
       c.setSampling(options.transform);
     });
     this.pos = models.map(() => lo);
@@ -195,6 +201,7 @@ export class DecodeCostProbe {
       const decoder = new HsdDecoder([level], {
         thresholds: [],
         greedy: options.transform.greedy,
+        sampling: options.transform,
         rng: new Rng((options.seed ?? 11) + i),
       });
       return { decoder, context };
@@ -234,7 +241,7 @@ export class DecodeCostProbe {
     let p = this.pos[m]!;
     if (p + n > this.options.hi) p = this.options.lo;
     const started = performance.now();
-    this.contexts[m]!.evaluateSync(this.text.subarray(p, p + n), p, 0, this.targets[m]!);
+    this.contexts[m]!.evaluateSync(this.texts[m]!.subarray(p, p + n), p, 0, this.targets[m]!);
     const ms = performance.now() - started;
     this.pos[m] = p + n;
     return ms;

@@ -15,6 +15,7 @@
 import type { NativeContext, NativeModel, SamplingTransform } from "../native/types.js";
 import { Rng } from "../util/rng.js";
 import { DistributionRows } from "../levels/level.js";
+import { feedable } from "../levels/native-model.js";
 import type { ContextLookupLevel } from "../levels/ngram-lookup.js";
 import type { ProposalLevel } from "../levels/level.js";
 import { sampleRow } from "../engine/sampling.js";
@@ -161,14 +162,22 @@ export async function measureAcceptance(
   onStep?: () => void,
 ): Promise<AcceptanceMeasurement> {
   const k = models.length;
-  const vocab = models[k - 1]!.vocabSize;
+  // Each model's rows cover the ids the target has too (docs/ALGORITHM.md §11: a draft never proposes others; a
+  // draft's restriction below a smaller intermediate level is left out here, as padding ids carry next to no mass).
+  const widths = models.map((m) => Math.min(m.vocabSize, models[k - 1]!.vocabSize));
   const L = options.continuationTokens;
   for (const c of contexts) c.setSampling(transform);
   const sums = Array.from({ length: k }, () => new Float64Array(k));
   let positions = 0;
   const rng = new Rng(options.seed);
-  const rows = Array.from({ length: k }, () => new DistributionRows(L + 1, vocab, transform.greedy));
-  const targets = rows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
+  const rows = widths.map((w) => new DistributionRows(L + 1, w, transform.greedy));
+  const targetOf = (r: DistributionRows, m: number) => ({
+    probs: r.probs,
+    argmax: r.argmax,
+    rowOffset: 0,
+    vocabLimit: r.vocabSize < models[m]!.vocabSize ? r.vocabSize : undefined,
+  });
+  const targets = rows.map(targetOf);
   const lookup = options.lookup ?? null;
   const T = lookup?.maxThreshold ?? 0;
   const bounds = lookup?.states ?? [];
@@ -180,8 +189,8 @@ export async function measureAcceptance(
   const proposeMs = new Float64Array(Q);
   let proposals = 0;
   // Rows of the extra passes over a proposal: the distribution of x_1 … x_{T-1}.
-  const proposalRows = lookup ? rows.map(() => new DistributionRows(T, vocab, transform.greedy)) : [];
-  const proposalTargets = proposalRows.map((r) => ({ probs: r.probs, argmax: r.argmax, rowOffset: 0 }));
+  const proposalRows = lookup ? widths.map((w) => new DistributionRows(T, w, transform.greedy)) : [];
+  const proposalTargets = proposalRows.map(targetOf);
   const agree = Array.from({ length: k }, () => Array.from({ length: k }, () => new Float64Array(L)));
 
   for (const prompt of prompts) {
@@ -197,11 +206,14 @@ export async function measureAcceptance(
       if (t + 1 < L) target.evaluateSync(sequence.subarray(P + t, P + t + 1), P + t, 0, targets[k - 1]!);
     }
     // Every model scores the whole continuation in one pass: row t is the distribution of continuation token t.
-    for (let m = 0; m < k; m++) contexts[m]!.evaluateSync(sequence.subarray(0, P + L - 1), 0, P - 1, targets[m]!);
+    for (let m = 0; m < k; m++) {
+      const tokens = feedable(sequence.subarray(0, P + L - 1), models[m]!.vocabSize);
+      contexts[m]!.evaluateSync(tokens, 0, P - 1, targets[m]!);
+    }
     for (let lo = 0; lo < k; lo++) {
       for (let hi = lo + 1; hi < k; hi++) {
         const a = agree[lo]![hi]!;
-        for (let t = 0; t < L; t++) a[t] = agreement(rows[lo]!, rows[hi]!, t, vocab, transform.greedy);
+        for (let t = 0; t < L; t++) a[t] = agreement(rows[lo]!, rows[hi]!, t, transform.greedy);
         sums[lo]![hi]! += a.reduce((x, y) => x + y, 0);
       }
     }
@@ -232,7 +244,7 @@ export async function measureAcceptance(
             if (n >= 2) {
               const from = Math.min(kvEnd[m]!, at);
               const tokens = Int32Array.from([...sequence.subarray(from, at), ...proposal.subarray(0, n - 1)]);
-              contexts[m]!.evaluateSync(tokens, from, at - from, proposalTargets[m]!);
+              contexts[m]!.evaluateSync(feedable(tokens, models[m]!.vocabSize), from, at - from, proposalTargets[m]!);
               kvEnd[m] = at;
               const pr = proposalRows[m]!;
               for (let j = 1; j < n; j++) {
@@ -277,10 +289,12 @@ export async function measureAcceptance(
 }
 
 /** Acceptance of row `r` of `lo` by `hi`: Σ_x min(p_lo(x), p_hi(x)), or whether the argmaxes agree (greedy). */
-function agreement(lo: DistributionRows, hi: DistributionRows, r: number, vocab: number, greedy: boolean): number {
+function agreement(lo: DistributionRows, hi: DistributionRows, r: number, greedy: boolean): number {
   if (greedy) return lo.argmax[r] === hi.argmax[r] ? 1 : 0;
   let overlap = 0;
-  const base = r * vocab;
-  for (let x = 0; x < vocab; x++) overlap += Math.min(lo.probs![base + x]!, hi.probs![base + x]!);
+  const shared = Math.min(lo.vocabSize, hi.vocabSize); // beyond it one of them has probability 0
+  for (let x = 0; x < shared; x++) {
+    overlap += Math.min(lo.probs![r * lo.vocabSize + x]!, hi.probs![r * hi.vocabSize + x]!);
+  }
   return overlap;
 }

@@ -54,6 +54,8 @@ export function formatPlan(plan: PlanReport, rejected: { file: string; reason: s
   ]);
   out.push(table([header, ...rows]));
   out.push("a(lo,hi): acceptance of lo's drafts by hi (per judged draft), on the target's own continuations.");
+  out.push("Vocabulary:");
+  for (const c of plan.candidates) if (c.kind === "model") out.push(`  ${c.name}: ${c.vocabulary}`);
   out.push("");
   const policy = plan.policy;
   if (policy) {

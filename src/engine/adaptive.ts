@@ -10,7 +10,7 @@
 // on the coming step's own draws; each step is exact given the committed prefix (§3, §9), so the output keeps the
 // target's law (greedy: the target's tokens).
 
-import type { Decoder, DecoderObserver } from "./hsd.js";
+import type { Decoder, DecoderObserver, DecoderOptions } from "./hsd.js";
 import { RoutedDecoder, type RoutingPolicy, type RoutingStats } from "./routed.js";
 import { StatsBook, type Level, type LevelStats } from "../levels/level.js";
 import type { Rng } from "../util/rng.js";
@@ -36,6 +36,8 @@ export interface Replanned {
 export interface AdaptiveOptions {
   greedy: boolean;
   rng: Rng;
+  /** The transform's truncation, so that every policy's rows are sparse where it allows (docs/ALGORITHM.md §12). */
+  sampling?: DecoderOptions["sampling"];
   /** Every level any plan may use, smallest first (model-free levels first), the target last. */
   levels: readonly Level[];
   /** The longest block any plan may verify (the sequence buffer keeps that much slack). */
@@ -126,6 +128,7 @@ export class AdaptiveDecoder implements Decoder {
     return new RoutedDecoder(plan.policy, {
       greedy: this.options.greedy,
       rng: this.options.rng,
+      sampling: this.options.sampling,
       stats: this.book,
       ...(this.options.observer ? { observer: this.options.observer } : {}),
       now: this.options.now,

@@ -11,9 +11,12 @@
 // All levels write into one working sequence: a block proposed at index `at` lives in
 // sequence[at ..], and a verifier overwrites a rejected draft in place with its replacement.
 // Level i's distribution for the j-th token of its current block is row j of rows[i], written
-// there directly by the model's pass (no copies).
+// there directly by the model's pass (no copies). Levels may have vocabularies of different sizes
+// (§11): the target's rows cover its whole vocabulary, a draft's only the ids every level above it
+// has, so that nothing is proposed that a verifier cannot score.
 
-import { DistributionRows, LevelStats, StatsBook, type Level, type ModelLevel } from "../levels/level.js";
+import { DistributionRows, LevelStats, StatsBook, rowLayout, type Level, type ModelLevel } from "../levels/level.js";
+import type { SamplingTransform } from "../native/types.js";
 import { InvalidOptionError } from "../errors.js";
 import { sampleResidual, sampleRow } from "./sampling.js";
 import type { Rng } from "../util/rng.js";
@@ -22,13 +25,28 @@ import type { Rng } from "../util/rng.js";
  * Deliberately wrong variants of the algorithm, for tests only: they show that the statistical
  * exactness test can tell a broken verifier from a correct one. "proposal-hands-up-p": a proposal level's
  * tokens are judged as if drawn from the verifier's own p (so always accepted) instead of its point mass.
+ * "unrestricted-draft": drafts are not restricted to the ids of the levels above (§11), so a draft may propose an
+ * id its verifier lacks. "residual-within-draft": the residual ignores the verifier's mass on ids the draft lacks.
  */
-export type VerificationMutation = "hand-up-lower-q" | "no-residual" | "no-bonus" | "proposal-hands-up-p";
+export type VerificationMutation =
+  | "hand-up-lower-q"
+  | "no-residual"
+  | "no-bonus"
+  | "proposal-hands-up-p"
+  | "unrestricted-draft"
+  | "residual-within-draft";
 
 export interface DecoderOptions {
   /** T_0 … T_{K-1}: the block length each draft level aims for. */
   thresholds: readonly number[];
   greedy: boolean;
+  /**
+   * The truncation of the sampling transform (top-k, top-p, min-p): with it, rows are stored sparse where these
+   * leave few non-zero entries (docs/ALGORITHM.md §12); without it, every sampling row is dense.
+   */
+  sampling?: Pick<SamplingTransform, "topK" | "topP" | "minP">;
+  /** Most entries of a sparse row when top-k does not bound them (default SPARSE_ROW_ENTRIES; tests lower it). */
+  sparseLimit?: number;
   rng: Rng;
   mutation?: VerificationMutation;
   /** Tests only: the mutation applies to steps that start with at least this many committed tokens (default 0). */
@@ -101,14 +119,6 @@ export class HsdDecoder implements Decoder {
         throw new InvalidOptionError(`HsdDecoder: ${level.name} proposes without a model; it can only be level 0`);
       }
     });
-    const vocab = levels[levels.length - 1]!.vocabSize;
-    for (const level of levels) {
-      if (level.vocabSize !== vocab) {
-        throw new InvalidOptionError(
-          `HsdDecoder: ${level.name} has ${level.vocabSize} tokens, the target has ${vocab}: vocabularies must match`,
-        );
-      }
-    }
     this.levels = levels;
     this.thresholds = options.thresholds;
     this.greedy = options.greedy;
@@ -129,7 +139,19 @@ export class HsdDecoder implements Decoder {
     }
     capacity.push(maxBlock + 1);
     this.maxDraftBlock = maxBlock;
-    this.rows = capacity.map((c, i) => new DistributionRows(c, vocab, options.greedy, levels[i]!.kind === "proposal"));
+    // Row widths (§11): a draft's rows are restricted to the ids of every level above it; the target's are whole.
+    const widths = levels.map((level, i) =>
+      options.mutation === "unrestricted-draft"
+        ? level.vocabSize
+        : Math.min(...levels.slice(i).map((l) => l.vocabSize)),
+    );
+    const sampling = options.sampling;
+    this.rows = capacity.map((c, i) => {
+      const layout = sampling
+        ? rowLayout({ greedy: options.greedy, ...sampling }, widths[i]!, options.sparseLimit)
+        : undefined;
+      return new DistributionRows(c, widths[i]!, options.greedy, levels[i]!.kind === "proposal", layout);
+    });
   }
 
   get stats(): LevelStats[] {
@@ -188,7 +210,7 @@ export class HsdDecoder implements Decoder {
     for (let j = 0; j < n; j++) {
       const x = this.seq[at + j]!;
       if (this.accepts(p, rowOffset + j, q, j, x)) {
-        if (this.mutation === "hand-up-lower-q" && !this.greedy && !q.pointMass) p.row(rowOffset + j).set(q.row(j));
+        if (this.mutation === "hand-up-lower-q" && !this.greedy && !q.pointMass) p.copyRow(rowOffset + j, q, j);
         continue;
       }
       this.seq[at + j] = this.replacement(p, rowOffset + j, q, j);
@@ -220,19 +242,29 @@ export class HsdDecoder implements Decoder {
   private propose(level: Level & { kind: "proposal" }, at: number, max: number): number {
     const stats = this.book.of(level);
     const started = this.now();
-    const n = level.propose(this.seq, at, max);
+    let n = level.propose(this.seq, at, max);
     const ms = this.now() - started;
     stats.scoreMs += ms;
     stats.passes++;
-    this.observer?.proposal(level, n, max, ms);
     const rows = this.rows[0]!;
-    for (let j = 0; j < n; j++) rows.argmax[j] = this.seq[at + j]!;
+    for (let j = 0; j < n; j++) {
+      const x = this.seq[at + j]!;
+      // A proposal ends before an id the levels above lack (§11): a deterministic cut keeps it a point mass.
+      if (x >= rows.vocabSize) {
+        n = j;
+        break;
+      }
+      rows.argmax[j] = x;
+    }
+    // What the level really offers (after the cut) is what the online estimates learn from.
+    this.observer?.proposal(level, n, max, ms);
     return n;
   }
 
   private replacement(p: DistributionRows, pRow: number, q: DistributionRows, qRow: number): number {
     if (this.greedy) return p.argmax[pRow]!;
     if (this.mutation === "no-residual") return sampleRow(p, pRow, this.rng);
+    if (this.mutation === "residual-within-draft") return sampleResidual(p, pRow, q, qRow, this.rng, q.vocabSize);
     return sampleResidual(p, pRow, q, qRow, this.rng);
   }
 

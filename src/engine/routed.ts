@@ -6,10 +6,9 @@
 // tokens it missed in its next pass, through its KV-cache prefix check, §4), the random stream, and one statistics
 // record per level.
 
-import type { Decoder, DecoderObserver } from "./hsd.js";
+import type { Decoder, DecoderObserver, DecoderOptions } from "./hsd.js";
 import { HsdDecoder } from "./hsd.js";
 import { StatsBook, type Level, type LevelStats } from "../levels/level.js";
-import type { Rng } from "../util/rng.js";
 import { InvalidOptionError } from "../errors.js";
 
 /** One chain of a policy: its levels (smallest first, ending with the target) and thresholds. */
@@ -54,9 +53,7 @@ export class RoutedDecoder implements Decoder {
 
   constructor(
     readonly policy: RoutingPolicy,
-    options: {
-      greedy: boolean;
-      rng: Rng;
+    options: Pick<DecoderOptions, "greedy" | "rng" | "sampling"> & {
       mutation?: RoutingMutation;
       /** Shared statistics (an adaptive decoder keeps one record per level across the policies it runs). */
       stats?: StatsBook;
@@ -82,6 +79,7 @@ export class RoutedDecoder implements Decoder {
           new HsdDecoder(chain.levels, {
             thresholds: chain.thresholds,
             greedy: options.greedy,
+            sampling: options.sampling,
             rng: options.rng,
             stats: this.book,
             observer: options.observer,

@@ -1,11 +1,12 @@
-// What hsd needs to know about a GGUF file before loading it: size, kind, and an exact
-// fingerprint of its vocabulary, so that models can be grouped by "can verify each other".
+// What hsd needs to know about a GGUF file before loading it: size, kind, its vocabulary (so that models can be
+// grouped by "can verify each other", src/gguf/vocabulary.ts) and an exact fingerprint of it (n-gram tables).
 
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { GGML_TYPE_NAMES, readGgufHeader, tensorBytes, type GgufHeader, type GgufValue } from "./reader.js";
 import { GgufFormatError } from "../errors.js";
 import { checkHyperparameters } from "./hparams.js";
+import { SPECIAL_TOKEN_KEYS, vocabularyInfo, type VocabularyInfo } from "./vocabulary.js";
 
 export interface ModelInfo {
   path: string;
@@ -17,15 +18,12 @@ export interface ModelInfo {
   /** The tensor type holding most of the weights' bytes (F16, Q4_K, …). */
   quantisation: string;
   vocabSize: number;
-  /** sha256 over the token texts, token types and special-token ids: equal means interchangeable ids. */
+  /** sha256 over the token texts, token types and special-token ids: equal means identical vocabularies. */
   vocabFingerprint: string;
+  /** Token texts, types, merges and special ids: what the compatibility rule compares (compareVocabularies). */
+  vocabulary: VocabularyInfo;
   contextLength: number | null;
 }
-
-/** Special-token keys whose ids must agree for two models to stop and start alike. */
-const SPECIAL_KEYS = ["bos", "eos", "eot", "eom", "pad", "unknown", "seperator", "mask"].map(
-  (k) => `tokenizer.ggml.${k}_token_id`,
-);
 
 /**
  * What hsd needs to know about a GGUF file, after checking its header for anything that could abort llama.cpp
@@ -51,6 +49,7 @@ export async function readModelInfo(path: string): Promise<ModelInfo> {
     quantisation: dominantType(header),
     vocabSize: tokens.length,
     vocabFingerprint: vocabFingerprint(meta),
+    vocabulary: vocabularyInfo(meta),
     contextLength: typeof contextLength === "number" ? contextLength : null,
   };
 }
@@ -71,7 +70,7 @@ export function vocabFingerprint(meta: Map<string, GgufValue>): string {
     field(tokens[i]);
     field(Array.isArray(types) ? (types[i] ?? null) : null);
   }
-  for (const key of SPECIAL_KEYS) field(meta.get(key) ?? null);
+  for (const key of SPECIAL_TOKEN_KEYS) field(meta.get(`tokenizer.ggml.${key}_token_id`) ?? null);
   return hash.digest("hex");
 }
 

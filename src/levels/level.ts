@@ -10,37 +10,129 @@
 //    token is a point mass: the level above accepts it with probability p(x) and otherwise draws from p without x
 //    (§8), which keeps the output exact.
 
+import type { SamplingTransform } from "../native/types.js";
+
+/**
+ * How sampling rows are stored (docs/ALGORITHM.md §12): dense (a probability per id) or sparse (the non-zero
+ * entries as ids and probabilities), so that the per-position work follows what the sampling settings leave
+ * non-zero, not the vocabulary's size.
+ */
+export interface RowLayout {
+  /** Entries a sparse row holds; 0: no sparse rows. */
+  sparse: number;
+  /** Whether a row may be dense: one with more non-zero entries than `sparse` is written dense. */
+  dense: boolean;
+}
+
+/** The most entries a sparse row holds when top-k does not bound them (top-p, min-p): beyond, the row is dense. */
+export const SPARSE_ROW_ENTRIES = 1024;
+
+/**
+ * The row layout for a sampling transform over `width` ids: sparse rows of k entries when top-k keeps at most
+ * `limit`; sparse rows of up to `limit` entries with a dense fallback when only top-p or min-p truncates; dense
+ * rows when nothing does (every id keeps its mass). Greedy rows hold only the argmax.
+ */
+export function rowLayout(
+  t: Pick<SamplingTransform, "greedy" | "topK" | "topP" | "minP">,
+  width: number,
+  limit = SPARSE_ROW_ENTRIES,
+): RowLayout {
+  if (t.greedy) return { sparse: 0, dense: false };
+  const topK = t.topK > 0 && t.topK < width;
+  if (topK && t.topK <= limit) return { sparse: t.topK, dense: false };
+  if (topK || t.topP < 1 || t.minP > 0) return { sparse: Math.min(limit, width), dense: true };
+  return { sparse: 0, dense: true };
+}
+
+const DENSE: RowLayout = { sparse: 0, dense: true };
+
 /**
  * Rows of next-token distributions, allocated once per level and reused for every pass.
  * Row r holds a whole distribution (sampling mode), or only its argmax (greedy mode), or a point mass (a proposal
- * level: probability 1 on argmax[r]).
+ * level: probability 1 on argmax[r]). A row covers ids [0, vocabSize): the level's vocabulary, or for a draft the
+ * ids every level above it has (docs/ALGORITHM.md §11); ids beyond have probability 0. A sampling row is dense
+ * (probs) or sparse (sparseCounts[r] >= 0 entries in sparseIds / sparseProbs), as `layout` allows (§12).
  */
 export class DistributionRows {
-  /** [capacity][vocabSize] probabilities; null in greedy mode (only argmax is kept) and for point masses. */
+  /** [capacity][vocabSize] probabilities of dense rows; null in greedy mode, for point masses and sparse-only rows. */
   readonly probs: Float32Array | null;
   /** The most probable token of each row; for point-mass rows, the proposed token. */
   readonly argmax: Int32Array;
+  /** Entries per sparse row (0: no sparse rows). */
+  readonly sparseCapacity: number;
+  /** [capacity][sparseCapacity] ids and probabilities of sparse rows; null without sparse rows. */
+  readonly sparseIds: Int32Array | null;
+  readonly sparseProbs: Float32Array | null;
+  /** Entries in each row: >= 0 for a sparse row, -1 for a dense one; null without sparse rows. */
+  readonly sparseCounts: Int32Array | null;
 
   constructor(
     readonly capacity: number,
+    /** The row width: ids [0, vocabSize) can have mass. */
     readonly vocabSize: number,
     greedy: boolean,
     /** Rows of a proposal level: each a point mass on argmax[r]. */
     readonly pointMass = false,
+    layout: RowLayout = DENSE,
   ) {
-    this.probs = greedy || pointMass ? null : new Float32Array(capacity * vocabSize);
+    const sampling = !greedy && !pointMass;
+    this.probs = sampling && layout.dense ? new Float32Array(capacity * vocabSize) : null;
     this.argmax = new Int32Array(capacity);
+    this.sparseCapacity = sampling ? layout.sparse : 0;
+    const entries = capacity * this.sparseCapacity;
+    this.sparseIds = entries > 0 ? new Int32Array(entries) : null;
+    this.sparseProbs = entries > 0 ? new Float32Array(entries) : null;
+    this.sparseCounts = entries > 0 ? new Int32Array(capacity).fill(-1) : null;
   }
 
-  /** Probability of `token` in row `row` (sampling mode only). */
+  /** Whether row `row` is stored sparse. */
+  isSparse(row: number): boolean {
+    return this.sparseCounts !== null && this.sparseCounts[row]! >= 0;
+  }
+
+  /** Probability of `token` in row `row` (sampling mode only); a sparse row looks it up among its entries. */
   prob(row: number, token: number): number {
     if (this.pointMass) return token === this.argmax[row] ? 1 : 0;
+    if (token >= this.vocabSize) return 0; // an id this row does not cover (§11)
+    if (this.isSparse(row)) {
+      const base = row * this.sparseCapacity;
+      const end = base + this.sparseCounts![row]!;
+      for (let e = base; e < end; e++) if (this.sparseIds![e] === token) return this.sparseProbs![e]!;
+      return 0;
+    }
     return this.probs![row * this.vocabSize + token]!;
   }
 
-  /** A view of one whole dense row (sampling mode, not point masses); no copy. */
-  row(row: number): Float32Array {
-    return this.probs!.subarray(row * this.vocabSize, (row + 1) * this.vocabSize);
+  /**
+   * Stores a distribution computed in JS (`values`, one probability per id of the row) in row `row`: sparse when
+   * its non-zero entries fit, else dense. (Model levels over the addon have it written natively.)
+   */
+  write(row: number, values: ArrayLike<number>): void {
+    if (this.sparseCounts) {
+      let n = 0;
+      for (let x = 0; x < this.vocabSize; x++) n += values[x]! > 0 ? 1 : 0;
+      if (n <= this.sparseCapacity) {
+        const base = row * this.sparseCapacity;
+        let e = base;
+        for (let x = 0; x < this.vocabSize; x++) {
+          if (!(values[x]! > 0)) continue;
+          this.sparseIds![e] = x;
+          this.sparseProbs![e++] = values[x]!;
+        }
+        this.sparseCounts[row] = n;
+        return;
+      }
+      this.sparseCounts[row] = -1;
+    }
+    if (!this.probs) throw new Error(`a row of ${this.vocabSize} ids has more entries than this layout holds`);
+    for (let x = 0; x < this.vocabSize; x++) this.probs[row * this.vocabSize + x] = values[x]!;
+  }
+
+  /** Row `row` becomes a copy of `from`'s row `fromRow` (ids beyond this row's width dropped). Tests only. */
+  copyRow(row: number, from: DistributionRows, fromRow: number): void {
+    const values = new Float64Array(this.vocabSize);
+    for (let x = 0; x < this.vocabSize; x++) values[x] = from.prob(fromRow, x);
+    this.write(row, values);
   }
 }
 
@@ -58,6 +150,9 @@ export interface ModelLevel {
    * Score `sequence[0 .. length)`: for every token index t in [firstRow, length) write the
    * distribution of the token that follows sequence[0 .. t] into rows[rowOffset + t - firstRow].
    * The level reuses whatever prefix of `sequence` its KV cache already holds.
+   * Rows narrower than the vocabulary (rows.vocabSize < vocabSize: a draft under a verifier with fewer ids) get
+   * the distribution restricted to ids [0, rows.vocabSize), renormalised. `sequence` may hold ids the level lacks
+   * (tokens committed by a larger vocabulary above it): the level reads each as `ownId` says (§11).
    * Returns a Promise when the work runs off the JS thread, nothing when it ran synchronously.
    */
   score(
@@ -83,6 +178,16 @@ export interface ProposalLevel {
 }
 
 export type Level = ModelLevel | ProposalLevel;
+
+/**
+ * A token id as a level with `vocabSize` ids reads it: an id it lacks is read as its own last id. Only tokens that
+ * a level with a larger vocabulary committed can be such ids — padding, in a compatible family (§11) — and any
+ * fixed reading keeps the output exact: a draft's distribution may depend on its context in any way, as long as
+ * it hands up the distribution it drew from (§3).
+ */
+export function ownId(token: number, vocabSize: number): number {
+  return token < vocabSize ? token : vocabSize - 1;
+}
 
 /** Time and work spent by one level; filled by the recursion. */
 export class LevelStats {

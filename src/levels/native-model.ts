@@ -1,9 +1,11 @@
 // A model level backed by a llama.cpp context (docs/ALGORITHM.md §4): before each pass the
 // KV cache is cut back to the longest common prefix of what it holds and the sequence it is
 // asked to score, and the missing tokens (catch-up: replacements and bonus tokens chosen above)
-// go into the same pass as the drafts.
+// go into the same pass as the drafts. Rows narrower than the vocabulary are the distribution
+// restricted to their ids (the addon's vocabLimit), and ids the model lacks are fed as ownId (§11).
+// Sparse rows are written by the addon as their non-zero entries (§12).
 
-import type { DistributionRows, ModelLevel } from "./level.js";
+import { ownId, type DistributionRows, type ModelLevel } from "./level.js";
 import type { EvaluateTarget, NativeContext } from "../native/types.js";
 import { ContextOverflowError, HsdError } from "../errors.js";
 
@@ -51,17 +53,24 @@ export class NativeLevel implements ModelLevel {
     this.target.probs = rows.probs;
     this.target.argmax = rows.argmax;
     this.target.rowOffset = rowOffset;
+    this.target.vocabLimit = rows.vocabSize < this.vocabSize ? rows.vocabSize : undefined;
+    this.target.sparse = sparseTarget(rows);
 
     // A long prompt goes through in batch-sized chunks; only the last chunk produces rows.
     const lastChunkStart = Math.min(firstRow, Math.max(start, length - this.context.batchSize));
     while (start < lastChunkStart) {
       const end = Math.min(start + this.context.batchSize, lastChunkStart);
-      this.context.evaluateSync(sequence.subarray(start, end), start, end - start, this.target);
+      this.context.evaluateSync(
+        feedable(sequence.subarray(start, end), this.vocabSize),
+        start,
+        end - start,
+        this.target,
+      );
       this.remember(sequence, start, end);
       start = end;
     }
 
-    const tokens = sequence.subarray(start, length);
+    const tokens = feedable(sequence.subarray(start, length), this.vocabSize);
     const firstOutput = firstRow - start;
     if (this.mode === "sync") {
       this.context.evaluateSync(tokens, start, firstOutput, this.target);
@@ -88,4 +97,19 @@ function commonPrefix(a: Int32Array, aLength: number, b: Int32Array, bLength: nu
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
   return i;
+}
+
+/** `tokens` as a model with `vocabSize` ids can be fed them: itself, or a copy with the ids it lacks read as ownId. */
+export function feedable(tokens: Int32Array, vocabSize: number): Int32Array {
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i]! >= vocabSize) return tokens.map((t) => ownId(t, vocabSize));
+  }
+  return tokens;
+}
+
+/** The addon's sparse output for `rows` (EvaluateTarget.sparse), or null when its rows are never sparse. */
+export function sparseTarget(rows: DistributionRows): EvaluateTarget["sparse"] {
+  return rows.sparseIds
+    ? { capacity: rows.sparseCapacity, ids: rows.sparseIds, probs: rows.sparseProbs!, counts: rows.sparseCounts! }
+    : null;
 }

@@ -1,15 +1,19 @@
-// The drop-in folder: every GGUF file in it is read (metadata only), grouped by exact
-// vocabulary, and the target's group becomes the candidate set. Files that cannot take part
-// are listed with the reason — never dropped silently, never a crash.
+// The drop-in folder: every GGUF file in it is read (metadata only), grouped by compatible
+// vocabulary (src/gguf/vocabulary.ts: identical, or differing only by padding), and the target's
+// group becomes the candidate set. Files that cannot take part are listed with the reason — never
+// dropped silently, never a crash.
 
 import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { readModelInfo, type ModelInfo } from "../gguf/model-info.js";
+import { compareVocabularies } from "../gguf/vocabulary.js";
 import { ModelFolderError } from "../errors.js";
 
 export interface RejectedFile {
   path: string;
   reason: string;
+  /** Refused because its vocabulary is not compatible with the target's (not for another reason). */
+  vocabulary?: true;
 }
 
 export interface FolderScan {
@@ -63,15 +67,17 @@ export async function scanModelFolder(folder: string, options: { target?: string
 }
 
 /**
- * The models that can take part with `target`: the same vocabulary (exact fingerprint) and fewer parameters,
- * sorted small to large, the target last; every other one with the reason.
+ * The models that can take part with `target`: a compatible vocabulary (compareVocabularies: identical, or
+ * differing only by padding) and fewer parameters, sorted small to large, the target last; every other one with
+ * the reason (a vocabulary refusal names the first differing id).
  */
 export function groupWithTarget(infos: readonly ModelInfo[], target: ModelInfo): { models: ModelInfo[]; rejected: RejectedFile[] } {
   const rejected: RejectedFile[] = [];
   const models: ModelInfo[] = [];
   for (const info of infos) {
-    if (info.vocabFingerprint !== target.vocabFingerprint) {
-      rejected.push({ path: info.path, reason: `its vocabulary differs from the target ${target.file} (${info.vocabSize} vs ${target.vocabSize} tokens, different fingerprint)` });
+    const vocabulary = info === target ? null : compareVocabularies(info.vocabulary, target.vocabulary, target.file);
+    if (vocabulary && !vocabulary.compatible) {
+      rejected.push({ path: info.path, reason: vocabulary.reason, vocabulary: true });
     } else if (info !== target && info.parameterCount >= target.parameterCount) {
       rejected.push({ path: info.path, reason: `not smaller than the target ${target.file}, so it cannot draft for it` });
     } else {

@@ -76,6 +76,19 @@ export interface EvaluateTarget {
   /** argmax (of raw logits) per row, written at rowOffset + r. Always filled. */
   argmax: Int32Array;
   rowOffset: number;
+  /**
+   * Rows over ids [0, vocabLimit) only (default: the whole vocabulary): the transform (and the argmax) runs on the
+   * first vocabLimit logits, so the row is the distribution restricted to those ids, and probs rows are vocabLimit
+   * floats apart. A draft below a verifier with a smaller vocabulary uses it (docs/ALGORITHM.md §11).
+   */
+  vocabLimit?: number;
+  /**
+   * Sparse rows (sampling only; docs/ALGORITHM.md §12): row r's non-zero entries go to ids / probs at
+   * [r * capacity, …) and their count to counts[r] when they fit in `capacity`; otherwise the row is written dense
+   * into `probs` and counts[r] = -1. `probs` may be null when top-k keeps at most `capacity` entries (every row then
+   * fits), and only then.
+   */
+  sparse?: { capacity: number; ids: Int32Array; probs: Float32Array; counts: Int32Array } | null;
 }
 
 export interface NativeContext {

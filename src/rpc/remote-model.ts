@@ -384,15 +384,50 @@ export class RemoteContext implements NativeContext {
   }
 
   private encode(tokens: Int32Array, position: number, firstOutput: number, target: EvaluateTarget): Uint8Array {
-    return encodeEvaluate({ contextId: this.live(), position, firstOutput, wantProbs: target.probs !== null, tokens });
+    // The protocol carries whole rows; a row restricted to fewer ids is a different distribution (the transform runs
+    // on the restricted logits), which the child cannot be asked for yet (docs/ALGORITHM.md §11).
+    if (target.vocabLimit !== undefined && target.vocabLimit < this.model.vocabSize)
+      throw new Error(
+        `a model over RPC cannot give rows restricted to ${target.vocabLimit} of its ${this.model.vocabSize} ids ` +
+          "(a draft with more ids than a level above it): run that model locally (rpcLevels)",
+      );
+    // Sparse rows are gathered here from the dense rows the child sends (see deliver), so dense rows are asked for.
+    const wantProbs = target.probs !== null || (target.sparse !== undefined && target.sparse !== null);
+    return encodeEvaluate({ contextId: this.live(), position, firstOutput, wantProbs, tokens });
   }
 
-  /** Copies the answer's rows where the target wants them (rowOffset on). */
+  /** Copies the answer's rows where the target wants them (rowOffset on), dense or sparse as the target asks. */
   private deliver(buffer: ArrayBuffer, target: EvaluateTarget): void {
     const vocabSize = this.model.vocabSize;
     const answer = readEvaluateAnswer(buffer, vocabSize);
     target.argmax.set(answer.argmax, target.rowOffset);
-    if (target.probs && answer.probs) target.probs.set(answer.probs, target.rowOffset * vocabSize);
+    const sparse = target.sparse;
+    if (sparse && answer.probs) {
+      // As the addon writes them (docs/ALGORITHM.md §12): a row's non-zero entries when they fit in `capacity`
+      // (counts[r] = n), else the dense row (counts[r] = -1). Any order of the entries is the same distribution.
+      for (let j = 0; j < answer.argmax.length; j++) {
+        const row = target.rowOffset + j;
+        const dense = answer.probs.subarray(j * vocabSize, (j + 1) * vocabSize);
+        const at = row * sparse.capacity;
+        let n = 0;
+        for (let id = 0; id < vocabSize && n >= 0; id++) {
+          const p = dense[id]!;
+          if (p <= 0) continue;
+          if (n === sparse.capacity) n = -1;
+          else {
+            sparse.ids[at + n] = id;
+            sparse.probs[at + n] = p;
+            n++;
+          }
+        }
+        if (n < 0) {
+          if (!target.probs)
+            throw new Error(`a row over RPC kept more than ${sparse.capacity} ids and has no dense buffer`);
+          target.probs.set(dense, row * vocabSize);
+        }
+        sparse.counts[row] = n;
+      }
+    } else if (target.probs && answer.probs) target.probs.set(answer.probs, target.rowOffset * vocabSize);
     this.cachedPosition = answer.position;
   }
 }

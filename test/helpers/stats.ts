@@ -57,3 +57,47 @@ export function chiSquareFit(observed: Map<string, number>, expected: Map<string
   const dof = Math.max(1, cells - 1);
   return { chiSquare: chi, degreesOfFreedom: dof, pValue: chiSquareUpperTail(chi, dof), totalVariation: tv / 2 };
 }
+
+/**
+ * The smallest total-variation distance between the sampled law and the exact one that Pearson's test with `dof`
+ * degrees of freedom and `samples` draws rejects at level `alpha` with probability `power`. Any alternative q of
+ * the exact law p has chi-square distance χ²(q‖p) ≥ 4·TV(p, q)² (Cauchy–Schwarz), so its noncentrality is at least
+ * λ = 4·samples·TV²; the λ that the test needs comes from the noncentral chi-square's normal approximation
+ * (mean dof + λ, variance 2(dof + 2λ)).
+ */
+export function detectableTotalVariation(samples: number, dof: number, alpha = 1e-6, power = 0.99): number {
+  const quantile = (tail: number) => {
+    let lo = -40;
+    let hi = 40;
+    for (let i = 0; i < 200; i++) {
+      const mid = (lo + hi) / 2;
+      if (normalUpperTail(mid) > tail) lo = mid;
+      else hi = mid;
+    }
+    return lo;
+  };
+  let lo = 0;
+  let hi = 1;
+  while (chiSquareUpperTail(hi, dof) > alpha) hi *= 2;
+  for (let i = 0; i < 200; i++) {
+    const mid = (lo + hi) / 2;
+    if (chiSquareUpperTail(mid, dof) > alpha) lo = mid;
+    else hi = mid;
+  }
+  const critical = hi;
+  const z = quantile(power); // P(Z > z) = power, so z < 0
+  let lambda = 0;
+  let step = 1;
+  while ((critical - (dof + lambda)) / Math.sqrt(2 * (dof + 2 * lambda)) > z) {
+    lambda += step;
+    step *= 1.5;
+  }
+  let a = 0;
+  let b = lambda;
+  for (let i = 0; i < 100; i++) {
+    const mid = (a + b) / 2;
+    if ((critical - (dof + mid)) / Math.sqrt(2 * (dof + 2 * mid)) > z) a = mid;
+    else b = mid;
+  }
+  return Math.sqrt(b / (4 * samples));
+}

@@ -2,36 +2,81 @@
 // without GGUF files: the exact law of the target's output can be enumerated and compared with
 // what HSD samples.
 
-import type { DistributionRows, ModelLevel, ProposalLevel } from "../../src/levels/level.js";
+import { ownId, type DistributionRows, type ModelLevel, type ProposalLevel } from "../../src/levels/level.js";
 
 /** A next-token law: writes probabilities for the token after `context[0 .. length)` into `out`. */
 export type NextTokenLaw = (context: Int32Array, length: number, out: Float32Array) => void;
 
+/**
+ * A model whose next-token law is `law`, read as llama.cpp models are read by NativeLevel: ids it lacks in the
+ * context are read as ownId (those at the positions it judges are counted in `foreignDraftsRead`), and rows narrower than its vocabulary get the law
+ * restricted to their ids, renormalised (the addon's vocabLimit; docs/ALGORITHM.md §11).
+ */
 export class SyntheticLevel implements ModelLevel {
   readonly kind = "model";
   readonly contextSize = 1 << 20;
   tokensEvaluated = 0;
+  /** Ids this level lacks that it was asked to read at the positions it scores (a draft it cannot judge). */
+  foreignDraftsRead = 0;
   private readonly scratch: Float32Array;
+  private readonly row: Float64Array;
+  private context = new Int32Array(64);
 
   constructor(
     readonly name: string,
     readonly vocabSize: number,
     readonly law: NextTokenLaw,
+    /** Truncation as the sampling transform's (top-k, then min-p), after the restriction to a row's width. */
+    readonly truncation?: { topK: number; minP: number },
   ) {
     this.scratch = new Float32Array(vocabSize);
+    this.row = new Float64Array(vocabSize);
   }
 
   score(sequence: Int32Array, length: number, firstRow: number, rows: DistributionRows, rowOffset: number): void {
     this.tokensEvaluated += length - firstRow;
+    if (this.context.length < length) this.context = new Int32Array(2 * length);
+    for (let t = 0; t < length; t++) {
+      this.context[t] = ownId(sequence[t]!, this.vocabSize);
+      if (t > firstRow && sequence[t]! >= this.vocabSize) this.foreignDraftsRead++;
+    }
     for (let t = firstRow; t < length; t++) {
       const row = rowOffset + t - firstRow;
-      this.law(sequence, t + 1, this.scratch);
+      this.distribution(this.context, t + 1, rows.vocabSize, this.row);
       let best = 0;
-      for (let x = 1; x < this.vocabSize; x++) if (this.scratch[x]! > this.scratch[best]!) best = x;
+      for (let x = 1; x < rows.vocabSize; x++) if (this.row[x]! > this.row[best]!) best = x;
       rows.argmax[row] = best;
-      if (rows.probs) rows.probs.set(this.scratch, row * this.vocabSize);
+      if (rows.probs || rows.sparseIds) rows.write(row, this.row);
     }
   }
+
+  /** The row this level writes after context[0 .. length) at `width` ids: law, restriction, truncation. */
+  distribution(context: Int32Array, length: number, width: number, out: Float64Array | Float32Array): void {
+    this.law(context, length, this.scratch);
+    let mass = 0;
+    for (let x = 0; x < width; x++) mass += this.scratch[x]!;
+    for (let x = 0; x < width; x++) out[x] = this.scratch[x]! / mass;
+    const cut = this.truncation;
+    if (!cut) return;
+    const order = Array.from({ length: width }, (_, x) => x).sort((a, b) => out[b]! - out[a]! || a - b);
+    const kept = order.slice(0, cut.topK > 0 ? cut.topK : width).filter((x) => out[x]! >= cut.minP * out[order[0]!]!);
+    let keptMass = 0;
+    for (const x of kept) keptMass += out[x]!;
+    const values = kept.map((x) => out[x]! / keptMass);
+    out.fill(0, 0, width);
+    kept.forEach((x, i) => (out[x] = values[i]!));
+  }
+}
+
+/** The law over the first `width` ids of `law` (over more ids), renormalised: a model that lacks the others. */
+export function narrowed(law: NextTokenLaw, from: number, width: number): NextTokenLaw {
+  const full = new Float32Array(from);
+  return (context, length, out) => {
+    law(context, length, full);
+    let mass = 0;
+    for (let x = 0; x < width; x++) mass += full[x]!;
+    for (let x = 0; x < width; x++) out[x] = full[x]! / mass;
+  };
 }
 
 /**
