@@ -12,6 +12,7 @@ import { stateOf } from "../src/calibration/measure.js";
 import { ContextLookupLevel } from "../src/levels/ngram-lookup.js";
 import type { DistributionRows, Level, ModelLevel } from "../src/levels/level.js";
 import { OnlinePlanner } from "../src/api/online.js";
+import { fixedPlan } from "../src/api/adaptive.js";
 import { inThreadReplanner } from "../src/api/replanner.js";
 import type { ModelInfo } from "../src/gguf/model-info.js";
 import { Rng } from "../src/util/rng.js";
@@ -69,9 +70,9 @@ function copyingLaw(base: (c: Int32Array, n: number, out: Float32Array) => void)
   };
 }
 
-function setup(clock: Clock) {
+function setup(clock: Clock, draftFixedMs = 0.1) {
   const laws = syntheticFamily(VOCAB, 2, 21);
-  const draft = new TimedLevel(new SyntheticLevel("draft.gguf", VOCAB, laws[0]!), clock, 0.1, 0.01);
+  const draft = new TimedLevel(new SyntheticLevel("draft.gguf", VOCAB, laws[0]!), clock, draftFixedMs, 0.01);
   const target = new TimedLevel(new SyntheticLevel("target.gguf", VOCAB, copyingLaw(laws[1]!)), clock, 1, 0.1);
   const lookup = new ContextLookupLevel(VOCAB);
   const levels: Level[] = [lookup, draft, target];
@@ -155,8 +156,15 @@ const INFOS = ["draft.gguf", "target.gguf"].map(
     }) satisfies ModelInfo,
 );
 
-function adaptive(greedy: boolean, seed: number, clock: Clock, replanEvery = 8, mutation?: AdaptiveMutation) {
-  const s = setup(clock);
+function adaptive(
+  greedy: boolean,
+  seed: number,
+  clock: Clock,
+  replanEvery = 8,
+  mutation?: AdaptiveMutation,
+  options: { draftFixedMs?: number; replan?: boolean } = {},
+) {
+  const s = setup(clock, options.draftFixedMs);
   const start = prior();
   start.transform = greedy ? start.transform : { greedy: false, temperature: 1, topK: 0, topP: 1, minP: 0 };
   const planner = new OnlinePlanner({
@@ -172,21 +180,25 @@ function adaptive(greedy: boolean, seed: number, clock: Clock, replanEvery = 8, 
     now: clock.now,
   });
   const initial = planner.live(planner.plan);
+  const alone = fixedPlan(["target.gguf"], [], Number.NaN);
+  const baseline = planner.live({ ...alone, predictedMsPerToken: planner.predict(alone) });
   const decoder = new AdaptiveDecoder({
     greedy,
     rng: new Rng(seed),
     levels: s.levels,
     maxDraftBlock: 20,
     initial,
-    replan: planner.replan,
+    replan: options.replan === false ? null : planner.replan,
     observer: planner.learner,
     now: clock.now,
+    times: planner.times,
+    baseline,
     exploreEvery: 0,
     replanEvery,
     mutation,
   });
   const learner = planner.learner;
-  return { ...s, decoder, learner, initial };
+  return { ...s, decoder, learner, initial, baseline };
 }
 
 const vocabulary = { isEndOfGeneration: () => false, tokenPiece: (t: number) => new TextEncoder().encode(`<${t}>`) };
@@ -216,6 +228,35 @@ describe("planning while generating (synthetic models, virtual clock)", function
     console.log(
       `      initial plan: ${a.initial.label}\n      switches: ${a.decoder.switches.map((s) => `step ${s.step}: -> ${s.to} (predicted ${(100 * s.predictedGain).toFixed(0)}% faster)`).join("; ")}`,
     );
+  });
+
+  it("the measured guard: a draft that costs more in the run than the estimates say gives way to the target alone once measured, with the target's greedy tokens", async () => {
+    // Passes of the draft cost 2 ms on the clock, the estimates say 0.1 ms, and nothing re-plans (the model stays
+    // wrong): only the measurement can tell that the target alone (1.1 ms a token) is faster.
+    const clock = new Clock();
+    const a = adaptive(true, 1, clock, 8, undefined, { draftFixedMs: 2, replan: false });
+    expect(a.initial.label).to.not.equal(a.baseline.label);
+    const reference = await tokensOf(
+      new HsdDecoder([a.target], { thresholds: [], greedy: true, rng: new Rng(1) }),
+      160,
+    );
+    const tokens = await tokensOf(a.decoder, 160);
+    expect(tokens).to.deep.equal(reference);
+    expect(a.decoder.plan.label).to.equal(a.baseline.label);
+    expect(a.decoder.times.msPerToken(a.baseline.label)).to.be.lessThan(a.decoder.times.msPerToken(a.initial.label)!);
+    const fallback = a.decoder.switches.find((s) => s.to === a.baseline.label)!;
+    expect(fallback.from).to.equal(a.initial.label);
+    console.log(
+      `      ${a.initial.label}: ${a.decoder.times.msPerToken(a.initial.label)!.toFixed(2)} ms/token measured; target alone ${a.decoder.times.msPerToken(a.baseline.label)!.toFixed(2)}; fell back at step ${fallback.step}`,
+    );
+    // With the draft as cheap as estimated, the guard still measures the target alone, and keeps whichever plan
+    // measured faster (here the text turns to copying the prompt, where the draft knows nothing, after 24 tokens).
+    const b = adaptive(true, 1, new Clock(), 8, undefined, { replan: false });
+    await tokensOf(b.decoder, 160);
+    const draftMs = b.decoder.times.msPerToken(b.initial.label)!;
+    const aloneMs = b.decoder.times.msPerToken(b.baseline.label)!;
+    expect(aloneMs).to.not.equal(null);
+    expect(b.decoder.plan.label).to.equal(draftMs > aloneMs * 1.03 ? b.baseline.label : b.initial.label);
   });
 
   it("with switching on, every token of 48-token generations follows the target's conditional law (PIT and sequential chi-square)", async () => {

@@ -612,6 +612,11 @@ export class Hsd {
     const state = (sequence: Int32Array, committed: number) =>
       stateOf(bounds, this.lookup!.match(sequence, committed).length);
     const initial = online ? online.live(named) : livePlan(named, levelOf, state);
+    // The target alone, as the measured guard's fallback (docs/ALGORITHM.md §10).
+    const targetAlone = (planner: OnlinePlanner) => {
+      const alone = fixedPlan([this.target.info.file], [], Number.NaN);
+      return planner.live({ ...alone, predictedMsPerToken: planner.predict(alone) });
+    };
     const decoder = new AdaptiveDecoder({
       greedy: transform.greedy,
       sampling: transform,
@@ -622,6 +627,7 @@ export class Hsd {
       maxDraftBlock: Math.max(blockOf(named), adapt ? Math.min(2 * maxThreshold, Math.max(0, room)) : 0),
       initial,
       replan: adapt ? online!.replan : null,
+      ...(adapt ? { times: online!.times, baseline: targetAlone(online!) } : {}),
       observer: online?.learner ?? null,
       budget: this.replanner?.background ? 1 : 100,
     });

@@ -14,6 +14,7 @@ import type { CalibrationCache } from "../calibration/cache.js";
 import { livePlan, namedPlan, predictNamed, type NamedPlan } from "./adaptive.js";
 import { planFromCalibration, type NgramMode } from "./plan.js";
 import type { Replanner } from "./replanner.js";
+import { PlanTimes } from "../engine/plan-times.js";
 
 /** What the cache keeps of a planner: the estimates and the plan they chose. */
 export interface LearnedEntry {
@@ -63,6 +64,8 @@ export class OnlinePlanner {
   readonly source: CalibrationSource;
   /** The plan the next generation starts with (the one the last ended with). */
   plan: NamedPlan;
+  /** What the plans measured while they ran, across this planner's generations (the decoder's measured guard). */
+  readonly times = new PlanTimes();
   /** Plans produced so far, by label (the decoder hands back live plans). */
   private readonly byLabel = new Map<string, NamedPlan>();
   private explore = 0;

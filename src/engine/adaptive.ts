@@ -15,6 +15,7 @@ import { RoutedDecoder, type RoutingPolicy, type RoutingStats } from "./routed.j
 import { StatsBook, type Level, type LevelStats } from "../levels/level.js";
 import type { Rng } from "../util/rng.js";
 import { InvalidOptionError } from "../errors.js";
+import { PlanTimes } from "./plan-times.js";
 
 /** A plan the decoder can run: a routed policy and the latency model's prediction for it. */
 export interface AdaptivePlan {
@@ -61,6 +62,16 @@ export interface AdaptiveOptions {
   exploreEvery?: number;
   /** At least this many steps between re-plans (default 8). */
   replanEvery?: number;
+  /**
+   * What plans measured (ms/token by label), shared across the generations of one planner; plans are compared by it
+   * once measured (plan-times.ts). Default: a new one.
+   */
+  times?: PlanTimes;
+  /**
+   * The target alone: measured in a burst of steps once the running plan has a measurement, and run instead when
+   * it measured faster (null: no fallback).
+   */
+  baseline?: AdaptivePlan | null;
   now?: () => number;
   /** Tests only: a deliberate fault the exactness tests must catch. */
   mutation?: AdaptiveMutation;
@@ -88,6 +99,9 @@ export interface PlanSwitch {
   predictedGain: number;
 }
 
+/** Steps of the target alone that measure it (MIN_MEASURED_TOKENS tokens: one each). */
+const BURST_STEPS = 32;
+
 export class AdaptiveDecoder implements Decoder {
   readonly levels: readonly Level[];
   readonly maxDraftBlock: number;
@@ -111,6 +125,12 @@ export class AdaptiveDecoder implements Decoder {
   private ready: Replanned | null = null;
   /** A generation started (resetStats): the next step tells the observer its text. */
   private fresh = true;
+  readonly times: PlanTimes;
+  private readonly baseline: { plan: AdaptivePlan; decoder: RoutedDecoder } | null;
+  /** Steps left in a burst of the baseline being measured. */
+  private burstLeft = 0;
+  /** Whether the baseline was measured in this generation already (one burst per generation at most). */
+  private burstDone = false;
 
   constructor(private readonly options: AdaptiveOptions) {
     this.levels = options.levels;
@@ -122,6 +142,9 @@ export class AdaptiveDecoder implements Decoder {
         `AdaptiveDecoder: the initial plan's blocks (${this.current.decoder.maxDraftBlock}) exceed maxDraftBlock ${this.maxDraftBlock}`,
       );
     this.initial = this.current;
+    this.times = options.times ?? new PlanTimes();
+    const baseline = options.baseline ?? null;
+    this.baseline = baseline ? { plan: baseline, decoder: this.decoderFor(baseline) } : null;
   }
 
   private decoderFor(plan: AdaptivePlan): RoutedDecoder {
@@ -148,6 +171,8 @@ export class AdaptiveDecoder implements Decoder {
     this.book.reset();
     this.current.decoder.resetStats();
     this.fresh = true;
+    this.burstDone = false;
+    this.burstLeft = 0;
   }
 
   async step(sequence: Int32Array, committed: number): Promise<number> {
@@ -156,8 +181,15 @@ export class AdaptiveDecoder implements Decoder {
       this.ready = null;
     }
     const explore = this.options.exploreEvery ?? 64;
-    const run = explore > 0 && this.explorer && this.steps % explore === explore - 1 ? this.explorer : this.current;
+    const bursting = this.burstLeft > 0 && this.baseline !== null;
+    const run = bursting
+      ? this.baseline!
+      : explore > 0 && this.explorer && this.steps % explore === explore - 1
+        ? this.explorer
+        : this.current;
     if (run !== this.current) this.explorationSteps++;
+    // The first step of a generation also evaluates the prompt: not a step of any plan's steady state.
+    const first = this.fresh;
     if (this.fresh) {
       this.options.observer?.begin(sequence, committed);
       this.fresh = false;
@@ -170,7 +202,13 @@ export class AdaptiveDecoder implements Decoder {
       const other = run === this.current ? (this.explorer ?? this.initial) : this.current;
       emitted = await other.decoder.stepIn(other.plan.policy.state(sequence, committed), sequence, committed);
     }
-    this.stepMsSinceReplan += this.now() - started;
+    const stepMs = this.now() - started;
+    this.stepMsSinceReplan += stepMs;
+    // Single exploration steps run cold among the current plan's: only the current plan's steps and bursts count.
+    if (!first && (run === this.current || bursting))
+      this.times.add(run.plan.label, stepMs, emitted, run.plan.predictedMsPerToken);
+    if (bursting) this.burstLeft--;
+    this.guard();
     this.steps++;
     this.stepsSinceReplan++;
     const every = this.options.replanEvery ?? 8;
@@ -183,6 +221,35 @@ export class AdaptiveDecoder implements Decoder {
       this.replanNow();
     }
     return emitted;
+  }
+
+  /**
+   * The measured guard (plan-times.ts): once the running plan has a measurement, measure the target alone in a burst
+   * of consecutive steps (one per generation, while it has none), and run the target alone when it measured faster
+   * by the hysteresis margin. Decided from finished steps' times only, so exactness is untouched (§10).
+   */
+  private guard(): void {
+    const base = this.baseline;
+    if (!base || base.plan.label === this.current.plan.label || this.burstLeft > 0) return;
+    const current = this.times.msPerToken(this.current.plan.label);
+    if (current === null) return;
+    const alone = this.times.msPerToken(base.plan.label);
+    if (alone === null) {
+      if (!this.burstDone) {
+        this.burstDone = true;
+        this.burstLeft = BURST_STEPS;
+      }
+      return;
+    }
+    if (current > alone * (1 + (this.options.hysteresis ?? 0.03)) && base.decoder.maxDraftBlock <= this.maxDraftBlock) {
+      this.switches.push({
+        step: this.steps,
+        from: this.current.plan.label,
+        to: base.plan.label,
+        predictedGain: current / alone - 1,
+      });
+      this.current = base;
+    }
   }
 
   /** Re-plan from what was learned (switching if the best plan is faster by the hysteresis margin). */
@@ -217,7 +284,12 @@ export class AdaptiveDecoder implements Decoder {
   }
 
   private apply(r: Replanned): void {
-    const gain = r.currentMsPerToken / r.best.predictedMsPerToken - 1;
+    // Plans are compared by what they measured where they have run long enough, by their prediction (corrected by
+    // how far measured plans were from theirs) where not.
+    const gain =
+      this.times.expected(this.current.plan.label, r.currentMsPerToken) /
+        this.times.expected(r.best.label, r.best.predictedMsPerToken) -
+      1;
     const candidate =
       r.best.label !== this.current.plan.label && gain > (this.options.hysteresis ?? 0.03)
         ? this.decoderFor(r.best)
