@@ -627,9 +627,11 @@ export class Hsd {
       maxDraftBlock: Math.max(blockOf(named), adapt ? Math.min(2 * maxThreshold, Math.max(0, room)) : 0),
       initial,
       replan: adapt ? online!.replan : null,
-      ...(adapt ? { times: online!.times, baseline: targetAlone(online!) } : {}),
+      ...(adapt ? { times: online!.times, baseline: targetAlone(online!), replanClock: online!.replanClock } : {}),
       observer: online?.learner ?? null,
-      budget: this.replanner?.background ? 1 : 100,
+      // Re-planning's share of the time: a worker's CPU still slows the models' passes on a machine whose cores share
+      // caches and memory bandwidth (measured: 2 vCPUs here), so it too is bounded (docs/ALGORITHM.md §10).
+      budget: this.replanner?.background ? 4 : 50,
     });
     const vocabulary = {
       isEndOfGeneration: (t: number) => target.isEndOfGeneration(t),

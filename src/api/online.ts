@@ -66,6 +66,8 @@ export class OnlinePlanner {
   plan: NamedPlan;
   /** What the plans measured while they ran, across this planner's generations (the decoder's measured guard). */
   readonly times = new PlanTimes();
+  /** The re-planning budget's clock, across this planner's generations. */
+  readonly replanClock = { lastMs: 0, sinceMs: 0 };
   /** Plans produced so far, by label (the decoder hands back live plans). */
   private readonly byLabel = new Map<string, NamedPlan>();
   private explore = 0;

@@ -84,7 +84,10 @@ export class WorkerReplanner implements Replanner {
   }
 }
 
-/** A worker when the models leave a core free, else the calling thread (a worker would take the models' CPU). */
+/**
+ * A worker when the models leave two CPUs free, else the calling thread: on 2 vCPUs with a 1-thread model the busy
+ * worker made every pass of the target 1.5–2× slower (BENCHMARKS.md), more than re-planning in the thread costs.
+ */
 export function replannerFor(threads: number): Replanner {
-  return availableParallelism() > threads ? new WorkerReplanner() : inThreadReplanner;
+  return availableParallelism() >= threads + 2 ? new WorkerReplanner() : inThreadReplanner;
 }

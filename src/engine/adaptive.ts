@@ -63,6 +63,12 @@ export interface AdaptiveOptions {
   /** At least this many steps between re-plans (default 8). */
   replanEvery?: number;
   /**
+   * The last re-plan's time and the step time since, shared across the generations of one planner: a re-plan costs
+   * 0.1–0.5 s of CPU, so a decoder of its own per generation would re-plan at once in every generation, and short
+   * generations would never earn the next one. Default: this decoder's own.
+   */
+  replanClock?: ReplanClock;
+  /**
    * What plans measured (ms/token by label), shared across the generations of one planner; plans are compared by it
    * once measured (plan-times.ts). Default: a new one.
    */
@@ -91,6 +97,12 @@ export type AdaptiveObserver = DecoderObserver & {
   step(state: number, committed: number, running: readonly Level[]): void;
 };
 
+/** How long the last re-plan took and how much step time has passed since (ms). */
+export interface ReplanClock {
+  lastMs: number;
+  sinceMs: number;
+}
+
 /** One switch of plan, for statistics and tests. */
 export interface PlanSwitch {
   step: number;
@@ -112,8 +124,8 @@ export class AdaptiveDecoder implements Decoder {
   /** The plan it started with (the "retry-short-step" mutant's fallback). */
   private readonly initial: { plan: AdaptivePlan; decoder: RoutedDecoder };
   private steps = 0;
-  private stepMsSinceReplan = 0;
-  private replanMs = 0;
+  /** The re-planning budget's clock: kept across generations (see AdaptiveOptions.replanClock). */
+  private readonly clock: ReplanClock;
   private stepsSinceReplan = 0;
   readonly switches: PlanSwitch[] = [];
   explorationSteps = 0;
@@ -143,6 +155,7 @@ export class AdaptiveDecoder implements Decoder {
       );
     this.initial = this.current;
     this.times = options.times ?? new PlanTimes();
+    this.clock = options.replanClock ?? { lastMs: 0, sinceMs: 0 };
     const baseline = options.baseline ?? null;
     this.baseline = baseline ? { plan: baseline, decoder: this.decoderFor(baseline) } : null;
   }
@@ -203,7 +216,7 @@ export class AdaptiveDecoder implements Decoder {
       emitted = await other.decoder.stepIn(other.plan.policy.state(sequence, committed), sequence, committed);
     }
     const stepMs = this.now() - started;
-    this.stepMsSinceReplan += stepMs;
+    this.clock.sinceMs += stepMs;
     // Single exploration steps run cold among the current plan's: only the current plan's steps and bursts count.
     if (!first && (run === this.current || bursting))
       this.times.add(run.plan.label, stepMs, emitted, run.plan.predictedMsPerToken);
@@ -216,7 +229,7 @@ export class AdaptiveDecoder implements Decoder {
       this.options.replan !== null &&
       this.pending === null &&
       this.stepsSinceReplan >= every &&
-      this.stepMsSinceReplan >= (this.options.budget ?? 100) * this.replanMs
+      this.clock.sinceMs >= (this.options.budget ?? 100) * this.clock.lastMs
     ) {
       this.replanNow();
     }
@@ -257,17 +270,17 @@ export class AdaptiveDecoder implements Decoder {
     if (!this.options.replan) return;
     const started = this.now();
     this.replans++;
-    this.stepMsSinceReplan = 0;
+    this.clock.sinceMs = 0;
     this.stepsSinceReplan = 0;
     const result = this.options.replan(this.current.plan);
     if (!(result instanceof Promise)) {
-      this.replanMs = this.now() - started;
+      this.clock.lastMs = this.now() - started;
       this.apply(result);
       return;
     }
     this.pending = result.then(
       (r) => {
-        this.replanMs = this.now() - started;
+        this.clock.lastMs = this.now() - started;
         this.ready = r;
         this.pending = null;
       },
