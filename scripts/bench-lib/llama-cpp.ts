@@ -132,7 +132,10 @@ export function runLlamaCpp(
     "-p",
     prompt,
   ];
-  const out = run(binary, args);
+  // The example logs from a background thread and now and then exits before its last lines (the timings) are
+  // written, after a complete run: such a run is repeated (at most twice more), never guessed.
+  let out = run(binary, args);
+  for (let retry = 0; retry < 2 && !/decoded\s+\d+ tokens in/.test(out); retry++) out = run(binary, args);
   const speed = /decoded\s+(\d+) tokens in\s+([\d.]+) seconds/.exec(out);
   if (!speed)
     throw new Error(`could not read the decode time from llama-speculative-simple's output:\n${out.slice(-1500)}`);
