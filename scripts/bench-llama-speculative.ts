@@ -6,13 +6,11 @@
 //   npx tsx scripts/bench-llama-speculative.ts [--draft hsd-tiny-0.1M.gguf] [--target hsd-tiny-5M.gguf] [--T 2]
 //        [--tokens 96] [--repetitions 3] [--models models/tiny]
 
-import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Hsd } from "../src/api/hsd.js";
 import { timeDecoding } from "./bench-lib/decode-timing.js";
+import { ensureLlamaSpeculative, run } from "./bench-lib/llama-cpp.js";
 import { median } from "../src/util/stats.js";
 
 const { values } = parseArgs({
@@ -28,9 +26,6 @@ const { values } = parseArgs({
 const T = Number(values.T);
 const tokens = Number(values.tokens);
 const repetitions = Number(values.repetitions);
-const source = resolve("build/llama.cpp-src");
-const buildDir = resolve("build/llama-spec-build");
-const binary = join(buildDir, "bin", "llama-speculative-simple");
 const PROMPTS = [
   "The state of the Union is",
   "In the early years of the century,",
@@ -38,50 +33,7 @@ const PROMPTS = [
   "The committee met on Tuesday to discuss",
 ];
 
-/**
- * Runs a command with its output going to a file, read back afterwards: llama.cpp's example logs from a
- * background thread, and into a pipe its last lines (the timings) were sometimes lost at exit.
- */
-function run(cmd: string, args: string[]): string {
-  const logPath = join(tmpdir(), `hsd-llama-spec-${process.pid}.log`);
-  const fd = openSync(logPath, "w");
-  try {
-    const r = spawnSync(cmd, args, { stdio: ["ignore", fd, fd] });
-    const out = readFileSync(logPath, "utf8");
-    if (r.status !== 0)
-      throw new Error(`${cmd} ${args.slice(0, 3).join(" ")} … failed (${r.status}):\n${out.slice(-2000)}`);
-    return out;
-  } finally {
-    closeSync(fd);
-    rmSync(logPath, { force: true });
-  }
-}
-
-if (!existsSync(binary)) {
-  if (!existsSync(join(source, "CMakeLists.txt"))) {
-    run("git", ["clone", "-q", "node_modules/node-llama-cpp/llama/gitRelease.bundle", source]);
-  }
-  process.stderr.write(`building llama-speculative-simple in ${buildDir} (several minutes on 2 cores)…\n`);
-  run("cmake", [
-    "-S",
-    source,
-    "-B",
-    buildDir,
-    "-G",
-    "Ninja",
-    "-DCMAKE_BUILD_TYPE=Release",
-    "-DBUILD_SHARED_LIBS=OFF",
-    "-DGGML_NATIVE=ON",
-    "-DLLAMA_BUILD_COMMON=ON",
-    "-DLLAMA_BUILD_EXAMPLES=ON",
-    "-DLLAMA_BUILD_TOOLS=OFF",
-    "-DLLAMA_BUILD_SERVER=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_CURL=OFF",
-    "-DLLAMA_OPENSSL=OFF",
-  ]);
-  run("ninja", ["-C", buildDir, "llama-speculative-simple"]);
-}
+const binary = ensureLlamaSpeculative((line) => process.stderr.write(`${line}\n`));
 
 const draftPath = join(values.models!, values.draft!);
 const targetPath = join(values.models!, values.target!);

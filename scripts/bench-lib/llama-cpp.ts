@@ -37,7 +37,8 @@ export interface LlamaCppRun {
   accepted: number;
 }
 
-function run(cmd: string, args: string[], cwd?: string): string {
+/** Runs a command to the end and returns its output (stdout and stderr); a non-zero exit throws with its tail. */
+export function run(cmd: string, args: string[], cwd?: string): string {
   // Output through a file: the example logs from a background thread, and through a pipe its last lines (the
   // timings) were sometimes lost at exit.
   const dir = mkdtempSync(join(tmpdir(), "hsd-llama-cpp-"));

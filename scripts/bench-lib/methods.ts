@@ -20,6 +20,7 @@ import { plannerInput, type PlanReport } from "../../src/api/plan.js";
 import {
   bestThresholds,
   MeasuredPassCost,
+  perJudged,
   predictChain,
   type Acceptance,
   type LatencyPrediction,
@@ -82,20 +83,6 @@ export function shortNames(files: readonly string[]): string[] {
   const cut = Math.max(prefix.lastIndexOf("-"), prefix.lastIndexOf("_"), prefix.lastIndexOf("."));
   const n = cut >= 0 ? cut + 1 : 0;
   return stems.map((s) => (s.startsWith("ngram-") ? s.slice(6) : s.length > n ? s.slice(n) : s));
-}
-
-/** P(accept) per judged draft from a rate or rates by position. */
-export function perJudged(a: Acceptance): number {
-  if (typeof a === "number") return a;
-  let survive = 1;
-  let num = 0;
-  let den = 0;
-  for (const x of a) {
-    num += survive * x;
-    den += survive;
-    survive *= x;
-  }
-  return den > 0 ? num / den : 0;
 }
 
 /** The planner's view of one calibration (a plan report): its input, and predictions from it. */

@@ -51,7 +51,7 @@ import {
 } from "../calibration/calibrate.js";
 import type { SamplingTransform } from "../native/types.js";
 import { fixedPlan, livePlan, namedPlan, type NamedPlan } from "./adaptive.js";
-import { checkLearned, OnlinePlanner, type OnlineReport } from "./online.js";
+import { isLearnedEntry, OnlinePlanner, type OnlineReport } from "./online.js";
 import { replannerFor, type Replanner } from "./replanner.js";
 import { planFromCalibration, plannerInput, type NgramMode, type PlanReport } from "./plan.js";
 import { bestThresholds } from "../planner/index.js";
@@ -434,15 +434,17 @@ export class Hsd {
     const levels = this.allLevels;
     const proposals = levels.filter((l) => l.kind === "proposal").map((l) => l.name);
     const states = this.lookupCalibration()?.states ?? [0];
-    const learned = checkLearned(
-      // checkLearned checks the entry's shape against these models and settings.
-      await cache.get("learned", await this.learnedKey(transform, maxThreshold), (v): v is unknown => true),
-      this.models.map((m) => m.info),
-      proposals,
-      states,
+    const learned = await cache.get(
+      "learned",
+      await this.learnedKey(transform, maxThreshold),
+      isLearnedEntry(
+        this.models.map((m) => m.info),
+        proposals,
+        states,
+      ),
     );
     const prior =
-      learned?.calibration ??
+      (learned ? { ...learned.calibration, source: "learned" as const } : null) ??
       (await cachedCalibration(this.models, options)) ??
       (await calibrate(this.models, { ...options, quick: true }));
     this.replanner ??= replannerFor(this.threads);

@@ -10,11 +10,11 @@ import type { ModelInfo } from "../gguf/model-info.js";
 import type { Calibration, CalibrationSource } from "../calibration/calibrate.js";
 import { OnlineCalibration } from "../calibration/online.js";
 import { stateOf } from "../calibration/measure.js";
-import type { CalibrationCache } from "../calibration/cache.js";
 import { livePlan, namedPlan, predictNamed, type NamedPlan } from "./adaptive.js";
 import { planFromCalibration, type NgramMode } from "./plan.js";
 import type { Replanner } from "./replanner.js";
 import { PlanTimes } from "../engine/plan-times.js";
+import { isAcceptanceMatrix, isPassCostsList, type CalibrationCache, type EntryCheck } from "../calibration/cache.js";
 
 /** What the cache keeps of a planner: the estimates and the plan they chose. */
 export interface LearnedEntry {
@@ -153,25 +153,29 @@ export class OnlinePlanner {
   }
 }
 
-/** A cached entry that fits these levels and settings, or null (stale, damaged or from other models). */
-export function checkLearned(
-  entry: unknown,
+/**
+ * Whether a cached "learned" entry fits these models, levels and settings (the cache's check: an entry that does
+ * not is named in a warning and planning starts from another prior).
+ */
+export function isLearnedEntry(
   infos: readonly ModelInfo[],
   proposals: readonly string[],
   states: readonly number[],
-): LearnedEntry | null {
-  if (typeof entry !== "object" || entry === null) return null;
-  const e = entry as Partial<LearnedEntry>;
-  const c = e.calibration;
-  if (!c || !Array.isArray(c.models) || c.models.length !== infos.length) return null;
-  if (c.models.some((m, i) => m?.file !== infos[i]!.file)) return null;
-  if (!Array.isArray(c.acceptance) || c.acceptance.length !== infos.length) return null;
-  const workloadProposals = c.workload?.proposals?.map((p) => p.name) ?? [];
-  if (workloadProposals.join() !== proposals.join()) return null;
-  if (c.workload && c.workload.states?.length !== Math.max(1, states.length)) return null;
-  const names = new Set([...proposals, ...infos.map((m) => m.file)]);
-  const plan = e.plan;
-  if (!plan || !Array.isArray(plan.chains) || plan.chains.some((ch) => !ch.names.every((n) => names.has(n))))
-    return null;
-  return { calibration: { ...c, source: "learned" }, plan };
+): EntryCheck<LearnedEntry> {
+  const isCosts = isPassCostsList(infos.length);
+  const isAcceptance = isAcceptanceMatrix(infos.length);
+  return (entry: unknown): entry is LearnedEntry => {
+    if (typeof entry !== "object" || entry === null) return false;
+    const e = entry as Partial<LearnedEntry>;
+    const c = e.calibration;
+    if (!c || !Array.isArray(c.models) || c.models.length !== infos.length) return false;
+    if (c.models.some((m, i) => m?.file !== infos[i]!.file)) return false;
+    if (!isCosts(c.models.map((m) => m.costs)) || !isAcceptance(c.acceptance)) return false;
+    const workloadProposals = c.workload?.proposals?.map((p) => p.name) ?? [];
+    if (workloadProposals.join() !== proposals.join()) return false;
+    if (c.workload && c.workload.states?.length !== Math.max(1, states.length)) return false;
+    const names = new Set([...proposals, ...infos.map((m) => m.file)]);
+    const plan = e.plan;
+    return !!plan && Array.isArray(plan.chains) && plan.chains.every((ch) => ch.names.every((n) => names.has(n)));
+  };
 }

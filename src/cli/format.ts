@@ -4,23 +4,9 @@ import cliProgress from "cli-progress";
 import type { PlanReport, PlannedChain } from "../api/plan.js";
 import type { GenerationReport } from "../api/hsd.js";
 import type { CalibrationOptions } from "../calibration/calibrate.js";
-import type { Acceptance } from "../planner/index.js";
+import { perJudged } from "../planner/index.js";
 
 const ms = (x: number) => `${x.toFixed(3)} ms`;
-
-/** P(accept) per judged draft, from rates by position: Σ_j S_j a_j / Σ_j S_j, S_j the survival to position j. */
-function perJudged(a: Acceptance): number {
-  if (typeof a === "number") return a;
-  let survive = 1;
-  let num = 0;
-  let den = 0;
-  for (const x of a) {
-    num += survive * x;
-    den += survive;
-    survive *= x;
-  }
-  return den > 0 ? num / den : 0;
-}
 
 function chainText(c: Pick<PlannedChain, "chain" | "thresholds">): string {
   if (c.chain.length === 1) return `${c.chain[0]} alone (autoregressive)`;

@@ -17,6 +17,20 @@ import { InvalidOptionError } from "../errors.js";
  */
 export type Acceptance = number | readonly number[];
 
+/** P(accept) per judged draft, from rates by position: Σ_j S_j a_j / Σ_j S_j, S_j the survival to position j. */
+export function perJudged(a: Acceptance): number {
+  if (typeof a === "number") return a;
+  let survive = 1;
+  let num = 0;
+  let den = 0;
+  for (const x of a) {
+    num += survive * x;
+    den += survive;
+    survive *= x;
+  }
+  return den > 0 ? num / den : 0;
+}
+
 /** How a level that is not a model drafts: one proposal per call, of a random length, at a fixed cost. */
 export interface ProposalProfile {
   /** ms of one proposal (a lookup in the text; no forward pass). */

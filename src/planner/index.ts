@@ -30,6 +30,7 @@ export {
   type LevelSpec,
   type ProposalProfile,
   modelLevel,
+  perJudged,
 } from "./chain.js";
 export { type LatencyPrediction, type LevelPrediction, expectedLatency, singleDraftLatency } from "./latency.js";
 export {
