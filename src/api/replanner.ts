@@ -86,7 +86,8 @@ export class WorkerReplanner implements Replanner {
 
 /**
  * A worker when the models leave two CPUs free, else the calling thread: on 2 vCPUs with a 1-thread model the busy
- * worker made every pass of the target 1.5–2× slower (BENCHMARKS.md), more than re-planning in the thread costs.
+ * worker re-planning back to back left the adaptive default at 1.5–1.8× the autoregressive time per token
+ * (BENCHMARKS.md), far more than re-planning in the thread at a bounded share costs.
  */
 export function replannerFor(threads: number): Replanner {
   return availableParallelism() >= threads + 2 ? new WorkerReplanner() : inThreadReplanner;
