@@ -19,11 +19,12 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Hsd, type GenerateRequest } from "../src/api/hsd.js";
 import { defaultContextSize } from "../src/native/model.js";
+import { llamaBuildDescription } from "../src/native/load.js";
 import { planFromCalibration, policyChains, policyInput, type PlanReport } from "../src/api/plan.js";
 import { predictPolicy } from "../src/planner/index.js";
 import { analyse, compareCosts, type CostComparison, type MethodResult } from "./bench-lib/analyse.js";
 import { LlamaBaseline } from "./bench-lib/llama-baseline.js";
-import { ensureLlamaSpeculative } from "./bench-lib/llama-cpp.js";
+import { ensureLlamaSpeculative, LLAMA_CPP_ANCHOR_BUILD } from "./bench-lib/llama-cpp.js";
 import { buildMethods, CalibratedModel, type BenchMethod } from "./bench-lib/methods.js";
 import { parseBenchOptions, samplingSettings, type SamplingMode } from "./bench-lib/options.js";
 import { workload, type Workload } from "./bench-lib/workload.js";
@@ -309,6 +310,8 @@ const context: ReportContext = {
   title: `hsd benchmark: ${options.models ? resolve(options.models) : "bundled family"}`,
   command: `npm run bench --${argv.length ? ` ${argv.join(" ")}` : ""}`,
   device: hsd.device,
+  llamaBuild: llamaBuildDescription(),
+  ...(options.llamaCpp ? { anchorBuild: LLAMA_CPP_ANCHOR_BUILD } : {}),
   threads: options.threads,
   models: first.candidates.flatMap((c) =>
     c.kind === "model" ? [{ file: c.file, parameters: c.parameters, costMs1: c.costs.hot[0]!.ms }] : [],

@@ -9,6 +9,7 @@ import path from "node:path";
 import {
   defaultThreads,
   loadModel,
+  llamaBuildDescription,
   loadNative,
   packageRoot,
   physicalCoresFromCpuinfo,
@@ -90,6 +91,15 @@ describe("native layer", function () {
       expect(n.devices.some((d) => d.type === "cpu")).to.equal(true);
       expect(n.config.backend).to.be.a("string");
       expect(() => n.addon.loadBackends("/somewhere/else")).to.throw(/already loaded/);
+    });
+
+    it("says which llama.cpp build it runs on, and on Linux which CPU backend library ggml chose", function () {
+      const n = loadNative();
+      const said = llamaBuildDescription();
+      if (n.config.source === "build-llama") expect(said).to.contain(`a local build (${n.config.libDir})`);
+      else expect(said).to.match(/^prebuilt @node-llama-cpp\//);
+      // The CPU plugin is loaded by now (a model is open); on Linux its file name comes from /proc/self/maps.
+      if (process.platform === "linux") expect(said).to.match(/; CPU backend libggml-cpu[\w-]*\.so/);
     });
 
     describe("bad files give an Error naming the path, and the process keeps running", function () {

@@ -10,7 +10,7 @@
 // them: "ngram-simple,draft-simple" tries the n-gram lookup first and the draft model when it finds nothing.
 
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { SamplingMode } from "./options.js";
@@ -56,9 +56,36 @@ export function run(cmd: string, args: string[], cwd?: string): string {
   }
 }
 
+/**
+ * How the anchor is built. GGML_NATIVE=OFF: ggml's default x86 instruction set (AVX2/FMA/F16C), the same kernels as
+ * hsd's own CPU build (`npm run build:llama -- --backend cpu --single-cpu`), so that the comparison is of the two
+ * speculative loops and not of two builds of ggml: on one AVX-512 host GGML_NATIVE=ON made a one-token pass of the
+ * 5M target 1.7x dearer than the AVX2 kernels (llama-bench pp1 at depth 64: 0.82 vs 0.47 ms) and 2- and 16-token
+ * passes cost the same (BENCHMARKS.md, "Which llama.cpp build").
+ */
+const ANCHOR_CMAKE_FLAGS = [
+  "-DCMAKE_BUILD_TYPE=Release",
+  "-DBUILD_SHARED_LIBS=OFF",
+  "-DGGML_NATIVE=OFF",
+  "-DLLAMA_BUILD_COMMON=ON",
+  "-DLLAMA_BUILD_EXAMPLES=ON",
+  "-DLLAMA_BUILD_TOOLS=OFF",
+  "-DLLAMA_BUILD_SERVER=OFF",
+  "-DLLAMA_BUILD_TESTS=OFF",
+  "-DLLAMA_CURL=OFF",
+  "-DLLAMA_OPENSSL=OFF",
+];
+
+/** The anchor's build, in words, for the report. */
+export const LLAMA_CPP_ANCHOR_BUILD = `built from node-llama-cpp's bundled source (static, ${ANCHOR_CMAKE_FLAGS.filter((f) => f.includes("NATIVE")).join(" ")})`;
+
 /** Builds llama-speculative-simple from the bundled source if it is not there yet; returns its path. */
 export function ensureLlamaSpeculative(log: (s: string) => void): string {
-  if (existsSync(LLAMA_SPECULATIVE)) return LLAMA_SPECULATIVE;
+  // A build made with other flags (an earlier version of this script) is rebuilt: the stamp records the flags.
+  const stamp = join(BUILD, "hsd-anchor-flags.txt");
+  const flags = ANCHOR_CMAKE_FLAGS.join(" ");
+  if (existsSync(LLAMA_SPECULATIVE) && existsSync(stamp) && readFileSync(stamp, "utf8") === flags)
+    return LLAMA_SPECULATIVE;
   if (!existsSync(join(SOURCE, "CMakeLists.txt"))) {
     const bundle = resolve("node_modules/node-llama-cpp/llama/gitRelease.bundle");
     if (!existsSync(bundle))
@@ -66,25 +93,9 @@ export function ensureLlamaSpeculative(log: (s: string) => void): string {
     run("git", ["clone", "-q", bundle, SOURCE]);
   }
   log(`building llama-speculative-simple in ${BUILD} (several minutes on 2 cores, once)…`);
-  run("cmake", [
-    "-S",
-    SOURCE,
-    "-B",
-    BUILD,
-    "-G",
-    "Ninja",
-    "-DCMAKE_BUILD_TYPE=Release",
-    "-DBUILD_SHARED_LIBS=OFF",
-    "-DGGML_NATIVE=ON",
-    "-DLLAMA_BUILD_COMMON=ON",
-    "-DLLAMA_BUILD_EXAMPLES=ON",
-    "-DLLAMA_BUILD_TOOLS=OFF",
-    "-DLLAMA_BUILD_SERVER=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_CURL=OFF",
-    "-DLLAMA_OPENSSL=OFF",
-  ]);
+  run("cmake", ["-S", SOURCE, "-B", BUILD, "-G", "Ninja", ...ANCHOR_CMAKE_FLAGS]);
   run("ninja", ["-C", BUILD, "llama-speculative-simple"]);
+  writeFileSync(stamp, flags);
   return LLAMA_SPECULATIVE;
 }
 

@@ -12,6 +12,9 @@ export interface ReportContext {
   title: string;
   command: string;
   device: string;
+  /** Which llama.cpp hsd ran on (llamaBuildDescription) and how the llama.cpp anchor was built. */
+  llamaBuild?: string;
+  anchorBuild?: string;
   threads: number;
   models: { file: string; parameters: number; costMs1: number }[];
   maxTokens: number;
@@ -194,6 +197,12 @@ export function markdownReport(
       `${ctx.repetitions} repetitions per prompt, up to ${ctx.maxTokens} tokens per run, methods interleaved.`,
     "",
   );
+  if (ctx.llamaBuild)
+    out.push(
+      `llama.cpp under hsd: ${ctx.llamaBuild} (node-llama-cpp's baselines run on its own prebuilt binaries).`,
+      "",
+    );
+  if (ctx.anchorBuild) out.push(`llama.cpp's speculative-simple (the anchor): ${ctx.anchorBuild}.`, "");
   out.push(
     "Models: " +
       ctx.models

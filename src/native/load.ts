@@ -229,6 +229,35 @@ export function loadNative(): LoadedNative {
   return loaded;
 }
 
+/**
+ * Which llama.cpp this process runs on, in words: the prebuilt packages or a local build, and the CPU backend library
+ * ggml chose among its variants (Linux: read from /proc/self/maps). Benchmarks print it: on one host the prebuilt
+ * zen4 variant's passes cost 2.2x (1 token) to 3.6x (16 tokens) those of a local build of the same source
+ * (BENCHMARKS.md, "Which llama.cpp build").
+ */
+export function llamaBuildDescription(): string {
+  const { config } = loadNative();
+  const where =
+    config.source === "build-llama" ? `a local build (${config.libDir})` : `prebuilt ${config.source ?? config.libDir}`;
+  let cpu = "";
+  try {
+    // Only this addon's libraries: another llama.cpp in the process (node-llama-cpp's own addon) maps its own.
+    const dir = fs.realpathSync(config.libDir);
+    const paths = fs.readFileSync("/proc/self/maps", "utf8").match(/\/\S*libggml-cpu[^/\s]*\.so\S*/g) ?? [];
+    const libs = [
+      ...new Set(
+        paths
+          .filter((p) => path.dirname(fs.realpathSync(p)) === dir || path.dirname(p) === dir)
+          .map((p) => path.basename(p)),
+      ),
+    ];
+    if (libs.length > 0) cpu = `; CPU backend ${libs.join(", ")}`;
+  } catch {
+    // Not Linux: the variant is not known.
+  }
+  return `${where}${cpu}`;
+}
+
 /** The ggml devices (CPU, GPUs) the loaded backends expose. */
 export function nativeDevices(): NativeDevice[] {
   return loadNative().addon.devices();
