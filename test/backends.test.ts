@@ -166,4 +166,29 @@ describe("the real loader on this machine", function () {
     expect(bad.status).to.not.equal(0);
     expect(bad.stderr).to.match(/HSD_BACKEND must be auto, cpu, cuda, vulkan, metal; got "gpu"/);
   });
+
+  it("HSD_CPU_VARIANT loads the CPU variant it names, and a name the folder lacks is an error listing those it has", function () {
+    const models = path.join(packageRoot, "models", "tiny");
+    const file = path.join(
+      models,
+      fs.readdirSync(models).find((f) => f.endsWith(".gguf"))!,
+    );
+    const open = `(await n.loadModel(${JSON.stringify(file)})).dispose(); console.log(n.llamaBuildDescription());`;
+    const chosen = load({}, open);
+    expect(chosen.status, chosen.stderr).to.equal(0);
+    const libDir = JSON.parse(load({}, "console.log(JSON.stringify(n.loadNative().config.libDir))").stdout) as string;
+    const variants = fs.readdirSync(libDir).flatMap((f) => /^libggml-cpu-([\w-]+)\.so$/.exec(f)?.[1] ?? []);
+    const bad = load({ HSD_CPU_VARIANT: "no-such-cpu" }, "n.loadNative()");
+    expect(bad.status).to.not.equal(0);
+    expect(bad.stderr).to.contain(`HSD_CPU_VARIANT=no-such-cpu: ${libDir} has no such CPU backend variant`);
+    if (variants.length < 2) return; // one CPU backend (a --single-cpu build): nothing to choose between
+    for (const f of variants) expect(bad.stderr).to.contain(f);
+    // A variant other than the one ggml picks by itself (whose name the default run printed): the baseline x64 one,
+    // which every x86-64 CPU runs, where there is one.
+    const others = variants.filter((v) => !chosen.stdout.includes(`libggml-cpu-${v}.so`));
+    const other = others.includes("x64") ? "x64" : others[0]!;
+    const forced = load({ HSD_CPU_VARIANT: other }, open);
+    expect(forced.status, forced.stderr).to.equal(0);
+    expect(forced.stdout.trim()).to.match(new RegExp(`; CPU backend libggml-cpu-${other}\\.so$`));
+  });
 });

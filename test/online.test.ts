@@ -74,11 +74,12 @@ describe("planning while generating (API, bundled family)", function () {
     try {
       const r = await next.generate(PROMPTS[0]!, { sampling: GREEDY, maxTokens: 16 }).result;
       expect(r.online!.prior).to.equal("learned");
-      // A damaged store is ignored: the next instance starts from the (cached) quick calibration and rewrites it.
-      writeFileSync(join(cache, learnedFiles()[0]!), '{"calibration": {"models": [');
     } finally {
+      // What this generation learned is written after its stream ended; dispose() waits for the write.
       await next.dispose();
     }
+    // A damaged store is ignored: the next instance starts from the (cached) quick calibration and rewrites it.
+    writeFileSync(join(cache, learnedFiles()[0]!), '{"calibration": {"models": [');
     const third = await Hsd.open({ threads: 1 });
     try {
       const r = await third.generate(PROMPTS[0]!, { sampling: GREEDY, maxTokens: 16 }).result;

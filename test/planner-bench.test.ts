@@ -1,7 +1,7 @@
 // The benchmark's pure parts (scripts/bench-lib): statistics, method selection from a calibration, analysis of
 // runs, the report and the plot. The end-to-end run itself needs the models and is `npm run bench`.
 import { expect } from "chai";
-import type { PlanReport } from "../src/api/plan.js";
+import { batchingNote, type PlanReport } from "../src/api/plan.js";
 import type { RunStats } from "../src/engine/generate.js";
 import { HsdDecoder } from "../src/engine/hsd.js";
 import { Rng } from "../src/util/rng.js";
@@ -61,6 +61,7 @@ function fakePlan(): PlanReport {
     policy: null,
     maxThreshold: 16,
     calibration: { device: "test", threads: 1, greedy: true, prompts: 8, fromCache: false },
+    notes: [],
   };
 }
 
@@ -133,6 +134,27 @@ describe("bench: statistics and options", () => {
     };
     expect(() => fail(["--prompts", "0"])).to.throw(/exit/);
     expect(() => fail(["--sampling", "beam"])).to.throw(/exit/);
+  });
+});
+
+describe("plan notes", () => {
+  it("say when the target's passes do not get cheaper per token with more tokens, and only then", () => {
+    const plan = fakePlan();
+    // The fixture's costs grow by 15% a token: batching pays, nothing to say.
+    expect(batchingNote(plan.candidates, "cpu")).to.equal(null);
+    const target = plan.candidates[3]!;
+    if (target.kind !== "model") throw new Error("fixture");
+    const linear = Array.from({ length: 18 }, (_, k) => ({ n: k + 1, ms: 0.3 * (k + 1) }));
+    target.costs = { ...target.costs, hot: linear, cold: linear };
+    const note = batchingNote(plan.candidates, "cpu");
+    expect(note).to.match(/over 4 tokens costs 4\.0x a one-token pass/);
+    expect(note).to.contain("npm run build:llama -- --backend cpu --single-cpu");
+    // On a GPU the build hint does not apply; the measurement is still said.
+    expect(batchingNote(plan.candidates, "cuda: NVIDIA H200")).to.not.contain("build:llama");
+    // Just under the line (c(4) = 3.5 c(1)): no note.
+    const under = [1, 2, 3, 4].map((n) => ({ n, ms: 0.3 * (n === 1 ? 1 : n === 4 ? 3.5 : n) }));
+    target.costs = { ...target.costs, hot: under, cold: under };
+    expect(batchingNote(plan.candidates, "cpu")).to.equal(null);
   });
 });
 

@@ -105,6 +105,8 @@ export interface RunRecord {
   wallMs: number;
   decodeMs: number;
   decodeTokens: number;
+  /** hsd runs: ms from the last token to the end of the stream (the report's bookkeeping; not decoding). */
+  tailMs?: number;
   /** sha256 of the token ids (greedy: every exact method must give the target's tokens). */
   tokensHash: string;
   /** hsd runs: the engine's statistics. */
@@ -167,7 +169,7 @@ export async function runHsd(
     sampling: { ...samplingSettings(mode), seed },
     maxTokens,
   });
-  const { decodeMs, decodeTokens, result } = await timeDecoding(run);
+  const { decodeMs, decodeTokens, tailMs, result } = await timeDecoding(run);
   const online = result.online;
   const passTimes = recorder?.stop();
   return {
@@ -176,6 +178,7 @@ export async function runHsd(
     tokens: result.tokens.length,
     wallMs: result.stats.wallMs,
     decodeMs,
+    tailMs,
     decodeTokens,
     tokensHash: hashTokens(result.tokens),
     stats: result.stats,

@@ -20,6 +20,7 @@ import {
 } from "../planner/index.js";
 import type { Workload } from "../calibration/measure.js";
 import { InvalidOptionError } from "../errors.js";
+import { levelTables } from "../planner/costs.js";
 
 /** Whether the model-free levels take part: the planner decides ("auto"), always where they can ("on"), never. */
 export type NgramMode = "auto" | "on" | "off";
@@ -91,7 +92,39 @@ export interface PlanReport {
   /** Thresholds were searched in 1 … maxThreshold. */
   maxThreshold: number;
   calibration: { device: string; threads: number; greedy: boolean; prompts: number; fromCache: boolean };
+  /** What the measurements say about this machine that the plan alone does not (see batchingNote). */
+  notes: string[];
 }
+
+/**
+ * A pass over 4 tokens that costs at least this many one-token passes leaves no room for speculation: a block
+ * verified in one pass costs about what as many autoregressive steps cost, whatever the drafts.
+ */
+const NO_BATCHING_RATIO = 3.6;
+
+/**
+ * When the target's measured passes do not get cheaper per token with more tokens (c(4) >= 3.6 c(1)), no draft
+ * can pay, and the plan is the target alone: say why, and what has helped. On one host node-llama-cpp's prebuilt
+ * CPU libraries measured c(16) = 15.8 c(1) where a local build of the same llama.cpp measured 9.6 c(1), with a
+ * 2.2x cheaper one-token pass (BENCHMARKS.md, "Which llama.cpp build").
+ */
+export function batchingNote(candidates: readonly PlanCandidate[], device: string): string | null {
+  const target = candidates[candidates.length - 1];
+  if (!target || target.kind !== "model") return null;
+  const tables = levelTables(target.costs, `plan candidates (${target.name})`);
+  const ratio = tables.hot.at(4) / tables.hot.at(1);
+  if (!(ratio >= NO_BATCHING_RATIO)) return null;
+  const cpu = /cpu/i.test(device);
+  return (
+    `a pass of ${target.name} over 4 tokens costs ${ratio.toFixed(1)}x a one-token pass here, so verifying a block costs about ` +
+    "what generating it one token at a time costs and no draft can pay" +
+    (cpu
+      ? `; llama.cpp built on this machine (${llamaBuildHint}) has made such passes several times cheaper (BENCHMARKS.md, "Which llama.cpp build")`
+      : "")
+  );
+}
+
+const llamaBuildHint = "npm run build:llama -- --backend cpu --single-cpu, in a checkout of hsd-llm";
 
 /** A candidate as the planner reads it. */
 function levelSpec(c: PlanCandidate): LevelSpec {
@@ -278,5 +311,6 @@ export function planFromCalibration(
       prompts: calibration.prompts,
       fromCache: calibration.acceptanceFromCache && calibration.models.every((m) => m.fromCache),
     },
+    notes: [batchingNote(candidates, calibration.device)].filter((n): n is string => n !== null),
   };
 }

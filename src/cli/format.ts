@@ -73,6 +73,7 @@ export function formatPlan(plan: PlanReport, rejected: { file: string; reason: s
       `Best single:   ${chainText(plan.bestSingle)}: ${ms(plan.bestSingle.predictedMsPerToken)}/token, ${plan.bestSingle.predictedSpeedupVsAutoregressive.toFixed(2)}x`,
     );
   out.push(`Autoregressive: ${ms(plan.autoregressive.predictedMsPerToken)}/token`);
+  for (const note of plan.notes) out.push(`Note: ${note}.`);
   if (rejected.length > 0) {
     out.push("");
     out.push("Not used:");

@@ -8,6 +8,8 @@
 // HSD_BACKEND forces one). Nothing is compiled at run time. The ggml backend plugins are loaded from the chosen
 // folders once per process: ggml's own search looks next to the node executable and would find nothing.
 import fs from "node:fs";
+import os from "node:os";
+import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -187,7 +189,7 @@ function loadLocalBuild(): LoadedNative {
       `The llama.cpp libraries named in ${nativeConfigPath} are gone (${config.libDir}). ${hint}`,
     );
   const addon = requireAddon(addonPath, hint);
-  const devices = addon.loadBackends(config.libDir);
+  const devices = loadBackendsFrom(addon, config.libDir);
   return { addon, config, devices, addonPath, gpuNotes: [] };
 }
 
@@ -207,10 +209,11 @@ function loadPrebuilt(): LoadedNative {
     forced: process.env.HSD_BACKEND,
     expectedVersion: meta.nodeLlamaCpp ?? null,
     resolve: packageResolver(fileURLToPath(import.meta.url)),
-    openLibraries: (dir) => void addon.openLibraries(dir),
+    // The same folder as the plugins (pluginDir): the addon opens libllama and loads the backends from one place.
+    openLibraries: (dir) => void addon.openLibraries(pluginDir(dir)),
     loadPlugin: (file) => addon.loadBackendPlugin(file),
   });
-  const devices = addon.loadBackends(selection.libDir);
+  const devices = loadBackendsFrom(addon, selection.libDir);
   const config: NativeConfig = {
     libDir: selection.libDir,
     backend: selection.backend,
@@ -220,6 +223,61 @@ function loadPrebuilt(): LoadedNative {
     ...(meta.builtAt ? { builtAt: meta.builtAt } : {}),
   };
   return { addon, config, devices, addonPath, gpuNotes: selection.gpuNotes };
+}
+
+/** A CPU backend variant's file: libggml-cpu-haswell.so, ggml-cpu-zen4.dll, … (the name is group 2). */
+const CPU_VARIANT_FILE = /^(lib)?ggml-cpu-([\w-]+)\.(so|dll|dylib)$/;
+
+/**
+ * The folder ggml loads the backend plugins from. ggml picks the CPU variant with the highest feature score, which
+ * is not always the fastest: on an AMD EPYC with AVX-512 (Zen 4) node-llama-cpp's zen4 variant made a one-token
+ * pass of the bundled 5M target 1.7x (64 tokens in the KV cache) to 4.4x (300 tokens) dearer than its haswell
+ * variant (BENCHMARKS.md, "Which llama.cpp build"). HSD_CPU_VARIANT=haswell (a variant's name) makes ggml see
+ * only that one: a folder of links to libDir's files without the other variants (in the temporary folder, made
+ * once per libDir and variant).
+ */
+function pluginDir(libDir: string): string {
+  const variant = process.env.HSD_CPU_VARIANT;
+  if (variant === undefined || variant === "") return libDir;
+  const dir = variantDir(libDir, variant);
+  return dir;
+}
+
+/** loadBackends from pluginDir(libDir); a variant named by HSD_CPU_VARIANT that does not run here says so. */
+function loadBackendsFrom(addon: RawAddon, libDir: string): NativeDevice[] {
+  try {
+    return addon.loadBackends(pluginDir(libDir));
+  } catch (e) {
+    const variant = process.env.HSD_CPU_VARIANT;
+    if (!variant || e instanceof NativeLoadError) throw e;
+    throw new NativeLoadError(
+      `HSD_CPU_VARIANT=${variant}: ggml could not load that CPU backend variant (does this CPU lack its instruction set?): ${(e as Error).message}. Name another variant, or unset HSD_CPU_VARIANT to let ggml choose.`,
+    );
+  }
+}
+
+function variantDir(libDir: string, variant: string): string {
+  const files = fs.readdirSync(libDir);
+  const variants = files.flatMap((f) => {
+    const m = CPU_VARIANT_FILE.exec(f);
+    return m ? [m[2]!] : [];
+  });
+  if (!variants.includes(variant))
+    throw new NativeLoadError(
+      `HSD_CPU_VARIANT=${variant}: ${libDir} has no such CPU backend variant` +
+        (variants.length > 0 ? ` (it has: ${variants.join(", ")})` : " (it has one CPU backend, no variants)") +
+        ". Unset HSD_CPU_VARIANT to let ggml choose.",
+    );
+  const key = createHash("sha256").update(fs.realpathSync(libDir)).digest("hex").slice(0, 16);
+  const dir = path.join(os.tmpdir(), `hsd-cpu-${variant}-${key}`);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of files) {
+    const m = CPU_VARIANT_FILE.exec(f);
+    if (m && m[2] !== variant) continue;
+    const link = path.join(dir, f);
+    if (!fs.existsSync(link)) fs.symlinkSync(path.join(fs.realpathSync(libDir), f), link);
+  }
+  return dir;
 }
 
 /** Loads the addon and its backends once per process; throws an Error that says what to do. */

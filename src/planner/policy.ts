@@ -80,6 +80,11 @@ interface StateOptions {
 /** How a policy's steps walk the calibration text: the share of steps per state and the catch-up they pay. */
 interface Walk {
   frequency: number[];
+  /**
+   * afterBlock[s]: of the steps that start in state s, the share whose previous step was not the target alone (a
+   * block, or the prompt): a target-alone step there pays a shape change instead of the autoregressive rate.
+   */
+  afterBlock: number[];
   /** extra[s][m]: expected extra ms of model m's catch-up in a step starting in state s (0 where m does not run). */
   extra: number[][];
 }
@@ -125,25 +130,31 @@ function policyModel(
       maxDepth: Math.min(input.maxDepth ?? 2, K),
     };
     const steps = enumerate(planner, s);
-    // A step of the target alone inside a policy follows other steps' passes, not a long run of its own: priced as
-    // one hot pass (as a lookup chain that abstains is), not at the steady autoregressive rate.
-    steps[0] = { ...steps[0]!, ms: tables[K]!.hot.at(1) };
+    // A step of the target alone costs the steady autoregressive rate when the step before it was one too (the
+    // same one-token pass again: llama.cpp reuses its compute graph), and one hot pass of a changed size when the
+    // step before ran a block (a graph rebuild, §7). The walk measures how often each happens (Walk.afterBlock);
+    // msOf prices it. Here: the autoregressive rate.
+    steps[0] = { ...steps[0]!, ms: tables[K]!.autoregressiveMs };
     return { steps, models: steps.map((o) => o.chain.filter((m) => tables[m] !== null && m !== K)) };
   });
 
   /** The walk of a policy (an option per state) along the calibration paths. */
   const walk = (choice: readonly number[]): Walk => {
     const count = new Array<number>(S).fill(0);
+    const afterBlockCount = new Array<number>(S).fill(0);
     const extraSum = Array.from({ length: S }, () => new Array<number>(K).fill(0));
     for (const path of input.paths) {
       // Where each model last ran (its KV cache then held the text up to there): the prompt counts as seen.
       const seen = new Array<number>(K).fill(0);
       let pos = 0;
+      let previousAlone = false;
       while (pos < path.length) {
         const s = path[Math.floor(pos)]!;
         const o = choice[s]!;
         const step = options[s]!.steps[o]!;
         count[s]!++;
+        if (!previousAlone) afterBlockCount[s]!++;
+        previousAlone = o === 0;
         for (const m of options[s]!.models[o]!) {
           const skipped = pos - seen[m]!;
           if (skipped > 0) extraSum[s]![m]! += catchUpExtra(tables[m]!, skipped);
@@ -155,11 +166,16 @@ function policyModel(
     const steps = count.reduce((a, b) => a + b, 0);
     return {
       frequency: count.map((c) => c / steps),
+      afterBlock: afterBlockCount.map((c, s) => (count[s]! > 0 ? c / count[s]! : 0)),
       extra: extraSum.map((row, s) => row.map((x) => (count[s]! > 0 ? x / count[s]! : 0))),
     };
   };
+  // The extra of a target-alone step after a block: a hot one-token pass of a changed size over the steady rate.
+  const afterBlockMs = tables[K]!.hotShaped.at(1) + (tables[K]!.hotShaped.reshape?.at(1) ?? 0);
+  const shapeChangeExtra = Math.max(0, afterBlockMs - tables[K]!.autoregressiveMs);
   const msOf = (w: Walk, s: number, o: number): number => {
     let ms = options[s]!.steps[o]!.ms;
+    if (o === 0) ms += w.afterBlock[s]! * shapeChangeExtra;
     for (const m of options[s]!.models[o]!) ms += w.extra[s]![m]!;
     return ms;
   };
