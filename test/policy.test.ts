@@ -96,6 +96,49 @@ describe("planner: routed policies (Dinkelbach over states)", () => {
   });
 });
 
+describe("planner: a policy's target-alone steps", () => {
+  /**
+   * The target's steady autoregressive rate (1.0 ms: llama.cpp reuses the one-token graph) is below its hot one-token
+   * pass measured among other sizes (1.25 ms), and a draft chain costs 1.24 ms a token: priced at the hot pass, a
+   * target-alone step lost to the draft, and the plan was a policy predicted 0.8x autoregressive (seen on a real
+   * calibration). A run of target-alone steps costs the autoregressive rate; after a block, one shape change.
+   */
+  function input(): PolicyInput {
+    const base = instance(3);
+    const target = base.candidates[2]!;
+    if (target.kind !== "model") throw new Error("fixture");
+    target.costs = { hot: affinePassCost(1.25, 0.3), reshape: affinePassCost(0.2, 0), autoregressiveMs: 1.0 };
+    const draft = base.candidates[1]!;
+    if (draft.kind !== "model") throw new Error("fixture");
+    draft.costs = { hot: affinePassCost(0.3, 0.02), cold: affinePassCost(0.3, 0.02) };
+    // Only "match 0" along the text: the lookup never proposes, so the choice is the draft or the target alone.
+    return { ...base, paths: [new Array(200).fill(0)] };
+  }
+
+  it("cost the autoregressive rate in a run, so a draft chain slower than that is not picked", () => {
+    const plan = choosePolicy(input());
+    expect(plan.states[0]!.names).to.deep.equal(["target"]);
+    // 200 positions, one step each; the first follows the prompt's pass, a shape change: c(1) + reshape = 1.75 ms.
+    expect(plan.predictedMsPerToken).to.be.closeTo(1.0 + (1.75 - 1.0) / 200, 1e-9);
+    expect(plan.bestFixed.names).to.deep.equal(["target"]);
+  });
+
+  it("pay a shape change after a block", () => {
+    const base = input();
+    // Alternate matched spans (the lookup proposes 4 tokens, all kept) with unmatched stretches.
+    const path: number[] = [];
+    for (let r = 0; r < 10; r++) path.push(...new Array(8).fill(1), ...new Array(4).fill(0));
+    const plan = choosePolicy({ ...base, paths: [path] });
+    const alone = plan.states[0]!;
+    expect(alone.names).to.deep.equal(["target"]);
+    expect(plan.states[1]!.names[0]).to.equal("ngram-lookup");
+    // Every unmatched stretch starts after a lookup block: some of its steps (the walk's share) pay the shape change,
+    // the rest run at the autoregressive rate.
+    expect(alone.msPerStep).to.be.above(1.0 + 0.1 * 0.75);
+    expect(alone.msPerStep).to.be.below(1.75 - 0.1 * 0.75);
+  });
+});
+
 /** Every (chain, thresholds) option choosePolicy enumerates for the instance, as plain records. */
 function chainsOf(input: PolicyInput): { chain: number[]; thresholds: number[] }[] {
   const out: { chain: number[]; thresholds: number[] }[] = [{ chain: [2], thresholds: [] }];
