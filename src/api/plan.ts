@@ -105,7 +105,7 @@ const NO_BATCHING_RATIO = 3.6;
 /**
  * When the target's measured passes do not get cheaper per token with more tokens (c(4) >= 3.6 c(1)), no draft
  * can pay, and the plan is the target alone: say why, and what has helped. On one host node-llama-cpp's prebuilt
- * CPU libraries measured c(16) = 15.8 c(1) where a local build of the same llama.cpp measured 9.6 c(1), with a
+ * CPU libraries measured c(16) = 14-16 c(1) where a local build of the same llama.cpp measured 9.6 c(1), with a
  * 2.2x cheaper one-token pass (BENCHMARKS.md, "Which llama.cpp build").
  */
 export function batchingNote(candidates: readonly PlanCandidate[], device: string): string | null {

@@ -9,7 +9,6 @@
 // folders once per process: ggml's own search looks next to the node executable and would find nothing.
 import fs from "node:fs";
 import os from "node:os";
-import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -231,17 +230,22 @@ const CPU_VARIANT_FILE = /^(lib)?ggml-cpu-([\w-]+)\.(so|dll|dylib)$/;
 /**
  * The folder ggml loads the backend plugins from. ggml picks the CPU variant with the highest feature score, which
  * is not always the fastest: on an AMD EPYC with AVX-512 (Zen 4) node-llama-cpp's zen4 variant made a one-token
- * pass of the bundled 5M target 1.7x (64 tokens in the KV cache) to 4.4x (300 tokens) dearer than its haswell
+ * pass of the bundled 5M target 2.2x (64 tokens in the KV cache) to 4.4x (300 tokens) dearer than its haswell
  * variant (BENCHMARKS.md, "Which llama.cpp build"). HSD_CPU_VARIANT=haswell (a variant's name) makes ggml see
- * only that one: a folder of links to libDir's files without the other variants (in the temporary folder, made
- * once per libDir and variant).
+ * only that one: a folder of links to libDir's files without the other variants, made once per process (a new
+ * temporary folder, not a predictable path another user could prepare) and removed when the process exits.
  */
 function pluginDir(libDir: string): string {
   const variant = process.env.HSD_CPU_VARIANT;
   if (variant === undefined || variant === "") return libDir;
+  const made = variantDirs.get(libDir);
+  if (made) return made;
   const dir = variantDir(libDir, variant);
+  variantDirs.set(libDir, dir);
   return dir;
 }
+
+const variantDirs = new Map<string, string>();
 
 /** loadBackends from pluginDir(libDir); a variant named by HSD_CPU_VARIANT that does not run here says so. */
 function loadBackendsFrom(addon: RawAddon, libDir: string): NativeDevice[] {
@@ -268,14 +272,13 @@ function variantDir(libDir: string, variant: string): string {
         (variants.length > 0 ? ` (it has: ${variants.join(", ")})` : " (it has one CPU backend, no variants)") +
         ". Unset HSD_CPU_VARIANT to let ggml choose.",
     );
-  const key = createHash("sha256").update(fs.realpathSync(libDir)).digest("hex").slice(0, 16);
-  const dir = path.join(os.tmpdir(), `hsd-cpu-${variant}-${key}`);
-  fs.mkdirSync(dir, { recursive: true });
+  const real = fs.realpathSync(libDir);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hsd-cpu-${variant}-`));
+  process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
   for (const f of files) {
     const m = CPU_VARIANT_FILE.exec(f);
     if (m && m[2] !== variant) continue;
-    const link = path.join(dir, f);
-    if (!fs.existsSync(link)) fs.symlinkSync(path.join(fs.realpathSync(libDir), f), link);
+    fs.symlinkSync(path.join(real, f), path.join(dir, f));
   }
   return dir;
 }

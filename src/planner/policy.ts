@@ -132,7 +132,7 @@ function policyModel(
     const steps = enumerate(planner, s);
     // A step of the target alone costs the steady autoregressive rate when the step before it was one too (the
     // same one-token pass again: llama.cpp reuses its compute graph), and one hot pass of a changed size when the
-    // step before ran a block (a graph rebuild, §7). The walk measures how often each happens (Walk.afterBlock);
+    // step before ran a block (a graph rebuild, §5.4). The walk measures how often each happens (Walk.afterBlock);
     // msOf prices it. Here: the autoregressive rate.
     steps[0] = { ...steps[0]!, ms: tables[K]!.autoregressiveMs };
     return { steps, models: steps.map((o) => o.chain.filter((m) => tables[m] !== null && m !== K)) };
