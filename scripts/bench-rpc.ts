@@ -35,6 +35,7 @@ import { startRpcServer, ensureRpcBuild, type RpcServerProcess } from "../test/h
 import { BENCH_PROMPTS } from "./bench-lib/prompts.js";
 import { workload } from "./bench-lib/workload.js";
 import { rotate } from "./bench-lib/stats.js";
+import { median } from "../src/util/stats.js";
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
@@ -114,12 +115,6 @@ interface Setup {
   /** The online estimates' prediction for the plan running at the end of each adaptive run. */
   adaptivePredicted: number[];
 }
-
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const short = (name: string) => name.replace(/^hsd-tiny-|\.gguf$/g, "");
 const chainLabel = (c: string[], t: number[]) => c.map(short).join(" > ") + (t.length ? ` [${t.join(",")}]` : "");

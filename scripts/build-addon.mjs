@@ -25,7 +25,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { llamaBundle, llamaPackagesVersion } from "./lib/llama-bundle.mjs";
-import { packageDir as packageDirFrom } from "./lib/package-dir.mjs";
+import { cpuPackageName, installedCpuLibDir, packageDir as packageDirFrom } from "./lib/package-dir.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const buildDir = path.join(root, "build");
@@ -138,24 +138,6 @@ function ensureHeaders() {
 function linkArgs() {
   if (process.platform === "linux") return { libraries: ["-ldl"], ldflags: ["-Wl,-z,now"] };
   return { libraries: [], ldflags: [] };
-}
-
-// The CPU package of node-llama-cpp for this machine (the smoke test loads the addon against it). Only linux-x64 is
-// tested here; the other names follow node-llama-cpp's package naming.
-function cpuPackageName(platform = process.platform, arch = process.arch) {
-  if (platform === "linux" && ["x64", "arm64", "riscv64"].includes(arch)) return `linux-${arch}`;
-  if (platform === "linux" && arch === "arm") return "linux-armv7l";
-  if (platform === "darwin" && arch === "arm64") return "mac-arm64-metal";
-  if (platform === "darwin" && arch === "x64") return "mac-x64";
-  if (platform === "win32" && ["x64", "arm64"].includes(arch)) return `win-${arch}`;
-  return null;
-}
-
-function installedCpuLibDir() {
-  const name = cpuPackageName();
-  const dir = name && packageDir(`@node-llama-cpp/${name}`);
-  const bins = dir && path.join(dir, "bins", name);
-  return bins && fs.existsSync(bins) ? bins : null;
 }
 
 // ---------- 3. node-gyp ----------
@@ -273,7 +255,7 @@ async function main() {
 
   // Smoke test in a child process: a missing symbol or a library that does not load shows up here, not in the
   // user's first run.
-  const libDir = opts.libDir ?? installedCpuLibDir();
+  const libDir = opts.libDir ?? installedCpuLibDir(root);
   if (libDir) {
     const probe = spawnSync(
       process.execPath,

@@ -44,7 +44,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { llamaBundle } from "./lib/llama-bundle.mjs";
-import { packageDir as packageDirFrom } from "./lib/package-dir.mjs";
+import { packageDir as packageDirFrom, installedCpuLibDir } from "./lib/package-dir.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const buildDir = path.join(root, "build");
@@ -280,20 +280,9 @@ function librariesInUse() {
     const libDir = JSON.parse(fs.readFileSync(config, "utf8")).libDir;
     if (typeof libDir === "string" && fs.existsSync(libDir)) return libDir;
   }
-  const name = cpuPackageName();
-  const dir = name && packageDir(`@node-llama-cpp/${name}`);
-  const bins = dir && path.join(dir, "bins", name);
-  if (bins && fs.existsSync(bins)) return bins;
+  const bins = installedCpuLibDir(root);
+  if (bins) return bins;
   fail("no llama.cpp in use to add RPC to: install the @node-llama-cpp packages (npm install) or build one (--rpc)");
-}
-
-function cpuPackageName() {
-  const { platform, arch } = process;
-  if (platform === "linux" && ["x64", "arm64", "riscv64"].includes(arch)) return `linux-${arch}`;
-  if (platform === "linux" && arch === "arm") return "linux-armv7l";
-  if (platform === "darwin" && arch === "arm64") return "mac-arm64-metal";
-  if (platform === "darwin" && arch === "x64") return "mac-x64";
-  return null;
 }
 
 function sourceCommit(src) {

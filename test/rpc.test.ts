@@ -313,7 +313,8 @@ describe("RPC: the target on rpc-servers, the drafts local", function () {
       const direct = await Hsd.open({ files, rpc: server.endpoint, ngram: "off" });
       try {
         const r = await direct.generate(PROMPTS[1]!, { sampling: { greedy: true }, maxTokens: TOKENS }).result;
-        expect(r.online?.prior).to.not.equal("learned");
+        expect(r.online).to.exist;
+        expect(r.online!.prior).to.not.equal("learned");
         expect(r.tokens).to.deep.equal(ref.get(PROMPTS[1]!));
       } finally {
         await direct.dispose();

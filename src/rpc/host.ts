@@ -59,7 +59,7 @@ async function control(bytes: Uint8Array): Promise<unknown> {
       const model = new LlamaModel(handle, r.path);
       const modelId = nextId++;
       models.set(modelId, model);
-      const answer: LoadAnswer = { modelId, info: handle.info(), devices: r.servers.map((s) => `RPC ${s}`) };
+      const answer: LoadAnswer = { modelId, info: handle.info() };
       return answer;
     }
     case Op.createContext: {
@@ -69,7 +69,7 @@ async function control(bytes: Uint8Array): Promise<unknown> {
       const context = model.createContext(r);
       const contextId = nextId++;
       contexts.set(contextId, { context, vocabSize: model.vocabSize });
-      return { contextId, contextSize: context.contextSize, batchSize: context.batchSize, vocabSize: model.vocabSize };
+      return { contextId, contextSize: context.contextSize, batchSize: context.batchSize };
     }
     case Op.setSampling: {
       const r = request as ControlMessages[typeof Op.setSampling]["request"];

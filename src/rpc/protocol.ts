@@ -15,7 +15,6 @@ export const Op = {
   disposeContext: 6,
   disposeModel: 7,
 } as const;
-export type OpCode = (typeof Op)[keyof typeof Op];
 
 export const OK = 0;
 export const FAILED = 1;
@@ -31,7 +30,7 @@ export interface ControlMessages {
       threads: number;
       flashAttention?: FlashAttention;
     };
-    answer: { contextId: number; contextSize: number; batchSize: number; vocabSize: number };
+    answer: { contextId: number; contextSize: number; batchSize: number };
   };
   [Op.setSampling]: { request: { contextId: number; transform: SamplingTransform }; answer: null };
   [Op.truncate]: { request: { contextId: number; position: number }; answer: null };
@@ -43,8 +42,6 @@ export type ControlOp = keyof ControlMessages;
 export interface LoadAnswer {
   modelId: number;
   info: RawModelInfo;
-  /** The ggml devices the model's layers went to (e.g. "RPC0 127.0.0.1:50052"). */
-  devices: string[];
 }
 
 const encoder = new TextEncoder();

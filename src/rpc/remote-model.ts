@@ -185,11 +185,6 @@ export class RemoteModelHost {
     return this.lost === null && !this.closed;
   }
 
-  /** The error of the fault that ended this host, if any. */
-  get fault(): RpcServerError | null {
-    return this.lost;
-  }
-
   private checkAnswer<T>(buffer: ArrayBuffer, read: (b: ArrayBuffer) => T): T {
     const failure = answerFailure(buffer);
     if (failure !== null) throw new Error(failure); // the child's llama.cpp refused the request (bad arguments, …)
@@ -270,8 +265,6 @@ export class RemoteModel implements NativeModel {
   readonly description: string;
   readonly bosToken: number;
   readonly eosToken: number;
-  /** Where the layers run, e.g. ["RPC 192.168.1.20:50052"]. */
-  readonly devices: readonly string[];
   private readonly modelId: number;
   private readonly contexts = new Set<RemoteContext>();
   private disposed = false;
@@ -283,7 +276,6 @@ export class RemoteModel implements NativeModel {
     loaded: LoadAnswer,
   ) {
     this.modelId = loaded.modelId;
-    this.devices = loaded.devices;
     const info = loaded.info;
     this.path = vocab.path;
     this.vocabSize = info.vocabSize;
